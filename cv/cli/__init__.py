@@ -1,0 +1,80 @@
+"""The ``customs-vision`` console command.
+
+The CLI is the edge of the program: it reads settings and turns arguments into
+calls. Command bodies import the folders below ``cv`` (datasets, models,
+training, ...) lazily, so ``customs-vision --help`` stays fast and
+``import cv`` never pulls in heavy libraries.
+
+Exit codes: 0 success; 1 a deliberate error without a more specific kind;
+2 bad configuration or arguments; 3 a file in the wrong format; 4 data that
+failed validation; 5 something asked for does not exist; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cv.cli.data import app as data_app
+from cv.errors import CustomsVisionError
+from cv.log import console, setup_logging
+from cv.settings import get_settings
+
+app = typer.Typer(
+    name="customs-vision",
+    help="Computer-vision inspection toolkit for customs: X-ray data, detectors, "
+    "re-identification, alerts and declaration risk.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(data_app, name="data")
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
+) -> None:
+    setup_logging("DEBUG" if verbose else get_settings().log_level)
+
+
+@app.command()
+def demo(
+    out: str = typer.Option("runs/demo", help="Where the demo writes its data."),
+    images: int = typer.Option(200, min=1, help="Number of synthetic scans to generate."),
+) -> None:
+    """Run the main job: generate a small synthetic X-ray set and print its statistics."""
+    from cv.cli.demo import run_demo
+
+    run_demo(out=out, images=images)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except CustomsVisionError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        console.print("[yellow]aborted[/]")
+        return 1
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

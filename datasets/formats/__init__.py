@@ -1,0 +1,1 @@
+"""customs-vision."""
