@@ -58,10 +58,7 @@ def draw_boxes(
     names = {}
     for i, (x1, y1, x2, y2) in enumerate(b):
         label = labels[i] if labels is not None else ""
-        if class_ids is not None:
-            cid = class_ids[i]
-        else:
-            cid = names.setdefault(label, len(names))
+        cid = class_ids[i] if class_ids is not None else names.setdefault(label, len(names))
         color = color_for(cid)
         p1 = (round(x1), round(y1))
         p2 = (round(x2) - 1, round(y2) - 1)
