@@ -62,7 +62,7 @@ def draw_boxes(
         color = color_for(cid)
         p1 = (round(x1), round(y1))
         p2 = (round(x2) - 1, round(y2) - 1)
-        cv2.rectangle(out, p1, p2, color, lw, cv2.LINE_AA)
+        cv2.rectangle(out, p1, p2, color, lw, cv2.LINE_8)
         text = label
         if scores is not None:
             text = f"{label} {scores[i]:.2f}".strip()
