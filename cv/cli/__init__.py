@@ -66,13 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         console.print("[yellow]aborted[/]")
         return 1
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except typer.TyperException as exc:  # usage errors carry their own exit code
+        show = getattr(exc, "show", None)
+        if show is None:
+            raise
+        show()
+        return getattr(exc, "exit_code", 2)
     return 0
 
 
