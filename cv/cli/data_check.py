@@ -1,3 +1,161 @@
-"""Commands registered on ``customs-vision data``; filled in by its part."""
+"""``customs-vision data check`` and ``customs-vision data stats``.
+
+``check`` decodes every image and validates every annotation, prints a summary,
+writes ``report.json`` and ``report.md``, and exits 4 when there are errors.
+``stats`` describes a dataset from its records alone and writes ``stats.md``,
+``stats.json`` and ``stats.png``. Both read any format that
+:func:`cv.datasets.formats.load_dataset` knows.
+"""
 
 from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+from cv.cli.data import app
+from cv.errors import DataValidationError
+from cv.log import console
+from cv.settings import get_settings
+
+if TYPE_CHECKING:
+    from cv.records import Dataset
+
+# Results (tables) go to stdout so they can be piped; messages and errors go
+# to stderr through cv.log's console.
+_out = Console()
+
+
+def _beside(path: Path, folder: str) -> Path:
+    """The default output folder for a dataset at ``path``.
+
+    A dataset given as a file (``data.yaml``, a COCO JSON) gets ``folder`` next
+    to the file; one given as a directory gets it inside, so that two datasets
+    in one parent folder do not overwrite each other's reports.
+    """
+    return path / folder if path.is_dir() else path.parent / folder
+
+
+def _load_leniently(path: Path, fmt: str | None, *, lenient: bool) -> Dataset:
+    """Loads a dataset, leaving invalid boxes out with a trace when ``lenient``.
+
+    Readers raise at the first invalid box by default. To list every fault, a
+    reader that can is asked to leave such boxes out with a trace in
+    ``ImageRecord.meta`` instead; the check reports each one as
+    ``invalid_box_in_source`` and the stats count them.
+    """
+    from cv.datasets.formats import READERS, detect_format, load_dataset
+
+    options: dict[str, str] = {}
+    if lenient:
+        name = detect_format(path) if fmt is None else fmt.strip().lower()
+        entry = READERS.get(name)
+        if entry is not None and "invalid_boxes" in inspect.signature(entry.read).parameters:
+            options["invalid_boxes"] = "drop"
+    return load_dataset(path, fmt=fmt, **options)
+
+
+@app.command("check")
+def check(
+    path: Path = typer.Argument(..., help="Dataset folder or annotation file."),
+    fmt: str | None = typer.Option(
+        None, "--format", help="Dataset format name; detected from the files by default."
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first error (exit 4)."),
+    classes: str | None = typer.Option(
+        None,
+        "--classes",
+        help="Comma-separated taxonomy names that annotations must belong to.",
+    ),
+    report: Path | None = typer.Option(
+        None,
+        "--report",
+        help="Folder for report.json and report.md (default: check/ inside a dataset folder, beside a dataset file).",
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="Processes decoding images (default: CV_WORKERS, else one per core).",
+    ),
+    fix_out: Path | None = typer.Option(
+        None, "--fix-out", help="Write the dataset without what has errors here, as COCO JSON."
+    ),
+    fix_drop: str = typer.Option(
+        "image",
+        "--fix-drop",
+        help="What --fix-out leaves out for a bad box: the whole 'image' or only the "
+        "'annotation' (the object is then unlabelled in its image).",
+    ),
+    show: int = typer.Option(20, "--show", min=0, help="Findings to print."),
+) -> None:
+    """Validate a dataset: images, sizes, boxes, classes, duplicates."""
+    from cv.datasets.check import check_dataset, clean_dataset, findings_table, summary_table
+
+    if fix_drop not in ("image", "annotation"):
+        raise typer.BadParameter("must be 'image' or 'annotation'", param_hint="--fix-drop")
+    allowed = None if classes is None else [c.strip() for c in classes.split(",") if c.strip()]
+    n_workers = workers if workers is not None else get_settings().resolved_workers()
+
+    dataset = _load_leniently(path, fmt, lenient=not strict)
+    result = check_dataset(dataset, strict=strict, classes=allowed, workers=n_workers)
+
+    left_out = None
+    if fix_out is not None:
+        from cv.datasets.formats.coco import write_coco
+
+        drop = "annotation" if fix_drop == "annotation" else "image"
+        cleaned, left_out = clean_dataset(dataset, result, drop=drop)
+        write_coco(cleaned, fix_out)
+        console.print(
+            f"cleaned dataset: {len(cleaned.images)} of {len(dataset.images)} images, "
+            f"{len(left_out)} items left out -> {fix_out}"
+        )
+
+    out_dir = report if report is not None else _beside(path, "check")
+    json_path = result.write_json(out_dir / "report.json", left_out=left_out)
+    md_path = result.write_markdown(out_dir / "report.md", left_out=left_out)
+
+    _out.print(summary_table(result))
+    if result.findings and show:
+        _out.print(findings_table(result, limit=show))
+    console.print(f"report: {md_path} and {json_path}")
+    if not result.ok:
+        raise DataValidationError(
+            f"{len(result.errors)} errors and {len(result.warnings)} warnings in "
+            f"{result.images} images; see the report",
+            path=md_path,
+        )
+    console.print(f"[green]ok[/]: no errors, {len(result.warnings)} warnings")
+
+
+@app.command("stats")
+def stats(
+    path: Path = typer.Argument(..., help="Dataset folder or annotation file."),
+    fmt: str | None = typer.Option(
+        None, "--format", help="Dataset format name; detected from the files by default."
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Folder for stats.md, stats.json, stats.png (default: stats/ inside a dataset folder, beside a dataset file).",
+    ),
+) -> None:
+    """Describe a dataset: counts per class and split, box sizes, occlusion, image sizes."""
+    from cv.datasets.stats import dataset_stats, render_tables
+
+    # Lenient like `check`: boxes the reader leaves out are counted in the stats.
+    dataset = _load_leniently(path, fmt, lenient=True)
+    result = dataset_stats(dataset)
+    out_dir = out if out is not None else _beside(path, "stats")
+    written = [
+        result.write_markdown(out_dir / "stats.md"),
+        result.write_json(out_dir / "stats.json"),
+        result.plot(out_dir / "stats.png"),
+    ]
+    for table in render_tables(result):
+        _out.print(table)
+    console.print("wrote " + ", ".join(str(p) for p in written))
