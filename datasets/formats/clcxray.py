@@ -1,0 +1,44 @@
+"""CLCXray: COCO JSON, 12 classes of cutters and liquid containers; some 16-bit images.
+
+Layout: COCO JSON files (``annotations/*.json`` or beside the images) and the
+images in ``images/`` (or beside the JSON). Boxes are COCO ``[x, y, w, h]``,
+0-based. Some images are 16-bit; where a file leaves out ``width``/``height`` the
+size is read from the image header, which handles 16-bit PNG and TIFF alike.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+
+from cv.datasets.classmap import ClassMap, resolve_class_map
+from cv.datasets.formats.coco import categories_in_map, read_coco_dataset
+from cv.datasets.formats.common import InvalidBoxes
+from cv.datasets.formats.registry import register_reader
+from cv.records import Dataset
+
+
+def _detect(path: Path) -> bool:
+    return categories_in_map(path, "clcxray")
+
+
+@register_reader("clcxray", detect=_detect)
+def read_clcxray(
+    path: Path,
+    *,
+    class_map: ClassMap | str | PathLike[str] | None = None,
+    invalid_boxes: InvalidBoxes = "raise",
+) -> Dataset:
+    """CLCXray from its own COCO JSON files.
+
+    Args:
+        path: The dataset folder, or one of its JSON files.
+        class_map: Map of CLCXray's class names; by default the shipped ``clcxray`` map.
+        invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
+    """
+    return read_coco_dataset(
+        path,
+        name="clcxray",
+        class_map=resolve_class_map(class_map, default="clcxray"),
+        invalid_boxes=invalid_boxes,
+    )

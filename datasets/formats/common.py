@@ -1,0 +1,300 @@
+"""Building blocks shared by the dataset readers.
+
+Every reader turns one object of its source into an :class:`~cv.records.Annotation`
+through :func:`add_object`, so the rules are the same for every dataset:
+
+* the class name goes through the class map; a name mapped to ``null`` is dropped
+  and its original name listed in ``record.meta["dropped"]``;
+* a box reaching past the image is clipped to it and the annotation's index listed
+  in ``record.meta["clipped"]``;
+* an empty, inverted or fully outside box raises :class:`DataValidationError`, or,
+  with ``invalid_boxes="drop"``, is listed in ``record.meta["invalid"]``.
+
+Nothing is dropped without a trace; :func:`summarize` counts the traces.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Literal
+
+from cv.datasets.classmap import ClassMap
+from cv.errors import DataFormatError, DataValidationError
+from cv.image import IMAGE_SUFFIXES
+from cv.records import Annotation, Dataset, ImageRecord, Split
+
+log = logging.getLogger(__name__)
+
+InvalidBoxes = Literal["raise", "drop"]
+
+
+def add_object(
+    record: ImageRecord,
+    box: tuple[float, float, float, float],
+    original_name: str,
+    *,
+    class_map: ClassMap,
+    path: str | PathLike[str],
+    line: int | None = None,
+    field: str | None = None,
+    category: str | None = None,
+    invalid_boxes: InvalidBoxes = "raise",
+    occlusion: float | None = None,
+    occlusion_level: int | None = None,
+    concealment: str | None = None,
+    iscrowd: bool = False,
+) -> Annotation | None:
+    """Maps, clips and checks one object, then appends it to ``record``.
+
+    Args:
+        record: The image the object belongs to; its ``width``/``height`` bound the box.
+        box: ``xyxy`` absolute pixels, 0-based (already converted from the source).
+        original_name: The class name as the source writes it, kept verbatim.
+        class_map: Maps ``original_name`` to a taxonomy name.
+        path: The annotation file, for messages.
+        line: The 1-based line in ``path`` (text formats).
+        field: The object within ``path`` (``object[2]``, ``annotations[17]``).
+        category: The class name to map when it differs from ``original_name``
+            (an empty SIXray name resolved from the image-level CSV).
+        invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
+        occlusion: Hidden fraction, when known.
+        occlusion_level: 1-3, when known.
+        concealment: Concealment mode, when known.
+        iscrowd: COCO's crowd flag.
+
+    Returns:
+        The annotation, or ``None`` if the class map or ``invalid_boxes`` dropped it.
+
+    Raises:
+        DataValidationError: If the class is unknown, or the box is empty or outside
+            the image and ``invalid_boxes`` is ``raise``.
+    """
+    mapped = class_map.map(
+        original_name if category is None else category, path=path, line=line, field=field
+    )
+    if mapped is None:
+        record.meta.setdefault("dropped", []).append(original_name)
+        return None
+    x1, y1, x2, y2 = box
+    w, h = record.width, record.height
+    problem = None
+    if not all(math.isfinite(v) for v in box):
+        problem = "box has a non-finite coordinate"
+    elif x2 <= x1 or y2 <= y1:
+        problem = "box is empty or inverted (x2 <= x1 or y2 <= y1)"
+    else:
+        cx1, cy1 = min(max(x1, 0.0), w), min(max(y1, 0.0), h)
+        cx2, cy2 = min(max(x2, 0.0), w), min(max(y2, 0.0), h)
+        if cx2 <= cx1 or cy2 <= cy1:
+            problem = f"box lies outside the {w}x{h} image"
+    if problem is not None:
+        if invalid_boxes == "raise":
+            raise DataValidationError(
+                f"{problem}: xyxy {_fmt_box(box)} (use invalid_boxes='drop' / "
+                "--invalid-boxes drop to skip such boxes with a count)",
+                path=path,
+                line=line,
+                field=field or "box",
+            )
+        record.meta.setdefault("invalid", []).append(
+            {"name": original_name, "box": [float(v) for v in box], "reason": problem}
+        )
+        return None
+    if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
+        record.meta.setdefault("clipped", []).append(len(record.annotations))
+    ann = Annotation(
+        box=(float(cx1), float(cy1), float(cx2), float(cy2)),
+        category=mapped,
+        original_name=original_name,
+        occlusion=occlusion,
+        occlusion_level=occlusion_level,
+        concealment=concealment,  # type: ignore[arg-type]
+        iscrowd=iscrowd,
+    )
+    record.annotations.append(ann)
+    return ann
+
+
+def _fmt_box(box: tuple[float, float, float, float]) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in box) + ")"
+
+
+def parse_number(token: str, *, path: str | PathLike[str], line: int | None, field: str) -> float:
+    """``token`` as a float, or a :class:`DataFormatError` naming the place."""
+    try:
+        value = float(token)
+    except ValueError:
+        raise DataFormatError(
+            f"expected a number, got {token!r}", path=path, line=line, field=field
+        ) from None
+    if not math.isfinite(value):
+        raise DataFormatError(
+            f"expected a finite number, got {token!r}", path=path, line=line, field=field
+        )
+    return value
+
+
+def text_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, whitespace-split fields)`` of each non-blank line of a text file.
+
+    Raises:
+        DataFormatError: If the file is not UTF-8 (or Latin-1) text.
+    """
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Some dataset tools wrote their lists in a legacy code page; class names
+        # are ASCII, so Latin-1 reads them right and never fails.
+        text = raw.decode("latin-1")
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if fields:
+            yield number, fields
+
+
+def split_from_parts(parts: Iterable[str]) -> Split | None:
+    """The split named by a folder or file name (``train_image``, ``test``, ``val2017``)."""
+    for part in parts:
+        low = part.casefold()
+        for prefix, split in (("train", "train"), ("val", "val"), ("test", "test")):
+            if low.startswith(prefix):
+                return split  # type: ignore[return-value]
+    return None
+
+
+def index_images(folders: Iterable[Path]) -> dict[str, Path]:
+    """Image files directly inside ``folders``, by file stem (first folder wins)."""
+    found: dict[str, Path] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.iterdir()):
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.stem not in found:
+                found[p.stem] = p
+    return found
+
+
+def relative_file(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` as a POSIX string, or absolute if outside it."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def make_dataset(
+    name: str, records: list[ImageRecord], *, root: Path, class_map: ClassMap
+) -> Dataset:
+    """The dataset of ``records``, with its class list, and a log line of what was dropped.
+
+    A shipped or user map fixes the class list (so ids do not depend on which
+    classes a subset happens to contain); the identity map lists the used classes.
+    """
+    dataset = Dataset(name=name, images=records, root=root)
+    dataset.classes = dataset.used_classes() if class_map.identity else class_map.classes()
+    stats = summarize(dataset)
+    if stats.dropped:
+        log.info(
+            "%s: dropped by the class map %s: %s",
+            name,
+            class_map.source or class_map.name,
+            ", ".join(f"{k} x{v}" for k, v in sorted(stats.dropped.items())),
+        )
+    if stats.clipped:
+        log.info("%s: %d boxes clipped to their image", name, stats.clipped)
+    if stats.invalid:
+        log.warning(
+            "%s: %d invalid boxes dropped (see record.meta['invalid'])", name, stats.invalid
+        )
+    return dataset
+
+
+def assign_splits(dataset: Dataset, *, ratios: tuple[float, float, float], seed: int) -> int:
+    """Gives a random train / val / test split to the records that have none.
+
+    Records that belong together (the two views of one DvXray scan, named by
+    ``meta["pair"]``) get the same split, so no scan is in train and test at once.
+
+    Args:
+        dataset: Changed in place.
+        ratios: Fractions for train, val and test; they must sum to 1.
+        seed: Seed of the shuffle; the same seed gives the same split.
+
+    Returns:
+        How many records got a split.
+
+    Raises:
+        ValueError: If the ratios are negative or do not sum to 1.
+    """
+    import numpy as np
+
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+        raise ValueError(f"split ratios must be 3 non-negative numbers summing to 1, got {ratios}")
+    groups: dict[str, list[ImageRecord]] = {}
+    for rec in dataset.images:
+        if rec.split is None:
+            groups.setdefault(str(rec.meta.get("pair") or rec.file), []).append(rec)
+    keys = sorted(groups)
+    order = np.random.default_rng(seed).permutation(len(keys))
+    n_train = round(ratios[0] * len(keys))
+    n_val = round(ratios[1] * len(keys))
+    for rank, i in enumerate(order.tolist()):
+        split: Split = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+        for rec in groups[keys[i]]:
+            rec.split = split
+    return sum(len(g) for g in groups.values())
+
+
+@dataclass(slots=True)
+class Summary:
+    """What a dataset holds and what conversion left out.
+
+    Attributes:
+        images: Number of images.
+        clean_images: Images with no annotation and no image-level label.
+        boxes: Number of annotations.
+        per_class: Annotations per taxonomy class.
+        per_split: Images per split (``none`` when unassigned).
+        dropped: Objects dropped by the class map, per original name.
+        clipped: Boxes clipped to their image.
+        invalid: Boxes dropped as empty or outside the image.
+        unboxed: Images with image-level labels but no boxes (DvXray without boxes).
+    """
+
+    images: int = 0
+    clean_images: int = 0
+    boxes: int = 0
+    per_class: Counter[str] = field(default_factory=Counter)
+    per_split: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+    clipped: int = 0
+    invalid: int = 0
+    unboxed: int = 0
+
+
+def summarize(dataset: Dataset) -> Summary:
+    """Counts images, boxes per class, and the traces left by :func:`add_object`."""
+    s = Summary()
+    for rec in dataset.images:
+        s.images += 1
+        s.per_split[rec.split or "none"] += 1
+        s.boxes += len(rec.annotations)
+        for ann in rec.annotations:
+            s.per_class[ann.category] += 1
+        meta = rec.meta
+        if meta:
+            s.dropped.update(meta.get("dropped", ()))  # type: ignore[arg-type]
+            s.clipped += len(meta.get("clipped", ()))  # type: ignore[arg-type]
+            s.invalid += len(meta.get("invalid", ()))  # type: ignore[arg-type]
+            if meta.get("image_labels") and not rec.annotations:
+                s.unboxed += 1
+        if not rec.annotations and not meta.get("image_labels") and not meta.get("dropped"):
+            s.clean_images += 1
+    return s

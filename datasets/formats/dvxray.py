@@ -1,0 +1,89 @@
+"""DvXray: dual-view scans ``<id>_OL.png`` and ``<id>_SD.png`` with one ``<id>.json``.
+
+The JSON is PIXray's ``{"objects": [{"label": ...}]}``; ``"None"`` (as the
+objects or as a label) marks a negative, a clean bag. Each view becomes its own
+record with ``ImageRecord.view`` ``OL`` (overhead) or ``SD`` (side) and
+``meta["pair"]`` the shared id. Boxes, where the JSON has them, are read per view
+from an object's ``OL`` / ``SD`` key (``{"polygon": ...}`` or ``{"bbox": [x1, y1,
+x2, y2]}``, 0-based), else from the object itself. Objects with only a label are
+kept as ``meta["image_labels"]``, so such an image is never taken for a clean bag.
+Splits are the ``train`` / ``test`` folders when present (the authors split 80/20
+at random; ``data convert --split-ratios`` makes such a split).
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+
+from cv.datasets.classmap import ClassMap, resolve_class_map
+from cv.datasets.formats.coco import load_json
+from cv.datasets.formats.common import InvalidBoxes, make_dataset, relative_file, split_from_parts
+from cv.datasets.formats.pixray import add_json_objects, objects_of
+from cv.datasets.formats.registry import register_reader
+from cv.errors import NotFoundError
+from cv.image import read_image_size
+from cv.log import progress
+from cv.records import Dataset, ImageRecord
+
+VIEWS = ("OL", "SD")
+
+
+def _pairs(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.json") if p.with_name(f"{p.stem}_OL.png").is_file())
+
+
+def _detect(path: Path) -> bool:
+    return path.is_dir() and any(True for _ in path.rglob("*_OL.png")) and bool(_pairs(path))
+
+
+@register_reader("dvxray", detect=_detect)
+def read_dvxray(
+    path: Path,
+    *,
+    class_map: ClassMap | str | PathLike[str] | None = None,
+    invalid_boxes: InvalidBoxes = "raise",
+) -> Dataset:
+    """DvXray from its own files (two views per scan, one JSON per scan).
+
+    Args:
+        path: The DvXray folder.
+        class_map: Map of DvXray's labels; by default the shipped ``dvxray`` map.
+        invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
+
+    Raises:
+        NotFoundError: If a view image of a scan is missing.
+        DataFormatError: If a JSON file is malformed.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise NotFoundError("dvxray: expected the dataset folder", path=root)
+    cmap = resolve_class_map(class_map, default="dvxray")
+    files = _pairs(root)
+    if not files:
+        raise NotFoundError("dvxray: no <id>.json beside <id>_OL.png here", path=root)
+    records: list[ImageRecord] = []
+    with progress() as bar:
+        task = bar.add_task("reading dvxray", total=len(files))
+        for j in files:
+            objects = objects_of(load_json(j), j)
+            for view in VIEWS:
+                img = j.with_name(f"{j.stem}_{view}.png")
+                if not img.is_file():
+                    raise NotFoundError(f"the {view} view of scan {j.stem} is missing", path=img)
+                w, h = read_image_size(img)
+                rec = ImageRecord(
+                    file=relative_file(img, root),
+                    width=w,
+                    height=h,
+                    split=split_from_parts(img.parent.relative_to(root).parts),
+                    source="dvxray",
+                    view=view,
+                    meta={"pair": j.stem},
+                )
+                add_json_objects(
+                    rec, objects, path=j, class_map=cmap, view=view, invalid_boxes=invalid_boxes
+                )
+                records.append(rec)
+            bar.advance(task)
+    return make_dataset("dvxray", records, root=root, class_map=cmap)

@@ -1,0 +1,111 @@
+"""PIDray (2021 and 2023): COCO JSON with test subsets easy / hard / hidden.
+
+Layouts::
+
+    PIDray 2021: annotations/xray_train.json, xray_test_{easy,hard,hidden}.json;
+                 images in train/, easy/, hard/, hidden/
+    PIDray 2023: annotations/train.json, test.json; images in train/, test/
+
+Boxes are COCO ``[x, y, w, h]``, 0-based; masks are not read. The subset comes
+from the file name (2021), else from an image's ``subset`` key or a folder
+``easy`` / ``hard`` / ``hidden`` in its path (2023), and is kept in
+``ImageRecord.subset``: PIDray reports AP per subset.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from cv.datasets.classmap import ClassMap, resolve_class_map
+from cv.datasets.formats.coco import guess_image_root, read_coco_files
+from cv.datasets.formats.common import InvalidBoxes
+from cv.datasets.formats.registry import register_reader
+from cv.errors import DataFormatError, NotFoundError
+from cv.records import Dataset, Split
+
+SUBSETS = ("easy", "hard", "hidden")
+
+
+def _annotation_files(root: Path) -> list[Path]:
+    folder = root / "annotations" if (root / "annotations").is_dir() else root
+    files = sorted(folder.glob("xray_*.json"))
+    if not files:
+        files = [f for f in (folder / "train.json", folder / "test.json") if f.is_file()]
+    return files
+
+
+def _root_of(path: Path) -> Path:
+    return path.parent if path.name == "annotations" else path
+
+
+def _split_subset(f: Path) -> tuple[Split, str | None]:
+    words = f.stem.casefold().split("_")
+    subset = next((w for w in words if w in SUBSETS), None)
+    return ("train" if "train" in words else "test"), subset
+
+
+def _detect(path: Path) -> bool:
+    if not path.is_dir():
+        return False
+    files = _annotation_files(path)
+    return any(f.name.startswith("xray_") for f in files) or (
+        path.joinpath("annotations").is_dir() and len(files) == 2
+    )
+
+
+@register_reader("pidray", detect=_detect)
+def read_pidray(
+    path: Path,
+    *,
+    class_map: ClassMap | str | PathLike[str] | None = None,
+    invalid_boxes: InvalidBoxes = "raise",
+) -> Dataset:
+    """PIDray 2021 or 2023 from its own files (COCO JSON, subsets easy / hard / hidden).
+
+    Args:
+        path: The PIDray folder (holding ``annotations/``), or ``annotations/`` itself.
+        class_map: Map of PIDray's class names; by default the shipped ``pidray`` map.
+        invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
+
+    Raises:
+        NotFoundError: If there is no PIDray annotation file.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise NotFoundError("pidray: expected the dataset folder", path=path)
+    files = _annotation_files(path)
+    if not files:
+        raise NotFoundError(
+            "pidray: no annotations/xray_*.json (2021) or annotations/train.json, test.json (2023)",
+            path=path,
+        )
+    root = _root_of(path)
+    splits_subsets = [_split_subset(f) for f in files]
+
+    def image_root(f: Path, doc: Any) -> Path:
+        split, subset = _split_subset(f)
+        names = [subset, f"{split}/{subset}"] if subset else []
+        return guess_image_root(f, doc, [root / n for n in [*names, split, "images"]] + [root])
+
+    dataset = read_coco_files(
+        files,
+        name="pidray",
+        root=root,
+        class_map=resolve_class_map(class_map, default="pidray"),
+        image_roots=image_root,
+        splits=[s for s, _ in splits_subsets],
+        subsets=[sub for _, sub in splits_subsets],
+        invalid_boxes=invalid_boxes,
+    )
+    for rec in dataset.images:
+        if rec.subset is None and rec.split == "test":
+            rec.subset = next((p for p in Path(rec.file).parts if p.casefold() in SUBSETS), None)
+        if rec.subset is not None and rec.subset not in SUBSETS:
+            raise DataFormatError(
+                f"subset {rec.subset!r} is not one of {', '.join(SUBSETS)}",
+                path=rec.file,
+                field="subset",
+            )
+    return dataset

@@ -1,0 +1,103 @@
+"""Pascal VOC XML annotation files, as SIXray and EDS use them.
+
+One XML file per image; each ``<object>`` has a ``<name>`` and a ``<bndbox>`` of
+``xmin ymin xmax ymax``: the first and last pixel covered, counted from 1.
+This module parses one file; the dataset readers decide where the files lie.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from cv.boxes import corners1_to_xyxy
+from cv.datasets.formats.common import parse_number
+from cv.errors import DataFormatError
+
+_CORNERS = ("xmin", "ymin", "xmax", "ymax")
+
+
+@dataclass(frozen=True, slots=True)
+class VocObject:
+    """One ``<object>`` of a VOC file.
+
+    Attributes:
+        index: Its position among the file's objects, from 0 (for messages).
+        name: The ``<name>`` text, verbatim (may be empty).
+        box: ``xyxy`` 0-based, converted from the 1-based corners.
+        difficult: VOC's ``<difficult>`` flag.
+    """
+
+    index: int
+    name: str
+    box: tuple[float, float, float, float]
+    difficult: bool
+
+
+@dataclass(frozen=True, slots=True)
+class VocFile:
+    """A parsed VOC file.
+
+    Attributes:
+        filename: The ``<filename>`` text, or ``""``.
+        width: ``<size><width>``, or 0 when absent.
+        height: ``<size><height>``, or 0 when absent.
+        objects: The objects, in file order.
+    """
+
+    filename: str
+    width: int
+    height: int
+    objects: list[VocObject]
+
+
+def _text(el: ET.Element | None) -> str:
+    return "" if el is None or el.text is None else el.text
+
+
+def parse_voc(path: Path) -> VocFile:
+    """Parses one VOC XML file.
+
+    Raises:
+        DataFormatError: If the XML is malformed (naming the line) or a box field is
+            missing or not a number (naming ``object[i].bndbox.xmin``...).
+    """
+    try:
+        tree = ET.parse(path)
+    except ET.ParseError as exc:
+        raise DataFormatError(f"not valid XML ({exc})", path=path, line=exc.position[0]) from None
+    root = tree.getroot()
+    size = root.find("size")
+    width = height = 0
+    if size is not None:
+        w, h = _text(size.find("width")).strip(), _text(size.find("height")).strip()
+        if w and h:
+            width = int(parse_number(w, path=path, line=None, field="size.width"))
+            height = int(parse_number(h, path=path, line=None, field="size.height"))
+    objects = []
+    for i, obj in enumerate(root.iter("object")):
+        where = f"object[{i}]"
+        bnd = obj.find("bndbox")
+        if bnd is None:
+            raise DataFormatError("missing <bndbox>", path=path, field=f"{where}.bndbox")
+        corners = []
+        for tag in _CORNERS:
+            el = bnd.find(tag)
+            if el is None or not _text(el).strip():
+                raise DataFormatError(f"missing <{tag}>", path=path, field=f"{where}.bndbox.{tag}")
+            corners.append(
+                parse_number(_text(el).strip(), path=path, line=None, field=f"{where}.bndbox.{tag}")
+            )
+        box = corners1_to_xyxy(corners)[0]
+        objects.append(
+            VocObject(
+                index=i,
+                name=_text(obj.find("name")),
+                box=tuple(box.tolist()),  # type: ignore[arg-type]
+                difficult=_text(obj.find("difficult")).strip() == "1",
+            )
+        )
+    return VocFile(
+        filename=_text(root.find("filename")).strip(), width=width, height=height, objects=objects
+    )
