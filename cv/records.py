@@ -119,3 +119,21 @@ class Dataset:
 
         seen = {a.category for im in self.images for a in im.annotations}
         return [n for n in NAMES if n in seen]
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One detected object, whatever runtime produced it.
+
+    Attributes:
+        box: ``(x1, y1, x2, y2)`` absolute pixels in the **original** image,
+            0-based, continuous (see :mod:`cv.boxes`).
+        category: Class name (a taxonomy name for X-ray models).
+        class_id: Index of ``category`` in the model's class list.
+        score: Confidence in ``[0, 1]``.
+    """
+
+    box: tuple[float, float, float, float]
+    category: str
+    class_id: int
+    score: float

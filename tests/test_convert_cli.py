@@ -1,4 +1,4 @@
-"""``customs-vision data convert`` and ``data bench convert`` through ``cv.cli.main``."""
+"""``customs-vision data convert`` and ``bench convert`` through ``cv.cli.main``."""
 
 from __future__ import annotations
 
@@ -103,4 +103,4 @@ def test_bench_convert_small() -> None:
     assert (r["annotations"], r["images"]) == (2_000, 200)
     assert r["seconds"] == pytest.approx(r["read_s"] + r["yolo_s"] + r["coco_s"])
     assert r["ratio_to_target"] == pytest.approx(r["seconds"] / 10.0)
-    assert main(["data", "bench", "convert", "--annotations", "500"]) == 0
+    assert main(["bench", "convert", "--annotations", "500"]) == 0

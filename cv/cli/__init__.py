@@ -17,7 +17,11 @@ from pathlib import Path
 
 import typer
 
+from cv.cli.bench import app as bench_app
 from cv.cli.data import app as data_app
+from cv.cli.eval import app as eval_app
+from cv.cli.export import app as export_app
+from cv.cli.train import app as train_app
 from cv.errors import CustomsVisionError
 from cv.log import console, setup_logging
 from cv.settings import get_settings
@@ -32,6 +36,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
+app.add_typer(export_app, name="export")
+app.add_typer(bench_app, name="bench")
 
 
 @app.callback()

@@ -1,4 +1,4 @@
-"""``customs-vision data convert`` and ``data bench convert``.
+"""``customs-vision data convert`` and ``bench convert``.
 
 Convert reads a public dataset from its own files into the one model
 (:mod:`cv.datasets.formats`) and writes it as a YOLO folder and / or COCO JSON,
