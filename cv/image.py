@@ -109,8 +109,28 @@ def read_image_size(path: str | PathLike[str]) -> tuple[int, int]:
         raise ImageReadError(f"unreadable image header ({exc})", path=p) from None
 
 
+def _png_params(compression: int, fast: bool) -> list[int]:
+    params = [cv2.IMWRITE_PNG_COMPRESSION, compression]
+    if fast:
+        # Detector noise leaves zlib's string matching little to find in X-ray scans;
+        # run-length matching on SUB-filtered rows is about twice as fast at a similar
+        # size (measured with `customs-vision bench synth`).
+        params += [
+            cv2.IMWRITE_PNG_FILTER,
+            cv2.IMWRITE_PNG_FILTER_SUB,
+            cv2.IMWRITE_PNG_STRATEGY,
+            cv2.IMWRITE_PNG_STRATEGY_RLE,
+        ]
+    return params
+
+
 def write_image(
-    path: str | PathLike[str], image: NDArray, *, png_compression: int = 1, jpeg_quality: int = 95
+    path: str | PathLike[str],
+    image: NDArray,
+    *,
+    png_compression: int = 1,
+    png_fast: bool = False,
+    jpeg_quality: int = 95,
 ) -> Path:
     """Writes an RGB or grey-scale image; the format follows the suffix.
 
@@ -118,6 +138,8 @@ def write_image(
         path: Target file; parent directories are created.
         image: ``(H, W, 3)`` RGB or ``(H, W)`` grey, ``uint8`` or ``uint16``.
         png_compression: zlib level 0-9 for PNG (1 is fast and still small).
+        png_fast: Use the SUB filter and run-length strategy: lossless, about twice
+            as fast on noisy scans, a few per cent larger on smooth images.
         jpeg_quality: 0-100 for JPEG.
     """
     p = Path(path)
@@ -126,7 +148,7 @@ def write_image(
     params: list[int] = []
     suffix = p.suffix.lower()
     if suffix == ".png":
-        params = [cv2.IMWRITE_PNG_COMPRESSION, png_compression]
+        params = _png_params(png_compression, png_fast)
     elif suffix in (".jpg", ".jpeg"):
         params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
     ok, enc = cv2.imencode(suffix, np.ascontiguousarray(arr), params)

@@ -46,6 +46,8 @@ _RATIO_MIN, _RATIO_MAX, _RATIO_BINS = 1.0, 8.5, 96
 _ATT_BINS = 512
 _L_FLOOR = MAX_ATTENUATION * 2
 _T_FLOOR = float(np.exp(-_L_FLOOR))
+_NOISE_SEED = 0x5EED_C0DE
+_NOISE_MIN_SIDE = 1024
 
 
 # --------------------------------------------------------------------------- images
@@ -99,7 +101,7 @@ def composite(*images: DualEnergy) -> DualEnergy:
     return out
 
 
-def _clip_patch(
+def clip_patch(
     shape: tuple[int, int], patch_shape: tuple[int, int], x: int, y: int
 ) -> tuple[slice, slice, slice, slice] | None:
     """Image and patch slices of a patch whose top-left corner is at ``(x, y)``."""
@@ -125,13 +127,33 @@ def add_material(
             past the edge: the outside part is dropped).
         y: Row of the patch's top edge.
     """
-    sl = _clip_patch(image.shape, thickness.shape, x, y)
+    sl = clip_patch(image.shape, thickness.shape, x, y)
     if sl is None:
         return
     iy, ix, py, px = sl
     t = thickness[py, px]
     image.low[iy, ix] += np.float32(material.mu_low) * t
     image.high[iy, ix] += np.float32(material.mu_high) * t
+
+
+def add_line_integrals(
+    image: DualEnergy, low: FloatMap, high: FloatMap, *, x: int = 0, y: int = 0
+) -> None:
+    """Adds a patch of precomputed line integrals to ``image`` in place.
+
+    Args:
+        image: The scan to add to.
+        low: ``(h, w)`` float32 low-energy line integrals of the patch.
+        high: ``(h, w)`` float32 high-energy line integrals of the patch (same shape).
+        x: Column of the patch's left edge in ``image`` (parts outside are dropped).
+        y: Row of the patch's top edge.
+    """
+    sl = clip_patch(image.shape, high.shape, x, y)
+    if sl is None:
+        return
+    iy, ix, py, px = sl
+    image.low[iy, ix] += low[py, px]
+    image.high[iy, ix] += high[py, px]
 
 
 def line_integrals(material: Material, thickness: float | FloatMap) -> tuple[float, float]:
@@ -331,6 +353,34 @@ def _palette_lut(profile: ScannerProfile) -> np.ndarray:
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8).reshape(-1, 3)
 
 
+@lru_cache(maxsize=2)
+def _noise_field(side: int) -> NDArray[np.float32]:
+    """``(2, side, side)`` float32 standard-normal noise, the same in every process.
+
+    Drawing fresh Gaussian noise for every scan costs more than the rest of the
+    rendering; slicing this fixed field at a random offset and orientation (drawn from
+    the scan's own generator) is as random to a detector and stays deterministic.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([_NOISE_SEED, side]))
+    return rng.standard_normal((2, side, side), dtype=np.float32)
+
+
+def _noise_patch(
+    rng: np.random.Generator, channel: int, shape: tuple[int, int]
+) -> NDArray[np.float32]:
+    """An ``shape`` view of standard-normal noise at a random offset and flip."""
+    h, w = shape
+    side = max(_NOISE_MIN_SIDE, -(-(max(h, w) + 256) // 256) * 256)
+    field = _noise_field(side)[channel]
+    oy, ox, flip = rng.integers(0, side - h + 1), rng.integers(0, side - w + 1), rng.integers(0, 4)
+    patch = field[oy : oy + h, ox : ox + w]
+    if flip & 1:
+        patch = patch[::-1]
+    if flip & 2:
+        patch = patch[:, ::-1]
+    return patch
+
+
 def _detected(
     image: DualEnergy, profile: ScannerProfile, rng: np.random.Generator | None
 ) -> tuple[FloatMap, FloatMap]:
@@ -345,7 +395,7 @@ def _detected(
     if rng is not None and profile.stripe_noise > 0:
         stripes = 1 + rng.standard_normal(small[0], dtype=np.float32) * profile.stripe_noise
     for k, lmap in enumerate((image.low, image.high)):
-        t = np.exp(-lmap)
+        t = cv2.exp(-lmap)
         if small != (w, h):
             t = cv2.resize(t, small, interpolation=cv2.INTER_AREA)
         if profile.blur_sigma > 0:
@@ -353,14 +403,17 @@ def _detected(
         if rng is not None:
             sigma = profile.noise + (profile.channel_noise if k == 0 else 0.0)
             if sigma > 0:
-                n = rng.standard_normal(t.shape, dtype=np.float32)
-                t = t + n * np.sqrt(t) * np.float32(sigma)
+                # Photon noise: its standard deviation grows as sqrt(T).
+                n = _noise_patch(rng, k, t.shape)
+                t = t + n * cv2.sqrt(t) * np.float32(sigma)
             if stripes is not None:
                 t = t * stripes[None, :]
         if small != (w, h):
             t = cv2.resize(t, (w, h), interpolation=cv2.INTER_LINEAR)
         np.clip(t, _T_FLOOR, 1.0, out=t)
-        out.append(-np.log(t))
+        lo = cv2.log(t)
+        np.negative(lo, out=lo)
+        out.append(lo)
     return out[0], out[1]
 
 

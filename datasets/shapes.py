@@ -812,7 +812,11 @@ def clothes(rng: np.random.Generator) -> Shape:
     """A folded garment: a large soft organic layer with folds."""
     ax, ay = _u(rng, 70, 200), _u(rng, 60, 150)
     mat = M["cotton"] if rng.random() < 0.7 else M["leather"]
-    t = _u(rng, 2.0, 9.0) if mat.name == "cotton" else _u(rng, 0.6, 1.2)
+    if mat.name == "cotton":
+        # A folded T-shirt or shirt is a few mm of cotton; a pile of them a few cm.
+        t = _u(rng, 0.3, 1.2) if rng.random() < 0.6 else _u(rng, 1.5, 4.0)
+    else:
+        t = _u(rng, 0.2, 0.6)  # a leather jacket or trousers, folded
     parts = [
         Part([blob(rng, ax, ay, 0.1)], mat, t, profile="round", edge=25, texture=_u(rng, 0.35, 0.7))
     ]
@@ -1231,7 +1235,8 @@ def container(rng: np.random.Generator, kind: str) -> Container:
             )
         fabric = M["plastic"]
         parts = [
-            Part([outer], fabric, _u(rng, 0.3, 0.7), texture=0.3),
+            # Two layers of nylon fabric (top and bottom of the bag) in the beam.
+            Part([outer], fabric, _u(rng, 0.15, 0.35), texture=0.3),
             Part([np.vstack([outer, outer[:1]])], fabric, 0.8, stroke=12),
         ]
         zip_path = np.array([[-w * 0.4, -h * 0.38], [0, -h * 0.42], [w * 0.4, -h * 0.38]])

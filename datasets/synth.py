@@ -48,7 +48,8 @@ from numpy.typing import NDArray
 
 from cv.datasets import shapes as S
 from cv.errors import ConfigError
-from cv.materials import MATERIALS
+from cv.image import write_image
+from cv.materials import MATERIALS, Material
 from cv.records import (
     CONCEALMENT_MODES,
     SPLITS,
@@ -62,7 +63,9 @@ from cv.records import (
 from cv.xray import (
     DualEnergy,
     ScannerProfile,
+    add_line_integrals,
     add_material,
+    clip_patch,
     list_profiles,
     load_profile,
     render_grey,
@@ -113,6 +116,36 @@ _CLUTTER_WEIGHTS = {
     },
 }
 _MAX_ELECTRONICS_MM = (420.0, 320.0)
+
+PERCEIVABLE_CONTRAST = 0.07
+"""Smallest contrast ``1 - exp(-L_object)`` an object must add to a pixel (7 % of the
+local high-energy transmission) for that pixel to show it."""
+PERCEIVABLE_OWN = float(-np.log1p(-PERCEIVABLE_CONTRAST))
+"""The same floor as the object's own high-energy line integral."""
+PERCEIVABLE_MAX_ATTENUATION = 5.0
+"""Total high-energy line integral (``T ≈ 0.7 %``) beyond which a pixel is too dark and
+noisy for an object's contrast to show."""
+PERCEIVABLE_FRACTION = 0.4
+"""Share of an object's pixels that must show it for it to be labelled (and placed)."""
+
+
+def perceivable_fraction(image: DualEnergy, placed: S.Placed) -> float:
+    """Fraction of ``placed``'s pixels where it is perceivable in ``image``.
+
+    A pixel shows the object when the object's own high-energy line integral gives at
+    least :data:`PERCEIVABLE_CONTRAST` contrast and the total there stays below
+    :data:`PERCEIVABLE_MAX_ATTENUATION`. Pixels outside the scan count as not shown.
+    """
+    n = int(placed.mask.sum())
+    if n == 0:
+        return 0.0
+    sl = clip_patch(image.shape, placed.mask.shape, placed.x, placed.y)
+    if sl is None:
+        return 0.0
+    iy, ix, py, px = sl
+    own, mask = placed.own_high[py, px], placed.mask[py, px]
+    rest = image.high[iy, ix] - own
+    return _visibility(rest, own, mask)[1] * int(mask.sum()) / n
 
 
 @dataclass(slots=True)
@@ -165,6 +198,11 @@ class Scene:
             )
         return out
 
+    def perceivable(self, placed: S.Placed) -> float:
+        """Fraction of ``placed``'s pixels where it is perceivable (see
+        :func:`perceivable_fraction`); pixels outside the scan count as not."""
+        return perceivable_fraction(self.image, placed)
+
     def occlusion(self, placed: S.Placed) -> float:
         """Fraction of ``placed``'s in-image pixels where ``L_rest > L_object``."""
         h, w = self.image.shape
@@ -197,9 +235,11 @@ class _Room:
     def __init__(self, interior_px: NDArray[np.float64], height: int, width: int) -> None:
         mask = np.zeros((height, width), np.uint8)
         cv2.fillPoly(mask, [np.rint(interior_px).astype(np.int32)], 1)
+        self.inside = mask.astype(bool)
         self.dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
         ys, xs = np.nonzero(mask)
         self.points = np.stack([xs, ys], axis=1)
+        self.largest = float(self.dist.max())
 
     def candidates(self, rng: np.random.Generator, n: int) -> NDArray[np.int64]:
         """``n`` random interior pixels ``(x, y)``."""
@@ -221,24 +261,73 @@ class _Room:
             i = int(np.flatnonzero(ok)[0])
         return int(c[i, 0]), int(c[i, 1])
 
+    def contains(self, mask: NDArray[np.bool_], x: int, y: int) -> bool:
+        """Whether every pixel of ``mask`` placed at ``(x, y)`` lies in the interior."""
+        h, w = mask.shape
+        if x < 0 or y < 0 or y + h > self.inside.shape[0] or x + w > self.inside.shape[1]:
+            return False
+        return not (mask & ~self.inside[y : y + h, x : x + w]).any()
 
-def _least_crowded(
-    rng: np.random.Generator, room: _Room, image: DualEnergy, radius: float, k: int = 10
-) -> tuple[int, int]:
-    """Of ``k`` room positions, the one whose neighbourhood attenuates least."""
-    integral = cv2.integral(image.high)
-    h, w = image.shape
-    r = max(1, int(radius * 0.7))
-    best, best_score = None, math.inf
-    for _ in range(k):
-        x, y = room.pick(rng, radius, n=12)
-        x0, y0, x1, y1 = max(x - r, 0), max(y - r, 0), min(x + r, w), min(y + r, h)
-        s = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
-        s /= max((x1 - x0) * (y1 - y0), 1)
-        if s < best_score:
-            best, best_score = (x, y), s
-    assert best is not None
-    return best
+
+@dataclass(slots=True)
+class _Stamp:
+    """An object rasterised once, ready to be tried at several positions.
+
+    ``low``/``high`` are the object's own line integrals over its patch and
+    ``(ox, oy)`` the pixel of the patch where the shape's origin lies.
+    """
+
+    shape: S.Shape
+    low: NDArray[np.float32]
+    high: NDArray[np.float32]
+    mask: NDArray[np.bool_]
+    ox: int
+    oy: int
+
+    def at(self, pos: tuple[int, int]) -> tuple[int, int]:
+        """Top-left corner of the patch when the origin is at ``pos``."""
+        return pos[0] - self.ox, pos[1] - self.oy
+
+    def placed(self, pos: tuple[int, int]) -> S.Placed:
+        x, y = self.at(pos)
+        return S.Placed(shape=self.shape, x=x, y=y, mask=self.mask, own_high=self.high)
+
+
+def _stamp(
+    rng: np.random.Generator, shape: S.Shape, *, scale: float, angle: float, factor: float = 1.0
+) -> _Stamp:
+    """Rasterises ``shape`` on its own, to be positioned later by integer shifts."""
+    stroke = max((part.stroke for part in shape.parts), default=0.0)
+    r = math.ceil((_extent_radius(shape) + stroke) * scale) + 6
+    scratch = DualEnergy.empty(2 * r + 1, 2 * r + 1)
+    p = S.rasterise(
+        shape, scratch, scale=scale, angle=angle, center=(r, r), rng=rng, thickness_factor=factor
+    )
+    h, w = p.mask.shape
+    sub = (slice(p.y, p.y + h), slice(p.x, p.x + w))
+    return _Stamp(shape, scratch.low[sub].copy(), p.own_high, p.mask, r - p.x, r - p.y)
+
+
+def _visibility(
+    rest: NDArray[np.float32], own: NDArray[np.float32], mask: NDArray[np.bool_]
+) -> tuple[float, float]:
+    """``(occlusion, perceivable)`` fractions of an object's pixels, given the
+    high-energy line integral of everything else (``rest``) and of the object (``own``)
+    over its patch (see :func:`perceivable_fraction`)."""
+    n = int(mask.sum())
+    if n == 0:
+        return 1.0, 0.0
+    occluded = ((rest > own) & mask).sum()
+    seen = (own >= PERCEIVABLE_OWN) & (rest + own <= PERCEIVABLE_MAX_ATTENUATION) & mask
+    return float(occluded) / n, float(seen.sum()) / n
+
+
+def _rest_at(image: DualEnergy, st: _Stamp, x: int, y: int) -> NDArray[np.float32] | None:
+    h, w = st.mask.shape
+    ih, iw = image.shape
+    if x < 0 or y < 0 or x + w > iw or y + h > ih:
+        return None
+    return image.high[y : y + h, x : x + w]
 
 
 def _shape_centre(shape: S.Shape) -> tuple[float, float]:
@@ -251,19 +340,16 @@ def _rotate(v: tuple[float, float], angle: float) -> tuple[float, float]:
     return v[0] * math.cos(a) - v[1] * math.sin(a), v[0] * math.sin(a) + v[1] * math.cos(a)
 
 
-def _cover_plate(
-    rng: np.random.Generator, image: DualEnergy, placed: S.Placed, fraction: float
-) -> None:
-    """Lays a dense metal plate over ``fraction`` of ``placed``'s pixels.
+def _plate_mask(
+    rng: np.random.Generator, mask: NDArray[np.bool_], fraction: float
+) -> tuple[NDArray[np.bool_], int, int]:
+    """A plate over ``fraction`` of ``mask``'s pixels: the part of the object's dilated
+    bounding rectangle on one side of a random straight cut.
 
-    The plate is the part of the object's (dilated) bounding rectangle on one side of
-    a random straight cut, placed so that exactly ``fraction`` of the object's pixels
-    lie under it; its line integral is 1.15-1.6 times the object's largest, so it
-    out-attenuates the object wherever it covers it.
+    Returns:
+        The plate's mask and its top-left corner relative to ``mask``'s.
     """
-    ys, xs = np.nonzero(placed.mask)
-    if len(xs) == 0:
-        return
+    ys, xs = np.nonzero(mask)
     theta = rng.uniform(0, 2 * np.pi)
     d = np.array([math.cos(theta), math.sin(theta)])
     cut = float(np.quantile(xs * d[0] + ys * d[1], fraction))
@@ -273,54 +359,301 @@ def _cover_plate(
     gy, gx = np.mgrid[y0:y1, x0:x1]
     # Pixel centres on the far side of the cut stay uncovered; ties go under the plate,
     # which matches the quantile's "at most" reading.
-    plate = (gx * d[0] + gy * d[1]) <= cut
-    metal = MATERIALS[
-        str(rng.choice(["steel", "brass", "lead", "tungsten"], p=[0.5, 0.2, 0.2, 0.1]))
-    ]
-    peak = float(placed.own_high.max())
-    t = rng.uniform(1.15, 1.6) * max(peak, 0.05) / metal.mu_high
+    return (gx * d[0] + gy * d[1]) <= cut, x0, y0
+
+
+_PLATES: tuple[tuple[str, float, float, float], ...] = (
+    # material, thickness range in cm, how often
+    ("aluminium", 0.1, 0.6, 0.35),  # sheet, tool tray, laptop stand
+    ("steel", 0.05, 0.3, 0.35),  # sheet, tray, book-end
+    ("steel", 0.3, 0.8, 0.15),  # a heavy book-end or tool: thinned if it hides all
+    ("brass", 0.05, 0.2, 0.12),  # book-end, plaque
+    ("lead", 0.01, 0.04, 0.08),  # foil wrap
+)
+
+
+def _cover_plate(
+    rng: np.random.Generator,
+    image: DualEnergy,
+    placed: S.Placed,
+    fraction: float,
+    *,
+    attenuation: float | None = None,
+) -> None:
+    """Lays a metal plate over ``fraction`` of ``placed``'s pixels.
+
+    Args:
+        rng: Source of the cut direction, margin and (by default) the plate.
+        image: The scan, changed in place.
+        placed: The object to cover.
+        fraction: Share of the object's pixels under the plate.
+        attenuation: High-energy line integral of the plate; by default a realistic
+            sheet, tray or book-end from :data:`_PLATES` (thin enough that the
+            object often shows through).
+    """
+    if not placed.mask.any():
+        return
+    plate, x0, y0 = _plate_mask(rng, placed.mask, fraction)
+    metal, t = _plate_material(rng)
+    if attenuation is not None:
+        t = attenuation / metal.mu_high
     add_material(
         image, metal, plate.astype(np.float32) * np.float32(t), x=placed.x + x0, y=placed.y + y0
     )
 
 
-def _covering_panel(
-    rng: np.random.Generator, image: DualEnergy, placed: S.Placed, *, lining: bool
-) -> None:
-    """Adds a false-bottom panel or padded lining over the object's neighbourhood."""
-    ys, xs = np.nonzero(placed.mask)
+def _plate_material(rng: np.random.Generator) -> tuple[Material, float]:
+    p = np.array([w for *_, w in _PLATES])
+    name, lo, hi, _ = _PLATES[int(rng.choice(len(_PLATES), p=p / p.sum()))]
+    return MATERIALS[name], float(rng.uniform(lo, hi))
+
+
+def _panel(
+    rng: np.random.Generator, mask: NDArray[np.bool_], *, lining: bool
+) -> tuple[Material, NDArray[np.float32], int, int]:
+    """A false-bottom panel or padded lining over an object's neighbourhood.
+
+    Returns:
+        Material, thickness patch (cm) and its top-left corner relative to ``mask``'s.
+    """
+    ys, xs = np.nonzero(mask)
     m = int(rng.integers(8, 40))
     x0, x1 = int(xs.min()) - m, int(xs.max()) + 1 + m
     y0, y1 = int(ys.min()) - m, int(ys.max()) + 1 + m
     patch = np.ones((y1 - y0, x1 - x0), np.float32)
     if lining:
-        material, t = MATERIALS["plastic"], rng.uniform(0.4, 1.2)
+        material, t = MATERIALS["plastic"], rng.uniform(0.3, 1.0)
         patch *= np.float32(0.85) + np.float32(0.3) * rng.random(patch.shape, dtype=np.float32)
     else:
         name = str(rng.choice(["aluminium", "wood", "plastic"]))
         material = MATERIALS[name]
         t = {
-            "aluminium": rng.uniform(0.15, 0.4),
-            "wood": rng.uniform(0.6, 1.5),
-            "plastic": rng.uniform(0.5, 1.2),
+            "aluminium": rng.uniform(0.1, 0.4),
+            "wood": rng.uniform(0.5, 1.5),
+            "plastic": rng.uniform(0.4, 1.2),
         }[name]
-    add_material(image, material, patch * np.float32(t), x=placed.x + x0, y=placed.y + y0)
+    return material, patch * np.float32(t), x0, y0
 
 
 def _choose_mode(
-    rng: np.random.Generator, category: str, size_mm: tuple[float, float], allowed: Sequence[str]
+    rng: np.random.Generator,
+    category: str,
+    size_mm: tuple[float, float],
+    allowed: Sequence[str],
+    room_mm: float = math.inf,
 ) -> ConcealmentMode:
     modes = [m for m in allowed]
     if "inside_electronics" in modes and (
         category in ("battery", "power_bank")  # laptops' own cells would blur the class
         or size_mm[0] + 40 > _MAX_ELECTRONICS_MM[0]
         or size_mm[1] + 40 > _MAX_ELECTRONICS_MM[1]
+        # The host device must fit in the container (its interior's largest inscribed
+        # circle, in mm, bounds the host's half diagonal).
+        or math.hypot(size_mm[0] + 40, size_mm[1] + 40) / 2 > room_mm
     ):
         modes.remove("inside_electronics")
     if not modes:
         modes = ["plain_view"]
     w = np.array([CONCEALMENT_WEIGHTS[m] for m in modes])
     return modes[int(rng.choice(len(modes), p=w / w.sum()))]  # type: ignore[return-value]
+
+
+def _positions(
+    rng: np.random.Generator,
+    room: _Room,
+    st: _Stamp,
+    radius: float,
+    taken: list[tuple[float, float, float]],
+    *,
+    n: int,
+    apart: bool,
+) -> list[tuple[int, int]]:
+    """Up to ``n`` candidate origins at which the stamp lies wholly inside the room (and,
+    with ``apart``, away from the targets already placed), in random order."""
+    out = []
+    c = room.candidates(rng, 8 * n)
+    d = room.dist[c[:, 1], c[:, 0]]
+    for (px, py), dist in zip(c.tolist(), d.tolist(), strict=True):
+        if dist < 0.5 * radius:
+            continue
+        if apart and any(
+            math.hypot(px - tx, py - ty) < 0.8 * (radius + tr) for tx, ty, tr in taken
+        ):
+            continue
+        x, y = st.at((px, py))
+        if room.contains(st.mask, x, y):
+            out.append((px, py))
+            if len(out) == n:
+                break
+    return out
+
+
+@dataclass(slots=True)
+class _Layer:
+    """Line integrals to add to the scan at ``(x, y)`` (a target, its cover or host)."""
+
+    low: NDArray[np.float32]
+    high: NDArray[np.float32]
+    x: int
+    y: int
+
+    def scaled(self, factor: float) -> _Layer:
+        f = np.float32(factor)
+        return _Layer(self.low * f, self.high * f, self.x, self.y)
+
+    def high_over(self, x: int, y: int, shape: tuple[int, int]) -> NDArray[np.float32]:
+        """This layer's high-energy line integral over a patch of ``shape`` at ``(x, y)``."""
+        out = np.zeros(shape, np.float32)
+        sl = clip_patch(shape, self.high.shape, self.x - x, self.y - y)
+        if sl is not None:
+            iy, ix, py, px = sl
+            out[iy, ix] = self.high[py, px]
+        return out
+
+    def add_to(self, image: DualEnergy) -> None:
+        add_line_integrals(image, self.low, self.high, x=self.x, y=self.y)
+
+
+def _material_layer(
+    material: Material, thickness: NDArray[np.float32], x: int, y: int, room: _Room
+) -> _Layer:
+    """A layer of ``material``, cut to the container's interior."""
+    h, w = thickness.shape
+    inside = np.zeros((h, w), np.float32)
+    sl = clip_patch(room.inside.shape, (h, w), x, y)
+    if sl is not None:
+        iy, ix, py, px = sl
+        inside[py, px] = room.inside[iy, ix]
+    t = thickness * inside
+    return _Layer(t * np.float32(material.mu_low), t * np.float32(material.mu_high), x, y)
+
+
+def _try_covers(
+    image: DualEnergy,
+    st: _Stamp,
+    pos: tuple[int, int],
+    covers: list[_Layer],
+    *,
+    thin: bool,
+) -> tuple[list[_Layer], float] | None:
+    """Checks the target at ``pos`` under ``covers``; with ``thin``, thins the covers
+    (up to 5 times) until the target is perceivable.
+
+    Returns:
+        The covers as used and the target's occlusion, or ``None`` if it stays hidden.
+    """
+    x, y = st.at(pos)
+    base = _rest_at(image, st, x, y)
+    if base is None:
+        return None
+    for _ in range(6 if thin else 1):
+        rest = base.copy()
+        for c in covers:
+            rest += c.high_over(x, y, st.mask.shape)
+        occ, seen = _visibility(rest, st.high, st.mask)
+        if seen >= PERCEIVABLE_FRACTION:
+            return covers, occ
+        covers = [c.scaled(0.6) for c in covers]
+    return None
+
+
+def _place_target(
+    rng: np.random.Generator,
+    image: DualEnergy,
+    room: _Room,
+    shape: S.Shape,
+    mode: ConcealmentMode,
+    *,
+    scale: float,
+    factor: float,
+    taken: list[tuple[float, float, float]],
+) -> tuple[_Stamp, tuple[int, int], list[_Layer]] | None:
+    """Finds where and how a target goes so that it lies in the container and stays
+    perceivable; nothing is added to ``image`` yet.
+
+    Returns:
+        The target's stamp, its origin and the layers (cover, host) that go with it; or
+        ``None`` if no placement works, even at a smaller size.
+    """
+    obj_scale = scale
+    x0, y0, x1, y1 = shape.extent()
+    for attempt in range(6):
+        if attempt in (3, 5):
+            obj_scale *= 0.85  # too big for this container: a smaller one of its kind
+        angle = float(rng.uniform(0, 360))
+        st = _stamp(rng, shape, scale=obj_scale, angle=angle, factor=factor)
+        radius = _extent_radius(shape) * obj_scale
+        apart = attempt < 4
+        if mode == "inside_electronics":
+            got = _place_in_host(
+                rng, image, room, st, (x1 - x0, y1 - y0), obj_scale, angle, taken, apart
+            )
+            if got is not None:
+                return got
+            continue
+        cands = _positions(
+            rng, room, st, radius, taken, n=16 if mode == "plain_view" else 5, apart=apart
+        )
+        if mode in ("false_bottom", "lining"):
+            cands.sort(key=lambda p: room.dist[p[1], p[0]])  # hugging the wall first
+        best = None
+        for pos in cands:
+            x, y = st.at(pos)
+            covers: list[_Layer] = []
+            if mode in ("false_bottom", "lining"):
+                mat, t, dx, dy = _panel(rng, st.mask, lining=mode == "lining")
+                covers = [_material_layer(mat, t, x + dx, y + dy, room)]
+            elif mode == "under_metal":
+                plate, dx, dy = _plate_mask(rng, st.mask, float(rng.uniform(0.3, 0.9)))
+                metal, t = _plate_material(rng)
+                covers = [
+                    _material_layer(
+                        metal, plate.astype(np.float32) * np.float32(t), x + dx, y + dy, room
+                    )
+                ]
+            got = _try_covers(image, st, pos, covers, thin=mode != "plain_view")
+            if got is None:
+                continue
+            if mode != "plain_view":
+                return st, pos, got[0]
+            # Not deliberately concealed: of a few spots, the least covered one.
+            if best is None or got[1] < best[0]:
+                best = (got[1], pos)
+        if best is not None:
+            return st, best[1], []
+    return None
+
+
+def _place_in_host(
+    rng: np.random.Generator,
+    image: DualEnergy,
+    room: _Room,
+    st: _Stamp,
+    size_mm: tuple[float, float],
+    scale: float,
+    angle: float,
+    taken: list[tuple[float, float, float]],
+    apart: bool,
+) -> tuple[_Stamp, tuple[int, int], list[_Layer]] | None:
+    """Places a target inside a laptop or tablet that fits in the container."""
+    # The largest host that still fits: a laptop where there is room, a tablet or a
+    # small device in a small parcel, never less than the target plus a margin.
+    lw, lh = float(rng.uniform(290, 360)), float(rng.uniform(200, 250))
+    fit = 2 * room.largest / scale / math.hypot(lw, lh)
+    shrink = min(1.0, fit * 0.98)
+    lw, lh = max(lw * shrink, size_mm[0] + 40), max(lh * shrink, size_mm[1] + 40)
+    host_shape = S.laptop(rng, w=lw, h=lh)
+    host = _stamp(rng, host_shape, scale=scale, angle=angle)
+    off = _rotate(_shape_centre(st.shape), angle)
+    radius = _extent_radius(host_shape) * scale
+    for hpos in _positions(rng, room, host, radius, taken, n=4, apart=apart):
+        pos = (round(hpos[0] - off[0] * scale), round(hpos[1] - off[1] * scale))
+        hx, hy = host.at(hpos)
+        layer = _Layer(host.low, host.high, hx, hy)
+        got = _try_covers(image, st, pos, [layer], thin=False)
+        if got is not None:
+            return st, pos, [layer]
+    return None
 
 
 def compose_scene(
@@ -371,43 +704,37 @@ def compose_scene(
         S.rasterise(item, image, scale=scale, angle=float(rng.uniform(0, 360)), center=pos, rng=rng)
 
     taken: list[tuple[float, float, float]] = []
+    own_low: list[NDArray[np.float32]] = []
     for category in targets:
         shape = S.TARGET_BUILDERS[category](rng)
         x0, y0, x1, y1 = shape.extent()
-        mode = _choose_mode(rng, category, (x1 - x0, y1 - y0), concealment)
-        radius = _extent_radius(shape) * scale
-        obj_angle = float(rng.uniform(0, 360))
+        mode = _choose_mode(rng, category, (x1 - x0, y1 - y0), concealment, room.largest / scale)
         factor = 1.0
-        # Objects to find keep apart, so that one box never swallows another.
-        for _ in range(8):
-            if mode == "plain_view":
-                pos = _least_crowded(rng, room, image, radius)
-            elif mode in ("false_bottom", "lining"):
-                pos = room.pick(rng, radius, n=32, near_wall=True)
-            else:
-                pos = room.pick(rng, radius)
-            if all(
-                math.hypot(pos[0] - tx, pos[1] - ty) >= 0.8 * (radius + tr) for tx, ty, tr in taken
-            ):
-                break
-        taken.append((pos[0], pos[1], radius))
         if mode == "lining" and category in ("cash", "drugs", "knife", "battery"):
             factor = float(rng.uniform(0.5, 0.8))  # pressed flat in the lining
-        placed = S.rasterise(
-            shape, image, scale=scale, angle=obj_angle, center=pos, rng=rng, thickness_factor=factor
-        )
-        if mode in ("false_bottom", "lining"):
-            _covering_panel(rng, image, placed, lining=mode == "lining")
-        elif mode == "under_metal":
-            _cover_plate(rng, image, placed, float(rng.uniform(0.1, 0.95)))
-        elif mode == "inside_electronics":
-            lw = max(rng.uniform(290, 360), x1 - x0 + 40)
-            lh = max(rng.uniform(200, 250), y1 - y0 + 40)
-            host = S.laptop(rng, w=lw, h=lh)
-            off = _rotate(_shape_centre(shape), obj_angle)
-            centre = (pos[0] + off[0] * scale, pos[1] + off[1] * scale)
-            S.rasterise(host, image, scale=scale, angle=obj_angle, center=centre, rng=rng)
-        scene.targets.append(PlacedTarget(placed=placed, concealment=mode))
+        got = _place_target(rng, image, room, shape, mode, scale=scale, factor=factor, taken=taken)
+        if got is None:
+            continue
+        st, pos, layers = got
+        x, y = st.at(pos)
+        add_line_integrals(image, st.low, st.high, x=x, y=y)
+        for layer in layers:
+            layer.add_to(image)
+        taken.append((pos[0], pos[1], _extent_radius(shape) * scale))
+        scene.targets.append(PlacedTarget(placed=st.placed(pos), concealment=mode))
+        own_low.append(st.low)
+    # A later target's cover may have buried an earlier one: such a target is taken out
+    # of the scan altogether, so that nothing unlabelled remains.
+    keep = []
+    for t, low in zip(scene.targets, own_low, strict=True):
+        if scene.perceivable(t.placed) >= PERCEIVABLE_FRACTION:
+            keep.append(t)
+        else:
+            p = t.placed
+            add_line_integrals(image, -low, -p.own_high, x=p.x, y=p.y)
+            np.maximum(image.low, 0, out=image.low)
+            np.maximum(image.high, 0, out=image.high)
+    scene.targets = keep
     return scene
 
 
@@ -564,8 +891,6 @@ class _Job:
 
 def _run_job(job: _Job) -> ImageRecord:
     """Makes and writes one image (runs in a worker process)."""
-    from cv.image import write_image
-
     # Profile and container come from their own stream, so that make_scan(seed) with
     # the recorded profile and container remakes the image.
     pick = np.random.default_rng(np.random.SeedSequence([job.seed, 1]))
@@ -585,7 +910,7 @@ def _run_job(job: _Job) -> ImageRecord:
         grey=job.grey,
         file=job.file,
     )
-    write_image(Path(job.out_dir) / job.file, img, png_compression=1)
+    write_image(Path(job.out_dir) / job.file, img, png_fast=True)
     rec.split = job.split
     rec.meta["seed"] = job.seed
     rec.meta["index"] = job.index

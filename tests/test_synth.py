@@ -11,6 +11,7 @@ import pytest
 from cv.cli import main
 from cv.datasets import shapes as S
 from cv.datasets.synth import (
+    PERCEIVABLE_FRACTION,
     PlacedTarget,
     Scene,
     _cover_plate,
@@ -18,6 +19,7 @@ from cv.datasets.synth import (
     generate,
     image_seed,
     make_scan,
+    perceivable_fraction,
 )
 from cv.errors import ConfigError, NotFoundError
 from cv.image import read_image
@@ -87,10 +89,18 @@ def test_occlusion_under_metal_plate_is_covered_fraction(fraction: float) -> Non
         targets=[PlacedTarget(placed=placed, concealment="under_metal")],
     )
     assert scene.occlusion(placed) == 0.0
-    _cover_plate(rng, im, placed, fraction)
+    before = im.high.copy()
+    # A plate that out-attenuates the object hides exactly the covered fraction.
+    _cover_plate(rng, im, placed, fraction, attenuation=1.3 * float(placed.own_high.max()))
     assert scene.occlusion(placed) == pytest.approx(fraction, abs=0.03)
     (ann,) = scene.annotations()
     assert ann.occlusion_level == (1 if fraction < 0.25 else 2 if fraction < 0.6 else 3)
+    # A default (realistic) plate covers the same share of the object's pixels.
+    im.high[:] = before
+    _cover_plate(np.random.default_rng(9), im, placed, fraction)
+    ys, xs = np.nonzero(placed.mask)
+    covered = im.high[placed.y + ys, placed.x + xs] > before[placed.y + ys, placed.x + xs]
+    assert covered.mean() == pytest.approx(fraction, abs=0.03)
 
 
 def test_make_scan_is_deterministic_and_varied() -> None:
@@ -225,3 +235,43 @@ def test_cli_synth_and_profiles(tmp_path: Path) -> None:
     assert (
         main(["data", "synth", "--out", str(out), "--images", "2", "--classes", "knife,sword"]) == 2
     )
+
+
+def test_every_labelled_object_is_perceivable() -> None:
+    levels: dict[str, int] = {}
+    for i in range(60):
+        rng = np.random.default_rng(image_seed(21, i))
+        container = S.CONTAINER_KINDS[i % 4]
+        scene = compose_scene(
+            rng,
+            width=192,
+            height=192,
+            container=container,
+            targets=[str(c) for c in rng.choice(sorted(S.TARGET_BUILDERS), 3)],
+        )
+        assert scene.targets, "every target was dropped"
+        for t in scene.targets:
+            seen = perceivable_fraction(scene.image, t.placed)
+            assert seen >= PERCEIVABLE_FRACTION, (i, t.concealment, seen)
+            assert scene.perceivable(t.placed) == seen
+            box = t.placed.box(192, 192)
+            assert box is not None and box == mask_box(t.placed)
+        for a in scene.annotations():
+            levels[a.concealment] = levels.get(a.concealment, 0) + 1
+    assert set(levels) == set(CONCEALMENT_MODES)
+
+
+def test_perceivability_floor_is_physical() -> None:
+    # 1 cm of paper over air adds ~13 % contrast: perceivable; under 1.5 cm of lead it
+    # is not, whatever its own contrast.
+    shape = S.Shape("bundle", [S.Part([S.rect(60, 30)], MATERIALS["paper"], 1.0)], "cash")
+    im = DualEnergy.empty(100, 100)
+    placed = S.rasterise(
+        shape, im, scale=1.0, angle=0.0, center=(50, 50), rng=np.random.default_rng(0)
+    )
+    assert perceivable_fraction(im, placed) == 1.0
+    lead = np.full((100, 100), 0.06, np.float32)
+    from cv.xray import add_material
+
+    add_material(im, MATERIALS["lead"], lead)
+    assert perceivable_fraction(im, placed) == 0.0
