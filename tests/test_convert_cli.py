@@ -35,10 +35,10 @@ def test_convert_opixray_to_yolo_and_coco(
     row = [float(v) for v in (out / "labels/train/1.txt").read_text().split()]
     assert row == pytest.approx([0, 0.05, 0.2, 0.1, 0.4])
     assert (out / "labels/test/2.txt").read_text() == ""
-    coco = json.loads((out / "instances_train.json").read_text())
-    assert coco["images"][0]["file_name"] == "images/train/1.jpg"
+    coco = json.loads((out / "annotations" / "train.json").read_text())
+    assert coco["images"][0]["file_name"] == "../images/train/1.jpg"
     assert coco["annotations"][0]["bbox"] == [0, 0, 10, 20]
-    assert (out / coco["images"][0]["file_name"]).is_file()
+    assert (out / "annotations" / coco["images"][0]["file_name"]).is_file()
     printed = capsys.readouterr().out
     assert "images" in printed and "knife" in printed and "clipped" in printed
 

@@ -120,7 +120,9 @@ def convert(
             recs = [r for r in coco_source.images if (r.split or "train") == split]
             part = dataclasses.replace(coco_source, images=recs)
             written.append(
-                write_coco(part, out / f"instances_{split}.json", classes=dataset.classes or None)
+                write_coco(
+                    part, out / "annotations" / f"{split}.json", classes=dataset.classes or None
+                )
             )
 
     stats = summarize(dataset)

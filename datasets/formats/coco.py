@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
@@ -483,19 +484,26 @@ def read_coco_dataset(
     )
 
 
+_COCO_HEAD = re.compile(
+    rb'\A(?:\xef\xbb\xbf)?\s*\{\s*"(?:info|images|licenses|annotations|categories)"'
+)
+
+
 def _is_coco_doc_file(path: Path) -> bool:
     if path.suffix.lower() != ".json" or not path.is_file():
         return False
-    # Peek at the start only: COCO files begin with an object holding these keys.
+    # Peek at the start only: a COCO file is an object whose first key is one of
+    # COCO's own (a run manifest that merely lists "images" is not one).
     with path.open("rb") as f:
-        head = f.read(1 << 16)
-    return b'"images"' in head or b'"info"' in head or b'"licenses"' in head
+        head = f.read(4096)
+    return _COCO_HEAD.match(head) is not None
 
 
 def _detect_coco(path: Path) -> bool:
     if path.is_file():
         return _is_coco_doc_file(path)
-    return any(_is_coco_doc_file(p) for p in sorted(path.glob("*.json")))
+    candidates = [*sorted(path.glob("*.json")), *sorted(path.glob("annotations/*.json"))]
+    return any(_is_coco_doc_file(p) for p in candidates)
 
 
 @register_reader("coco", detect=_detect_coco)
@@ -529,9 +537,9 @@ def read_coco(
     path = Path(path)
     if not path.exists():
         raise NotFoundError("COCO path does not exist", path=path)
-    files = [path] if path.is_file() else sorted(path.rglob("*.json"))
+    files = [path] if path.is_file() else coco_files(path)
     if not files:
-        raise NotFoundError("no *.json file in this folder", path=path)
+        raise NotFoundError("no COCO *.json file in this folder", path=path)
     cmap = resolve_class_map(class_map, default=None)
     root = image_root if image_root is not None else (path.parent if path.is_file() else path)
     return read_coco_files(

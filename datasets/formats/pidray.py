@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cv.datasets.classmap import ClassMap, resolve_class_map
-from cv.datasets.formats.coco import guess_image_root, read_coco_files
+from cv.datasets.formats.coco import categories_in_map, guess_image_root, read_coco_files
 from cv.datasets.formats.common import InvalidBoxes
 from cv.datasets.formats.registry import register_reader
 from cv.errors import DataFormatError, NotFoundError
@@ -50,8 +50,14 @@ def _detect(path: Path) -> bool:
     if not path.is_dir():
         return False
     files = _annotation_files(path)
-    return any(f.name.startswith("xray_") for f in files) or (
-        path.joinpath("annotations").is_dir() and len(files) == 2
+    if any(f.name.startswith("xray_") for f in files):
+        return True
+    # PIDray 2023 names its files train.json / test.json, as this toolkit's own output
+    # does; tell them apart by the category names (PIDray's own, not the taxonomy's).
+    return (
+        path.joinpath("annotations").is_dir()
+        and {f.name for f in files} == {"train.json", "test.json"}
+        and categories_in_map(path / "annotations", "pidray")
     )
 
 

@@ -264,7 +264,10 @@ def _label_of(image: Path) -> Path:
 def _detect_yolo(path: Path) -> bool:
     if path.is_file():
         return path.suffix.lower() in (".yaml", ".yml")
-    return (path / "data.yaml").is_file()
+    # Folders this toolkit writes (synth, convert) hold COCO files beside data.yaml
+    # in annotations/; those carry what YOLO cannot (occlusion, concealment, subsets,
+    # original class names, exact boxes), so the folder is read as COCO.
+    return (path / "data.yaml").is_file() and not any((path / "annotations").glob("*.json"))
 
 
 @register_reader("yolo", detect=_detect_yolo)
