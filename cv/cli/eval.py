@@ -1,10 +1,234 @@
-"""``customs-vision eval``: Evaluate models: COCO and VOC AP, screening detection rate at fixed false-alarm rates."""
+"""``customs-vision eval``: COCO and VOC AP, screening detection rate at fixed false-alarm rates.
+
+``eval xray`` evaluates an X-ray detector from a saved predictions file (no model
+needed) or by running a model directory first, and writes the report of
+:func:`cv.evaluation.report.write_report`.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
 import typer
+from rich.console import Console
+
+from cv.errors import ConfigError, NotFoundError
+from cv.log import console
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from cv.evaluation.detection import DetectionMetrics
+    from cv.evaluation.screening import ScreeningMetrics
+    from cv.predictions import Predictions
+    from cv.records import Dataset
 
 app = typer.Typer(
     help="Evaluate models: COCO and VOC AP, screening detection rate at fixed false-alarm rates.",
     no_args_is_help=True,
 )
+
+# Results (tables) go to stdout so they can be piped; messages go to stderr.
+_out = Console()
+
+_RUNTIMES = ("onnx", "torch")
+
+
+def parse_operating_point(text: str) -> tuple[Literal["far", "recall"], float]:
+    """``far=0.05`` or ``recall=0.95`` as ``(mode, target)``.
+
+    Raises:
+        ConfigError: If it is neither.
+    """
+    mode, sep, value = text.partition("=")
+    mode = mode.strip().lower()
+    try:
+        target = float(value)
+    except ValueError:
+        target = float("nan")
+    if not sep or mode not in ("far", "recall") or not 0.0 <= target <= 1.0:
+        raise ConfigError(
+            f"expected far=RATE or recall=RATE with RATE in [0, 1], got {text!r}",
+            field="--operating-point",
+        )
+    return ("far" if mode == "far" else "recall"), target
+
+
+def _select_split(dataset: Dataset, split: str) -> Dataset:
+    """The images of ``split``; ``all`` keeps every image.
+
+    A dataset whose images carry no split at all is evaluated whole, with a note,
+    because a single annotation file (a COCO test JSON) is often the test set itself.
+    """
+    from dataclasses import replace
+
+    if split == "all":
+        return dataset
+    present = sorted({im.split for im in dataset.images if im.split is not None})
+    if not present:
+        n = len(dataset.images)
+        console.print(f"[yellow]note:[/] the dataset assigns no splits; evaluating all {n} images")
+        return dataset
+    images = [im for im in dataset.images if im.split == split]
+    if not images:
+        raise NotFoundError(
+            f"no images of split {split!r}; the dataset has {', '.join(present)} "
+            "(or use --split all)",
+            field="--split",
+        )
+    return replace(dataset, images=images)
+
+
+def _predict(
+    dataset: Dataset, model: Path | None, *, runtime: str, batch: int, out: Path
+) -> Predictions:
+    from cv.models.load import load_detector
+    from cv.predictions import write_predictions
+
+    if model is None:
+        raise ConfigError("give --model DIR or --predictions FILE", field="--model")
+    # Loading checks the record and the weights' sha256 before anything runs.
+    detector = load_detector(model, runtime=runtime)
+    from cv.models.predict import predict_dataset
+
+    predictions = predict_dataset(
+        detector, dataset, batch_size=batch, conf=0.001, iou=0.6, progress=True
+    )
+    path = write_predictions(predictions, out / "predictions.json")
+    console.print(f"predictions: {path}")
+    return predictions
+
+
+def _summary_tables(
+    *, detection: DetectionMetrics, voc: dict[str, Any], screening: ScreeningMetrics
+) -> list[Table]:
+    from rich.table import Table
+
+    s = detection.summary()
+
+    def num(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    head = Table(title=f"X-ray detection: {detection.n_images} images, {detection.n_gt} objects")
+    cols = ["AP", "AP50", "AP75", "VOC AP50", "DR@1%", "DR@5%", "DR@10%", "DR@20%"]
+    for c in cols:
+        head.add_column(c, justify="right")
+    dr = [screening.at(x) for x in (0.01, 0.05, 0.10, 0.20)]
+    head.add_row(
+        num(s["AP"]),
+        num(s["AP50"]),
+        num(s["AP75"]),
+        num(voc["AP50"]),
+        *(num(p.detection_rate) if p is not None else "n/a" for p in dr),
+    )
+    per = Table(title="Per class")
+    per.add_column("class")
+    for c in ("objects", "AP50", "VOC AP50"):
+        per.add_column(c, justify="right")
+    for name, v in detection.per_class.items():
+        per.add_row(name, str(v["n_gt"]), num(v["AP50"]), num(voc["per_class"].get(name)))
+    return [head, per]
+
+
+@app.command("xray")
+def xray(
+    data: Path = typer.Option(
+        ..., "--data", help="Ground-truth dataset folder or annotation file."
+    ),
+    fmt: str | None = typer.Option(
+        None, "--format", help="Dataset format name; detected from the files by default."
+    ),
+    predictions: Path | None = typer.Option(
+        None, "--predictions", help="A saved predictions file (no model needed)."
+    ),
+    model: Path | None = typer.Option(
+        None, "--model", help="A model directory to run first (writes predictions.json)."
+    ),
+    runtime: str = typer.Option("onnx", "--runtime", help="Runtime for --model: onnx or torch."),
+    batch: int = typer.Option(8, "--batch", min=1, help="Images per batch for --model."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Report folder (default: CV_RUNS_DIR/eval/<dataset name>)."
+    ),
+    split: str = typer.Option(
+        "test", "--split", help="Evaluate the images of this split (train, val, test, or all)."
+    ),
+    operating_point: str = typer.Option(
+        "far=0.05",
+        "--operating-point",
+        help="Where per-class thresholds are chosen: far=RATE (false alarms per image "
+        "without the class) or recall=RATE.",
+    ),
+    classes: str | None = typer.Option(
+        None, "--classes", help="Comma-separated classes to evaluate (default: the dataset's)."
+    ),
+    allow_extra: bool = typer.Option(
+        False,
+        "--allow-extra",
+        help="Accept predictions for images outside the evaluated set (always so with a split).",
+    ),
+) -> None:
+    """Evaluate an X-ray detector: COCO AP, VOC AP50, screening DR at FAR, thresholds, report."""
+    from cv.datasets.formats import load_dataset
+    from cv.evaluation.detection import confusion_matrix, evaluate
+    from cv.evaluation.report import write_report
+    from cv.evaluation.screening import choose_thresholds, screening
+    from cv.evaluation.voc import voc_ap50
+    from cv.predictions import read_predictions
+    from cv.settings import get_settings
+
+    if (predictions is None) == (model is None):
+        raise ConfigError(
+            "give exactly one of --predictions FILE or --model DIR", field="--predictions"
+        )
+    if runtime not in _RUNTIMES:
+        raise ConfigError(f"unknown runtime {runtime!r}; use onnx or torch", field="--runtime")
+    split = split.strip().lower()
+    if split not in ("train", "val", "test", "all"):
+        raise ConfigError(f"unknown split {split!r}; use train, val, test or all", field="--split")
+    mode, target = parse_operating_point(operating_point)
+    wanted = None if classes is None else [c.strip() for c in classes.split(",") if c.strip()]
+
+    full = load_dataset(data, fmt=fmt)
+    dataset = _select_split(full, split)
+    out_dir = (
+        out if out is not None else get_settings().runs_dir / "eval" / (full.name or "dataset")
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if predictions is not None:
+        preds = read_predictions(predictions)
+    else:
+        preds = _predict(dataset, model, runtime=runtime, batch=batch, out=out_dir)
+    # Predictions made for the whole dataset legitimately cover the other splits.
+    extra = allow_extra or len(dataset.images) < len(full.images)
+
+    console.print(f"evaluating {len(dataset.images)} images of {full.name or data}")
+    detection = evaluate(dataset, preds, classes=wanted, allow_extra=extra)
+    voc = voc_ap50(dataset, preds, classes=wanted, allow_extra=extra)
+    screen = screening(dataset, preds, allow_extra=extra)
+    chosen = choose_thresholds(
+        dataset, preds, mode=mode, target=target, classes=wanted, allow_extra=extra
+    )
+    # The confusion matrix at the thresholds the server would alert with, where chosen.
+    confusion = confusion_matrix(
+        dataset,
+        preds,
+        classes=wanted,
+        score_threshold=chosen.thresholds() or 0.25,
+        allow_extra=extra,
+    )
+    report = write_report(
+        out_dir,
+        detection=detection,
+        voc=voc,
+        screening=screen,
+        thresholds=chosen,
+        dataset_name=f"{full.name or data} ({split})",
+        model_summary=preds.model,
+        confusion=confusion,
+    )
+    for table in _summary_tables(detection=detection, voc=voc, screening=screen):
+        _out.print(table)
+    if not screen.defined:
+        console.print(f"[yellow]screening:[/] {screen.note}")
+    console.print(f"report: {report}")

@@ -1,0 +1,454 @@
+"""Screening metrics at bag level, and per-class score thresholds at an operating point.
+
+Security screening is judged per bag, not per box: does the machine alarm on a
+bag that holds a threat, and how often does it alarm on a clean one. TSA and
+ECAC state their standards as a probability of detection at a fixed false-alarm
+rate, so :func:`screening` reports exactly that:
+
+* the **alarm score** of an image is the highest score of any detection of a
+  threat class (no such detection: the image never alarms);
+* a **threat bag** holds at least one ground-truth object of a threat class, a
+  **clean bag** none;
+* for a false-alarm rate ``x``, the threshold ``t`` is the lowest score such
+  that the share of clean bags with alarm score ≥ ``t`` is at most ``x``; the
+  detection rate is the share of threat bags with alarm score ≥ ``t``.
+
+Candidate thresholds are the alarm scores that occur, plus one just above the
+highest, so that a rate of 0 can always be met; between two scores that occur,
+nothing changes on the data, so no other value can do better.
+
+:func:`operating_thresholds` picks the per-class thresholds the server alerts
+with (stored in ``model.json`` ``thresholds``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from cv.boxes import as_boxes, box_iou
+from cv.errors import ConfigError, DataValidationError
+from cv.evaluation.matching import greedy_match, pair_images, resolve_classes
+from cv.predictions import Predictions
+from cv.records import Dataset
+from cv.taxonomy import CATEGORIES
+
+log = logging.getLogger(__name__)
+
+FAR_POINTS: tuple[float, ...] = (0.01, 0.05, 0.10, 0.20)
+LOCALISATION_IOU = 0.5
+# A count is compared with rate * n; the slack keeps float error from forbidding an
+# allowed count (0.29 * 100 is 28.999999999999996, which would forbid 29 of 100).
+_EPS = 1e-9
+
+
+def default_threat_classes() -> list[str]:
+    """The taxonomy classes flagged ``threat``."""
+    return [c.name for c in CATEGORIES if c.threat]
+
+
+def candidate_thresholds(scores: Iterable[float]) -> NDArray[np.float64]:
+    """The distinct finite scores, ascending, then one just above the highest.
+
+    The extra value is where nothing alarms; with no finite score it is 1.0.
+    """
+    s = np.asarray([v for v in scores if math.isfinite(v)], dtype=np.float64)
+    s = np.unique(s)
+    top = math.nextafter(float(s[-1]), math.inf) if s.size else 1.0
+    return np.append(s, top)
+
+
+def share_at_or_above(scores: ArrayLike, thresholds: ArrayLike) -> NDArray[np.float64]:
+    """For each threshold, the share of ``scores`` that are ≥ it (0 when empty)."""
+    s = np.sort(np.asarray(scores, dtype=np.float64))
+    t = np.asarray(thresholds, dtype=np.float64)
+    if s.size == 0:
+        return np.zeros(t.shape)
+    return (s.size - np.searchsorted(s, t, side="left")) / s.size
+
+
+def threshold_at_rate(
+    negative_scores: ArrayLike, candidates: ArrayLike, *, rate: float
+) -> tuple[float, float]:
+    """The lowest candidate at which at most ``rate`` of the negatives reach it.
+
+    Args:
+        negative_scores: One score per negative (``-inf`` never reaches anything).
+        candidates: Thresholds to choose from, ascending; the last one must be
+            above every score (see :func:`candidate_thresholds`).
+        rate: The largest share of negatives allowed at or above the threshold.
+
+    Returns:
+        The threshold and the share of negatives that reach it.
+
+    Raises:
+        ValueError: If there are no negatives (the rate is undefined).
+    """
+    neg = np.asarray(negative_scores, dtype=np.float64)
+    if neg.size == 0:
+        raise ValueError("a false-alarm rate needs at least one negative")
+    cand = np.asarray(candidates, dtype=np.float64)
+    counts = share_at_or_above(neg, cand) * neg.size
+    ok = np.flatnonzero(counts <= rate * neg.size + _EPS)
+    i = int(ok[0])  # the last candidate is above every score, so ok is never empty
+    return float(cand[i]), float(counts[i] / neg.size)
+
+
+@dataclass(slots=True)
+class ScreeningPoint:
+    """The screening figures at one false-alarm target.
+
+    Attributes:
+        far_target: The false-alarm rate asked for.
+        threshold: The alarm threshold chosen for it.
+        far: The share of clean bags that alarm at ``threshold`` (≤ ``far_target``).
+        detection_rate: The share of threat bags that alarm at ``threshold``.
+        detection_rate_localised: The share of threat bags with a threat-class
+            detection ≥ ``threshold`` on one of their threat objects (IoU ≥ 0.5).
+    """
+
+    far_target: float
+    threshold: float
+    far: float
+    detection_rate: float
+    detection_rate_localised: float
+
+
+@dataclass(slots=True)
+class ScreeningMetrics:
+    """Bag-level detection rate against false-alarm rate.
+
+    Attributes:
+        threat_classes: Classes whose objects make a bag a threat bag and whose
+            detections raise the alarm.
+        n_clean: Clean bags.
+        n_threat: Threat bags.
+        points: One per false-alarm target; empty when undefined.
+        curve: ``threshold``, ``far``, ``detection_rate`` and
+            ``detection_rate_localised`` at every candidate threshold, by falling
+            threshold; empty when undefined.
+        note: Why the figures are undefined (no clean bags, no threat bags), or
+            ``None``.
+    """
+
+    threat_classes: list[str]
+    n_clean: int
+    n_threat: int
+    points: list[ScreeningPoint] = field(default_factory=list)
+    curve: dict[str, list[float]] = field(default_factory=dict)
+    note: str | None = None
+
+    @property
+    def defined(self) -> bool:
+        """Whether there are both clean and threat bags to measure on."""
+        return self.note is None
+
+    def at(self, far_target: float) -> ScreeningPoint | None:
+        """The point computed for ``far_target``, if any."""
+        for p in self.points:
+            if math.isclose(p.far_target, far_target):
+                return p
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return {
+            "threat_classes": self.threat_classes,
+            "n_clean": self.n_clean,
+            "n_threat": self.n_threat,
+            "note": self.note,
+            "alarm": "highest score of a threat-class detection in the image",
+            "localised": "a threat-class detection >= threshold with IoU >= 0.5 on a "
+            "ground-truth threat object of any threat class",
+            "points": [
+                {
+                    "far_target": p.far_target,
+                    "threshold": p.threshold,
+                    "far": p.far,
+                    "detection_rate": p.detection_rate,
+                    "detection_rate_localised": p.detection_rate_localised,
+                }
+                for p in self.points
+            ],
+            "curve": self.curve,
+        }
+
+
+def screening(
+    dataset: Dataset,
+    predictions: Predictions,
+    *,
+    threat_classes: Sequence[str] | None = None,
+    far_points: Sequence[float] = FAR_POINTS,
+    allow_extra: bool = False,
+) -> ScreeningMetrics:
+    """Bag-level detection rate at fixed false-alarm rates (see the module docstring).
+
+    The localised detection rate asks more: a threat bag counts only if some
+    threat-class detection with score ≥ ``t`` overlaps one of its ground-truth
+    threat objects with IoU ≥ 0.5. The classes need not agree (a knife called
+    scissors still sends the inspector to the right place), so any threat class
+    on any threat object counts.
+
+    Args:
+        dataset: The ground truth; bags are its images.
+        predictions: The model's detections.
+        threat_classes: Threat classes; by default the taxonomy's ``threat`` classes.
+        far_points: False-alarm rates to report, in ``[0, 1]``.
+        allow_extra: Accept predictions for images that are not in ``dataset``.
+
+    Raises:
+        ConfigError: If a false-alarm rate is outside ``[0, 1]``.
+        DataValidationError: If an image has no predictions, or the model knows
+            none of the threat classes.
+    """
+    for x in far_points:
+        if not 0.0 <= x <= 1.0:
+            raise ConfigError(f"false-alarm rate {x} is outside [0, 1]", field="far_points")
+    threats = list(threat_classes) if threat_classes is not None else default_threat_classes()
+    threat_set = set(threats)
+    if not threat_set & set(predictions.classes):
+        raise DataValidationError(
+            f"the model knows none of the threat classes ({', '.join(threats)}); model "
+            f"classes: {', '.join(predictions.classes)}",
+            field="threat_classes",
+        )
+    pairs = pair_images(dataset, predictions, allow_extra=allow_extra)
+    clean, threat, localised = [], [], []
+    for pair in pairs:
+        dets = [d for d in pair.predicted.detections if d.category in threat_set]
+        alarm = max((d.score for d in dets), default=-math.inf)
+        gts = [a.box for a in pair.record.annotations if a.category in threat_set]
+        if not gts:
+            clean.append(alarm)
+            continue
+        threat.append(alarm)
+        hit = -math.inf
+        if dets:
+            iou = box_iou(as_boxes([d.box for d in dets]), as_boxes(gts))
+            on_target = iou.max(axis=1) >= LOCALISATION_IOU
+            hit = max((d.score for d, ok in zip(dets, on_target, strict=True) if ok), default=hit)
+        localised.append(hit)
+
+    result = ScreeningMetrics(threat_classes=threats, n_clean=len(clean), n_threat=len(threat))
+    if not clean:
+        result.note = (
+            "no clean bags (every image holds a threat object): the false-alarm rate is "
+            "undefined, so no detection rate at a false-alarm rate can be given"
+        )
+        return result
+    if not threat:
+        result.note = "no threat bags: the detection rate is undefined"
+        return result
+
+    cand = candidate_thresholds([*clean, *threat])
+    for x in far_points:
+        t, far = threshold_at_rate(clean, cand, rate=x)
+        result.points.append(
+            ScreeningPoint(
+                far_target=float(x),
+                threshold=t,
+                far=far,
+                detection_rate=float(share_at_or_above(threat, [t])[0]),
+                detection_rate_localised=float(share_at_or_above(localised, [t])[0]),
+            )
+        )
+    desc = cand[::-1]
+    result.curve = {
+        "threshold": desc.tolist(),
+        "far": share_at_or_above(clean, desc).tolist(),
+        "detection_rate": share_at_or_above(threat, desc).tolist(),
+        "detection_rate_localised": share_at_or_above(localised, desc).tolist(),
+    }
+    return result
+
+
+@dataclass(slots=True)
+class ClassThreshold:
+    """The threshold of one class and what it achieves on the data it was chosen on.
+
+    Attributes:
+        threshold: Least score of an alert of this class.
+        achieved: The false-alarm rate (mode ``far``) or recall (mode ``recall``)
+            at ``threshold``.
+        reached: Whether ``achieved`` meets the target.
+        n: Negative images (mode ``far``) or objects (mode ``recall``) measured on.
+    """
+
+    threshold: float
+    achieved: float
+    reached: bool
+    n: int
+
+
+@dataclass(slots=True)
+class OperatingThresholds:
+    """Per-class thresholds chosen at one operating point.
+
+    Attributes:
+        mode: ``far`` (false alarms per image) or ``recall``.
+        target: The rate asked for.
+        per_class: The chosen threshold of each class that has one.
+        skipped: Classes without a threshold, and why.
+    """
+
+    mode: Literal["far", "recall"]
+    target: float
+    per_class: dict[str, ClassThreshold] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def thresholds(self) -> dict[str, float]:
+        """Class name -> threshold, as ``model.json`` stores them."""
+        return {c: t.threshold for c, t in self.per_class.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return {
+            "mode": self.mode,
+            "target": self.target,
+            "thresholds": self.thresholds(),
+            "per_class": {
+                c: {
+                    "threshold": t.threshold,
+                    "achieved": t.achieved,
+                    "reached": t.reached,
+                    "n": t.n,
+                }
+                for c, t in self.per_class.items()
+            },
+            "skipped": self.skipped,
+        }
+
+
+def choose_thresholds(
+    dataset: Dataset,
+    predictions: Predictions,
+    *,
+    mode: Literal["far", "recall"],
+    target: float,
+    classes: Sequence[str] | None = None,
+    allow_extra: bool = False,
+) -> OperatingThresholds:
+    """Per-class score thresholds at an operating point, with what each achieves.
+
+    Mode ``far``: the score of an image for class c is the highest score of a
+    detection of c in it; the negatives of c are the images with no ground-truth
+    object of c (crowd regions of c included as objects). The threshold is the
+    lowest score at which at most ``target`` of the negatives fire. A class with
+    no negative image, or no detection at all, is skipped.
+
+    Mode ``recall``: detections of c are matched to the objects of c per image,
+    greedily by falling score at IoU ≥ 0.5 (COCO's rule; crowd regions ignored).
+    A detection's match does not depend on detections scored below it, so the
+    recall at threshold t is the share of objects matched by detections ≥ t. The
+    threshold is the highest score at which that recall is ≥ ``target``. When
+    the target cannot be reached, the threshold of the highest recall reached is
+    kept with ``reached=False`` and a warning; a class with no object or no true
+    positive is skipped.
+
+    Args:
+        dataset: The ground truth the thresholds are chosen on.
+        predictions: The model's detections.
+        mode: ``far`` or ``recall``.
+        target: The false-alarm rate per negative image, or the recall, in ``[0, 1]``.
+        classes: Classes to choose for; by default every class of ``dataset``.
+        allow_extra: Accept predictions for images that are not in ``dataset``.
+
+    Raises:
+        ConfigError: If the mode is unknown or the target outside ``[0, 1]``
+            (``(0, 1]`` for recall).
+        DataValidationError: If an image has no predictions, or a ground-truth
+            class is not one the model knows.
+    """
+    if mode not in ("far", "recall"):
+        raise ConfigError(f"unknown operating-point mode {mode!r}; use far or recall", field="mode")
+    low_ok = target > 0.0 if mode == "recall" else target >= 0.0
+    if not (low_ok and target <= 1.0):
+        raise ConfigError(f"{mode} target {target} is outside its range", field="target")
+    pairs = pair_images(dataset, predictions, allow_extra=allow_extra)
+    names = resolve_classes(dataset, predictions, classes)
+    out = OperatingThresholds(mode=mode, target=float(target))
+    for c in names:
+        if mode == "far":
+            negatives, scores = [], []
+            for pair in pairs:
+                s = [d.score for d in pair.predicted.detections if d.category == c]
+                scores.extend(s)
+                if not any(a.category == c for a in pair.record.annotations):
+                    negatives.append(max(s, default=-math.inf))
+            if not negatives:
+                out.skipped[c] = "no image without this class to measure false alarms on"
+                continue
+            if not scores:
+                out.skipped[c] = "no detection of this class"
+                continue
+            t, far = threshold_at_rate(negatives, candidate_thresholds(scores), rate=target)
+            out.per_class[c] = ClassThreshold(t, far, True, len(negatives))
+            continue
+
+        tp_scores: list[float] = []
+        n_pos = 0
+        for pair in pairs:
+            gts = [a for a in pair.record.annotations if a.category == c]
+            crowd = np.array([a.iscrowd for a in gts], dtype=bool)
+            n_pos += int((~crowd).sum())
+            dets = sorted(
+                (d for d in pair.predicted.detections if d.category == c), key=lambda d: -d.score
+            )
+            if not dets or not gts:
+                continue
+            match = greedy_match(
+                as_boxes([d.box for d in dets]),
+                as_boxes([a.box for a in gts]),
+                crowd,
+                iou_threshold=LOCALISATION_IOU,
+            )
+            tp_scores.extend(d.score for d, m in zip(dets, match, strict=True) if m >= 0)
+        if n_pos == 0:
+            out.skipped[c] = "no object of this class"
+            continue
+        if not tp_scores:
+            out.skipped[c] = "no object of this class is found at IoU 0.5"
+            continue
+        tp_sorted = sorted(tp_scores, reverse=True)
+        need = max(1, math.ceil(target * n_pos - _EPS))
+        reached = len(tp_sorted) >= need
+        t = tp_sorted[need - 1] if reached else tp_sorted[-1]
+        recall = sum(1 for s in tp_sorted if s >= t) / n_pos
+        if not reached:
+            log.warning(
+                "class %s: recall %.3f is the most reached, below the target %.3f",
+                c,
+                recall,
+                target,
+            )
+        out.per_class[c] = ClassThreshold(t, recall, reached, n_pos)
+    for c, why in out.skipped.items():
+        log.warning("class %s has no %s threshold: %s", c, mode, why)
+    return out
+
+
+def operating_thresholds(
+    dataset: Dataset,
+    predictions: Predictions,
+    *,
+    mode: Literal["far", "recall"],
+    target: float,
+    classes: Sequence[str] | None = None,
+    allow_extra: bool = False,
+) -> dict[str, float]:
+    """Per-class score thresholds at an operating point (see :func:`choose_thresholds`).
+
+    Returns:
+        Class name -> threshold, for the classes that have one; what
+        ``model.json`` stores under ``thresholds`` and the server alerts with.
+    """
+    return choose_thresholds(
+        dataset, predictions, mode=mode, target=target, classes=classes, allow_extra=allow_extra
+    ).thresholds()
