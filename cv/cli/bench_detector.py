@@ -1,3 +1,79 @@
-"""Commands registered on ``customs-vision bench``; filled in by its part."""
+"""``customs-vision bench detector``: ultralytics predict vs our ONNX Runtime path."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cv.cli.bench import app
+
+
+@app.command("detector")
+def detector(
+    model: Path | None = typer.Option(
+        None,
+        help="Exported model directory; default: the shipped models/zoo/xray-yolo11n, "
+        "else an untrained yolo11n exported to a temporary folder.",
+    ),
+    data: Path | None = typer.Option(None, help="Dataset to take images from (any format)."),
+    images: int = typer.Option(100, min=1, help="Number of images (synthetic 640×640 scans)."),
+    imgsz: int = typer.Option(640, min=32, help="Input size for ultralytics' predict."),
+    conf: float = typer.Option(0.25, min=0.0, max=1.0, help="Score threshold of both paths."),
+    warmup: int = typer.Option(5, min=0, help="Untimed calls before measuring."),
+) -> None:
+    """Images/s of ultralytics' predict (PyTorch), our ONNX path and the bare ORT session."""
+    from rich.table import Table
+
+    from cv.evaluation.bench_detector import bench_detector, dataset_images
+    from cv.log import console
+    from cv.models.load import default_model_dir
+
+    model_dir = model
+    if model_dir is None and default_model_dir().is_dir():
+        model_dir = default_model_dir()
+    if model_dir is None:
+        console.print(
+            "[yellow]no shipped model: timing an untrained yolo11n (13 classes) exported "
+            "to a temporary folder[/]"
+        )
+    pixels = dataset_images(data, images) if data is not None else None
+    result = bench_detector(
+        model_dir, images=pixels, n_images=images, imgsz=imgsz, conf=conf, warmup=warmup
+    )
+    table = Table(
+        title=f"detector, batch 1, {result['images']} images, {result['imgsz']} px, "
+        f"conf {conf:g} ({result['model']})"
+    )
+    for col in ("path", "images/s", "ratio", "target"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        f"(a) ultralytics predict, PyTorch, its {result['torch_threads']} thread(s)",
+        f"{result['ultralytics_ips']:.2f}",
+        "",
+        "",
+    )
+    table.add_row(
+        f"(a') ultralytics predict, PyTorch, {result['physical_cores']} threads",
+        f"{result['ultralytics_all_cores_ips']:.2f}",
+        "",
+        "",
+    )
+    table.add_row(
+        "(b) ours: ONNX Runtime, full path",
+        f"{result['ours_ips']:.2f}",
+        f"{result['ratio_vs_ultralytics']:.2f}× (a), "
+        f"{result['ratio_vs_ultralytics_all_cores']:.2f}× (a')",
+        f"≥ {result['target_vs_ultralytics']:g}×",
+    )
+    table.add_row(
+        "(c) bare ORT session.run",
+        f"{result['bare_ips']:.2f}",
+        f"(b) = {result['ratio_vs_bare']:.2f} of (c)",
+        f"≥ {result['target_vs_bare']:g}",
+    )
+    console.print(table)
+    console.print(
+        f"ORT intra-op threads {result['ort_threads']}, providers {', '.join(result['providers'])}",
+        highlight=False,
+    )

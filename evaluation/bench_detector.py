@@ -1,0 +1,188 @@
+"""Benchmark of the detector runtimes (not a timed test).
+
+On the same images, in one process, at batch 1, after a warm-up:
+
+(a) ultralytics' own ``YOLO.predict`` on the PyTorch model (our weights), with
+    the torch thread count its device set-up chooses (``cores - 1``, so 1 on a
+    2-core machine); also measured with torch on all physical cores (a');
+(b) our :class:`~cv.models.runtime.OnnxDetector` full path: letterbox,
+    ONNX Runtime, decoding, NMS, un-letterbox;
+(c) the bare ONNX Runtime ``session.run`` on input tensors made beforehand.
+
+Targets: (b) at least :data:`TARGET_VS_ULTRALYTICS` times (a), and (b) at least
+:data:`TARGET_VS_BARE` of (c) (what pre- and post-processing may cost).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+TARGET_VS_ULTRALYTICS = 2.5
+TARGET_VS_BARE = 0.9
+
+
+def synthetic_images(n: int, *, size: int = 640, seed: int = 0) -> list[NDArray[np.uint8]]:
+    """``n`` synthetic ``size × size`` scans (RGB), profiles taken in turn."""
+    from cv.datasets.synth import make_scan
+    from cv.xray import list_profiles, load_profile
+
+    profiles = [load_profile(p) for p in list_profiles()]
+    return [
+        make_scan(seed + i, size=(size, size), profile=profiles[i % len(profiles)])[0]
+        for i in range(n)
+    ]
+
+
+def dataset_images(path: str | Path, n: int) -> list[NDArray[np.uint8]]:
+    """The first ``n`` images of a dataset any reader understands (RGB)."""
+    from cv.datasets.formats import load_dataset
+    from cv.image import read_image
+
+    ds = load_dataset(Path(path))
+    return [read_image(ds.image_path(r)) for r in ds.images[:n]]
+
+
+def untrained_model_dir(out_dir: Path, *, input_size: int = 640) -> Path:
+    """An exported, untrained yolo11n over the 13 synthetic target classes."""
+    from cv.datasets.synth import TARGET_CLASSES
+    from cv.models.export import export_onnx
+    from cv.models.load import init_model_dir
+
+    init_model_dir(
+        out_dir, architecture="yolo11n", classes=list(TARGET_CLASSES), input_size=input_size
+    )
+    export_onnx(out_dir)
+    return out_dir
+
+
+def _block_rates(
+    fns: Sequence[Callable[[int], Any]],
+    n: int,
+    warmup: int,
+    setups: Sequence[Callable[[], None]] | None = None,
+) -> list[float]:
+    """Images per second of each ``fn(i)`` over ``i < n``.
+
+    Each path runs in its own block (after ``warmup`` untimed calls and its
+    ``setup``), because interleaving call by call makes torch's and ONNX Runtime's
+    spinning thread pools fight over the cores and slows every path. The blocks
+    run twice, forwards then backwards, so a slow drift in machine load falls on
+    all paths alike.
+    """
+    setups = setups or [lambda: None] * len(fns)
+    spent = [0.0] * len(fns)
+    order = list(range(len(fns)))
+    for k in order + order[::-1]:
+        setups[k]()
+        for i in range(warmup):
+            fns[k](i % n)
+        t0 = time.perf_counter()
+        for i in range(n):
+            fns[k](i)
+        spent[k] += time.perf_counter() - t0
+    return [2 * n / s for s in spent]
+
+
+def bench_detector(
+    model_dir: str | Path | None = None,
+    *,
+    images: Sequence[NDArray[np.uint8]] | None = None,
+    n_images: int = 100,
+    imgsz: int = 640,
+    conf: float = 0.25,
+    iou: float = 0.45,
+    warmup: int = 5,
+) -> dict[str, Any]:
+    """Times (a) ultralytics predict, (b) our ONNX path, (c) the bare ORT session.
+
+    Args:
+        model_dir: An exported model directory; ``None`` builds and exports an
+            untrained yolo11n into a temporary folder.
+        images: ``(H, W, 3) uint8`` RGB images; ``n_images`` synthetic scans by default.
+        n_images: Number of synthetic scans when ``images`` is not given.
+        imgsz: Input size for ultralytics' predict (ours uses the record's).
+        conf: Score threshold of both (a) and (b).
+        iou: NMS IoU threshold of both.
+        warmup: Untimed calls before each measurement.
+
+    Returns:
+        ``images``, ``model``, ``untrained``, ``imgsz``, ``ultralytics_ips`` (its
+        own threads), ``ultralytics_all_cores_ips``, ``ours_ips``, ``bare_ips``,
+        ``ratio_vs_ultralytics``, ``ratio_vs_ultralytics_all_cores``,
+        ``ratio_vs_bare``, the targets, ``torch_threads`` (ultralytics' own choice),
+        ``physical_cores``, ``ort_threads`` and ``providers``.
+    """
+    import torch
+
+    from cv.models.load import build_torch_model, load_onnx_detector
+    from cv.models.runtime import physical_cores
+    from cv.models.ultra import yolo_for_model
+
+    imgs = list(images) if images is not None else synthetic_images(n_images, size=imgsz)
+    with tempfile.TemporaryDirectory(prefix="cv-bench-detector-") as tmp:
+        untrained = model_dir is None
+        d = Path(model_dir) if model_dir is not None else untrained_model_dir(Path(tmp) / "m")
+        onnx_det = load_onnx_detector(d, max_batch=1)
+        model, record = build_torch_model(d)
+        yolo = yolo_for_model(model)
+        # ultralytics takes NumPy images as OpenCV BGR; convert before timing.
+        bgr = [np.ascontiguousarray(im[..., ::-1]) for im in imgs]
+        device = "cuda:0" if torch.cuda.is_available() else "cpu"
+
+        def ultra(i: int) -> None:
+            yolo.predict(bgr[i], imgsz=imgsz, conf=conf, iou=iou, device=device, verbose=False)
+
+        def ours(i: int) -> None:
+            onnx_det.predict([imgs[i]], conf=conf, iou=iou)
+
+        tensors = [onnx_det.preprocess([im])[0] for im in imgs]
+        session, feed_name = onnx_det.session, onnx_det.input_name
+
+        def bare(i: int) -> None:
+            session.run(None, {feed_name: tensors[i]})
+
+        ultra(0)  # sets the predictor up, which sets torch to its own thread count
+        own_threads = torch.get_num_threads()
+        cores = physical_cores()
+        ultra_ips, ultra_all_ips, ours_ips, bare_ips = _block_rates(
+            [ultra, ultra, ours, bare],
+            len(imgs),
+            warmup,
+            setups=[
+                lambda: torch.set_num_threads(own_threads),
+                lambda: torch.set_num_threads(cores),
+                lambda: None,
+                lambda: None,
+            ],
+        )
+        torch.set_num_threads(own_threads)
+        opts = session.get_session_options()
+        return {
+            "images": len(imgs),
+            "model": str(d) if not untrained else "untrained yolo11n (13 classes, temporary)",
+            "architecture": record.architecture,
+            "untrained": untrained,
+            "imgsz": imgsz,
+            "input_size": record.input_size,
+            "conf": conf,
+            "ultralytics_ips": ultra_ips,
+            "ultralytics_all_cores_ips": ultra_all_ips,
+            "ratio_vs_ultralytics_all_cores": ours_ips / ultra_all_ips,
+            "ours_ips": ours_ips,
+            "bare_ips": bare_ips,
+            "ratio_vs_ultralytics": ours_ips / ultra_ips,
+            "ratio_vs_bare": ours_ips / bare_ips,
+            "target_vs_ultralytics": TARGET_VS_ULTRALYTICS,
+            "target_vs_bare": TARGET_VS_BARE,
+            "torch_threads": own_threads,
+            "physical_cores": cores,
+            "ort_threads": opts.intra_op_num_threads,
+            "providers": list(session.get_providers()),
+        }

@@ -1,0 +1,119 @@
+"""The one import point of ultralytics (AGPL-3.0), always offline.
+
+ultralytics checks the network at import (``ONLINE``), auto-installs missing
+packages, syncs usage events and downloads weights or fonts when a ``*.pt`` name
+is given. None of that may happen here: this module sets ``YOLO_OFFLINE=1`` and
+``YOLO_AUTOINSTALL=false`` and points ``YOLO_CONFIG_DIR`` (its settings file)
+at a writable folder of ours **before** the first import, then turns event
+sync off. It also sets ``OMP_NUM_THREADS`` to the physical cores when unset,
+because ultralytics would otherwise set it to 1 for the whole process. Models are only ever built from their YAML (``yolo11n.yaml``), never
+from ``*.pt`` names.
+
+Every other module reaches ultralytics through :func:`ultralytics` or
+:func:`yolo_class`, so its quirks stay in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+CONFIG_DIR_NAME = "customs-vision-ultralytics"
+"""Folder under the system temp dir that holds ultralytics' settings file."""
+
+_module: ModuleType | None = None
+
+
+def offline_environment() -> dict[str, str]:
+    """Sets (if unset) and returns the environment ultralytics must see before import.
+
+    ``YOLO_CONFIG_DIR`` is kept when the user has set it; the offline flags are
+    always forced, because a user's ``YOLO_OFFLINE=0`` must not make a run download.
+    """
+    from cv.models.runtime import physical_cores
+
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "false"
+    # ultralytics sets OMP_NUM_THREADS=1 at import when unset, which silently
+    # makes every later torch op in the process single-threaded; use the cores.
+    os.environ.setdefault("OMP_NUM_THREADS", str(physical_cores()))
+    if not os.environ.get("YOLO_CONFIG_DIR"):
+        config_dir = Path(tempfile.gettempdir()) / CONFIG_DIR_NAME
+        config_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
+    keys = ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR", "OMP_NUM_THREADS")
+    return {k: os.environ[k] for k in keys}
+
+
+def ultralytics() -> ModuleType:
+    """The imported ``ultralytics`` package, offline (see the module docstring)."""
+    global _module
+    if _module is None:
+        offline_environment()
+        import ultralytics as ul
+        from ultralytics.utils import SETTINGS
+
+        # Event sync is already off while offline; writing it keeps it off for
+        # any later process that reads the same settings file.
+        if SETTINGS.get("sync", False):
+            SETTINGS.update(sync=False)
+        _module = ul
+    return _module
+
+
+def yolo_class() -> type[Any]:
+    """``ultralytics.YOLO``, for its trainer and its own ``predict``."""
+    return ultralytics().YOLO
+
+
+def detection_model_class() -> type[Any]:
+    """``ultralytics.nn.tasks.DetectionModel``: a YOLO network built from its YAML."""
+    ultralytics()
+    from ultralytics.nn.tasks import DetectionModel
+
+    return DetectionModel
+
+
+def rtdetr_model_class() -> type[Any]:
+    """``ultralytics.nn.tasks.RTDETRDetectionModel``."""
+    ultralytics()
+    from ultralytics.nn.tasks import RTDETRDetectionModel
+
+    return RTDETRDetectionModel
+
+
+def model_yaml(name: str) -> str:
+    """Checks that ``name`` is a YAML model config and returns it.
+
+    Raises:
+        ValueError: If ``name`` is a ``*.pt`` weights name, which ultralytics
+            would try to download.
+    """
+    if not name.endswith((".yaml", ".yml")):
+        raise ValueError(f"ultralytics models are built from YAML only, not {name!r}")
+    return name
+
+
+def yolo_for_model(model: Any) -> Any:
+    """An ultralytics ``YOLO`` object around an already built (and loaded) network.
+
+    ``YOLO`` is built from the network's own YAML (no download), then its freshly
+    made network is replaced by ``model``, so ultralytics' ``predict``, ``val`` and
+    ``train`` run on our weights.
+
+    Args:
+        model: A ``DetectionModel`` from a registered builder (it carries its YAML
+            in ``model.yaml``).
+    """
+    ultralytics()
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    cfg = model.yaml.get("yaml_file") or "yolo11n.yaml"
+    yolo = yolo_class()(model_yaml(str(cfg)), task="detect", verbose=False)
+    yolo.model = model
+    model.args = {**DEFAULT_CFG_DICT, **yolo.overrides}
+    model.task = "detect"
+    return yolo

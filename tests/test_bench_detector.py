@@ -1,0 +1,34 @@
+"""``bench detector`` runs all three paths on the same images and reports ratios."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cv.evaluation.bench_detector import bench_detector, synthetic_images
+from cv.models.export import export_onnx
+from cv.models.load import init_model_dir
+
+
+@pytest.mark.slow
+def test_bench_detector_small(tmp_path: Path) -> None:
+    d = tmp_path / "m"
+    init_model_dir(d, architecture="yolo11n", classes=["gun", "knife"], input_size=64)
+    export_onnx(d)
+    images = synthetic_images(3, size=64)
+    assert [im.shape for im in images] == [(64, 64, 3)] * 3
+    r = bench_detector(d, images=images, imgsz=64, warmup=1)
+    assert r["images"] == 3 and r["untrained"] is False
+    for key in ("ultralytics_ips", "ours_ips", "bare_ips"):
+        assert r[key] > 0
+    assert r["ratio_vs_ultralytics"] == pytest.approx(r["ours_ips"] / r["ultralytics_ips"])
+    assert r["ratio_vs_bare"] == pytest.approx(r["ours_ips"] / r["bare_ips"])
+    assert r["providers"][-1] == "CPUExecutionProvider"
+
+
+def test_cli_bench_detector_registered() -> None:
+    from cv.cli.bench import app
+
+    names = {c.name for c in app.registered_commands}
+    assert "detector" in names
