@@ -23,12 +23,20 @@ MOUNTS = {
 }
 
 
+def _parents(rel: Path) -> list[Path]:
+    return [Path(*rel.parts[:i]) for i in range(len(rel.parts))]
+
+
 def _source_modules() -> dict[str, str]:
     """Wheel path -> module name, for every .py file in the mounted folders."""
     found = {}
     for folder, pkg in MOUNTS.items():
         for py in sorted((ROOT / folder).rglob("*.py")):
             rel = py.relative_to(ROOT / folder)
+            # Files in folders without __init__.py (Alembic migrations) are package
+            # data, not modules; the data checks below cover them.
+            if not all((ROOT / folder / d / "__init__.py").is_file() for d in _parents(rel)):
+                continue
             parts = [*pkg.split("."), *rel.with_suffix("").parts]
             wheel_path = "/".join([*pkg.split("."), *rel.parts])
             if parts[-1] == "__init__":
@@ -67,10 +75,18 @@ def test_wheel_contains_every_module_and_data(wheel):
     assert not [n for n in names if n.split("/")[0] in MOUNTS.keys() - {"cv"}], (
         "a folder was installed as its own top-level package"
     )
-    for pattern_dir in ("cv/profiles", "cv/datasets/class_maps"):
-        src = ROOT / pattern_dir.replace("cv/datasets", "datasets")
-        for f in src.glob("*.yaml"):
-            assert f"{pattern_dir}/{f.name}" in names
+    data = {
+        "cv/profiles": ROOT / "cv/profiles",
+        "cv/datasets/class_maps": ROOT / "datasets/class_maps",
+        "cv/inference_server/migrations": ROOT / "inference_server/migrations",
+        "cv/inference_server/migrations/versions": ROOT / "inference_server/migrations/versions",
+        "cv/inference_server/static": ROOT / "inference_server/static",
+        "cv/models/risk/packs/kr": ROOT / "models/risk/packs/kr",
+    }
+    for wheel_dir, src in data.items():
+        for f in src.glob("*.*"):
+            if f.suffix in (".yaml", ".py", ".mako", ".html", ".js", ".css", ".csv"):
+                assert f"{wheel_dir}/{f.name}" in names, f"{f} missing from the wheel"
     meta = next(n for n in names if n.endswith("METADATA"))
     text = zipfile.ZipFile(wheel).read(meta).decode()
     assert "License-Expression: AGPL-3.0-or-later" in text

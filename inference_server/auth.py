@@ -1,0 +1,106 @@
+"""API tokens with roles.
+
+A token is ``cvt_`` + 32 random bytes (URL-safe). Only its sha256 is stored: the
+secret is shown once, when it is created (``customs-vision serve token``). Tokens
+are high-entropy random strings, so a plain sha256 is the right hash (a slow
+password hash buys nothing against guessing 256 random bits).
+
+Roles and what they may do:
+
+==========  ===============================================================
+scanner     post scans (X-ray machines, the demo feed)
+reader      read scans, detections, overlays; watch the live scan feed
+inspector   everything a reader may, plus receive, acknowledge, confirm and
+            reject alerts
+admin       everything, plus tokens, model swaps and rule packs
+==========  ===============================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cv.errors import ConfigError
+from cv.inference_server.db import Token, utcnow
+
+Role = Literal["scanner", "reader", "inspector", "admin"]
+ROLES: tuple[Role, ...] = ("scanner", "reader", "inspector", "admin")
+
+# What each role may do, by permission name; routes ask for a permission.
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "scans:write": frozenset({"scanner", "admin"}),
+    "scans:read": frozenset({"reader", "inspector", "admin"}),
+    "alerts:read": frozenset({"inspector", "admin"}),
+    "alerts:write": frozenset({"inspector", "admin"}),
+    "admin": frozenset({"admin"}),
+}
+
+PREFIX = "cvt_"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the token's name and role."""
+
+    name: str
+    role: Role
+
+    def may(self, permission: str) -> bool:
+        """Whether this caller holds ``permission``."""
+        return self.role in PERMISSIONS[permission]
+
+
+def hash_secret(secret: str) -> str:
+    """The sha256 hex digest stored for a token secret."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_token(session: Session, *, name: str, role: str) -> str:
+    """Creates a token and returns its secret (shown once, never stored).
+
+    Raises:
+        ConfigError: If the role is unknown or the name is taken.
+    """
+    if role not in ROLES:
+        raise ConfigError(f"unknown role {role!r}; roles: {', '.join(ROLES)}", field="role")
+    if session.scalar(select(Token).where(Token.name == name)) is not None:
+        raise ConfigError(f"a token called {name!r} exists already", field="name")
+    secret = PREFIX + secrets.token_urlsafe(32)
+    session.add(Token(name=name, role=role, secret_sha256=hash_secret(secret)))
+    session.commit()
+    return secret
+
+
+def revoke_token(session: Session, *, name: str) -> None:
+    """Revokes the token called ``name``.
+
+    Raises:
+        ConfigError: If there is no live token of that name.
+    """
+    token = session.scalar(select(Token).where(Token.name == name, Token.revoked_at.is_(None)))
+    if token is None:
+        raise ConfigError(f"no live token called {name!r}", field="name")
+    token.revoked_at = utcnow()
+    session.commit()
+
+
+def authenticate(session: Session, secret: str) -> Principal | None:
+    """The caller a secret belongs to, or ``None`` for an unknown or revoked token."""
+    if not secret.startswith(PREFIX):
+        return None
+    token = session.scalar(
+        select(Token).where(Token.secret_sha256 == hash_secret(secret), Token.revoked_at.is_(None))
+    )
+    return None if token is None else Principal(token.name, token.role)  # type: ignore[arg-type]
+
+
+def list_tokens(session: Session) -> Iterable[Token]:
+    """Every token, newest first (secrets are not stored, so none are shown)."""
+    return session.scalars(select(Token).order_by(Token.created_at.desc())).all()

@@ -1,0 +1,57 @@
+"""Server settings, read from ``CV_SERVER_*`` environment variables or ``.env``.
+
+Only the app factory and the CLI read these; services get explicit values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseSettings):
+    """Everything the inference server can be told.
+
+    Attributes:
+        database_url: SQLAlchemy URL. SQLite (embedded, the default) or PostgreSQL
+            (``postgresql+psycopg://user:pass@host/db``).
+        data_dir: Where scan images are stored, content-addressed by sha256.
+        model_dir: The X-ray detector's model directory (``model.json`` +
+            ``model.onnx``); by default the model shipped in the repository.
+        runtime: ``onnx`` (serving) or ``torch``.
+        max_batch: Largest batch the micro-batcher forms.
+        max_wait_ms: Longest a request waits for a batch to fill.
+        queue_size: Requests that may wait; beyond it uploads get 429.
+        request_timeout_s: Per-request deadline for inference.
+        max_upload_bytes: Largest accepted upload.
+        max_pixels: Largest accepted image (width × height).
+        alert_ack_deadline_s: An alert not acknowledged by then is re-sent and
+            escalated.
+        sse_keepalive_s: Comment lines on idle event streams, so proxies keep them.
+        inference_retries: Attempts before a scan is marked failed for good.
+        demo_feed: Post synthetic scans to the server at ``demo_rate`` per second.
+        demo_rate: Scans per second of the demo feed.
+        bootstrap_tokens: Create one token per role at start-up and print them
+            (demo and first start only; never on a server with tokens already).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CV_SERVER_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///runs/server/customs-vision.db"
+    data_dir: Path = Path("runs/server/images")
+    model_dir: Path | None = None
+    runtime: str = Field(default="onnx", pattern="^(onnx|torch)$")
+    max_batch: int = Field(default=8, ge=1, le=256)
+    max_wait_ms: float = Field(default=5.0, ge=0)
+    queue_size: int = Field(default=64, ge=1)
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_pixels: int = Field(default=40_000_000, gt=0)
+    alert_ack_deadline_s: float = Field(default=60.0, gt=0)
+    sse_keepalive_s: float = Field(default=15.0, gt=0)
+    inference_retries: int = Field(default=3, ge=1)
+    demo_feed: bool = False
+    demo_rate: float = Field(default=0.5, gt=0)
+    bootstrap_tokens: bool = False
