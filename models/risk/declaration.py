@@ -1,0 +1,621 @@
+"""The declaration schema, validation and currency conversion, for one record and for a batch.
+
+One field table (:data:`FIELDS`) covers express and e-commerce list clearances,
+general imports and travellers' declarations. :func:`normalize` checks one
+record (a mapping, as the server will receive it) and :func:`normalize_frame`
+checks a whole polars frame; both produce the same values for the same input:
+
+* text is stripped of surrounding white space (Unicode White_Space); empty text is null;
+* numbers are finite, non-negative and at most 1e12; text that looks like a
+  number (``"12.50"``) is read as one, anything else is an error;
+* dates are ``YYYY-MM-DD`` between 1900 and 2100 and are held as days since
+  1970-01-01 (a float, so date arithmetic is plain arithmetic in both backends);
+* money is converted to USD through the pack's rate table (USD per unit of the
+  currency); an unknown currency is an error for that declaration;
+* derived fields (:data:`DERIVED`) are computed the same way in both: the
+  customs value ``total_usd`` (goods + foreign shipping + foreign sales tax,
+  rounded half up to the cent), ``unit_value_usd``, HS prefixes and the
+  consignee key used by the anti-splitting aggregations.
+
+A record with errors is not scored: online the caller gets a
+:class:`DeclarationError` listing every problem; in a batch each problem
+becomes a row of the errors table (row number, declaration id, field, value,
+message) and the other declarations are scored.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from cv.errors import DataValidationError
+
+from .expr import DATE, EPOCH_ORDINAL, NUMBER, TEXT, suggest
+
+if TYPE_CHECKING:
+    import polars as pl
+
+KINDS = ("express", "list", "general", "traveller")
+"""``express``: express cargo with a simplified declaration; ``list``: e-commerce
+list clearance for personal use; ``general``: a general import declaration;
+``traveller``: a traveller's customs declaration."""
+
+MAX_NUMBER = 1e12
+MIN_YEAR, MAX_YEAR = 1900, 2100
+_STRIP = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+"""Unicode White_Space: what polars' default strip removes (Python's own default adds \x1c-\x1f)."""
+_NUMBER_RE = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_DATE_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_HS_RE = r"[0-9]{2,10}"
+_CHECKED_TEXT = frozenset({"id", "kind", "currency", "hs_code"})
+"""Text fields that validation reads: their empty values become null before the checks run."""
+_NUMBER = re.compile(_NUMBER_RE)
+_DATE = re.compile(_DATE_RE)
+_HS = re.compile(_HS_RE)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One declaration field.
+
+    Attributes:
+        name: The key in a record, the column in a file, the name in a condition.
+        type: ``text``, ``number`` or ``date``.
+        description: What it holds.
+        money: Whether it is an amount in the declaration's currency.
+    """
+
+    name: str
+    type: str
+    description: str
+    money: bool = False
+
+
+FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("id", TEXT, "Declaration id, unique; required."),
+    FieldSpec("kind", TEXT, f"One of {', '.join(KINDS)}; required."),
+    FieldSpec("awb", TEXT, "Air waybill or bill of lading number (master or house)."),
+    FieldSpec("bag_tag", TEXT, "Checked-baggage tag number (travellers)."),
+    FieldSpec("flight", TEXT, "Flight or voyage number."),
+    FieldSpec("consignee_name", TEXT, "Name of the consignee or traveller."),
+    FieldSpec("consignee_phone", TEXT, "Phone number of the consignee."),
+    FieldSpec("consignee_postal", TEXT, "Delivery postal code."),
+    FieldSpec("pccc", TEXT, "Personal customs clearance code (P + 12 digits)."),
+    FieldSpec("pccc_owner_name", TEXT, "Registered owner's name of the PCCC (from the registry)."),
+    FieldSpec("pccc_owner_phone", TEXT, "Registered owner's phone of the PCCC."),
+    FieldSpec("pccc_owner_postal", TEXT, "Registered owner's postal code of the PCCC."),
+    FieldSpec("pccc_valid_to", DATE, "Last day the PCCC is valid (from the registry)."),
+    FieldSpec("supplier", TEXT, "Overseas supplier or seller."),
+    FieldSpec("platform", TEXT, "E-commerce platform the goods were bought on."),
+    FieldSpec("origin", TEXT, "Country of origin, ISO 3166 alpha-2."),
+    FieldSpec("shipped_from", TEXT, "Country the goods were shipped from, alpha-2."),
+    FieldSpec("route", TEXT, "Countries on the way, alpha-2 separated by '-' (CN-HK-KR)."),
+    FieldSpec("hs_code", TEXT, "Commodity code, 2 to 10 digits (dots allowed)."),
+    FieldSpec("description", TEXT, "Description of the goods as declared."),
+    FieldSpec("quantity", NUMBER, "Number of units."),
+    FieldSpec("unit", TEXT, "Unit of quantity (pcs, bottles, kg...)."),
+    FieldSpec("value", NUMBER, "Price of the goods, in `currency`.", money=True),
+    FieldSpec("currency", TEXT, "ISO 4217 code of every amount on the declaration."),
+    FieldSpec("shipping", NUMBER, "Foreign shipping cost, in `currency`.", money=True),
+    FieldSpec("sales_tax", NUMBER, "Foreign sales tax, in `currency`.", money=True),
+    FieldSpec("purchase_date", DATE, "Date the goods were bought."),
+    FieldSpec("arrival_date", DATE, "Date the goods or the traveller arrived."),
+    FieldSpec("traveller_age", NUMBER, "Traveller's age in years."),
+    FieldSpec("alcohol_litres", NUMBER, "Alcoholic drinks carried, litres."),
+    FieldSpec("alcohol_value", NUMBER, "Value of the alcoholic drinks, in `currency`.", money=True),
+    FieldSpec("perfume_ml", NUMBER, "Perfume carried, millilitres."),
+    FieldSpec("cigarettes", NUMBER, "Cigarettes carried, sticks."),
+)
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+FIELD_TYPES: dict[str, str] = {f.name: f.type for f in FIELDS}
+
+DERIVED: dict[str, tuple[str, str]] = {
+    "value_usd": (NUMBER, "value in USD"),
+    "shipping_usd": (NUMBER, "shipping in USD"),
+    "total_usd": (NUMBER, "customs value in USD: goods + shipping + sales tax, to the cent"),
+    "unit_value_usd": (NUMBER, "value_usd / quantity (null when quantity is 0 or null)"),
+    "alcohol_value_usd": (NUMBER, "alcohol_value in USD"),
+    "hs6": (TEXT, "first 6 digits of the HS code (null if shorter)"),
+    "hs4": (TEXT, "first 4 digits of the HS code"),
+    "hs2": (TEXT, "HS chapter: first 2 digits"),
+    "consignee_key": (TEXT, "pccc, or the consignee name when there is no PCCC"),
+}
+"""Fields computed from the declared ones, usable in conditions."""
+
+SCHEMA: dict[str, str] = {**FIELD_TYPES, **{k: v[0] for k, v in DERIVED.items()}}
+"""Every name a condition may use, with its type."""
+
+CENTS = "__cents"
+"""Internal column: total_usd in integer cents, summed exactly by the aggregations."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with one declaration.
+
+    Attributes:
+        row: 1-based row in the batch file (0 for a problem with the whole file).
+        id: Declaration id, when readable.
+        field: Field at fault.
+        value: The offending value as text (may be empty).
+        message: What is wrong.
+    """
+
+    row: int
+    id: str | None
+    field: str
+    value: str
+    message: str
+
+
+class DeclarationError(DataValidationError):
+    """A declaration failed validation; ``problems`` lists every fault found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        first = problems[0]
+        extra = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        who = f"declaration {first.id}: " if first.id else ""
+        super().__init__(f"{who}{first.message}{extra}", field=first.field)
+        self.problems = problems
+
+
+def epoch_days(day: date) -> float:
+    """Days since 1970-01-01 of ``day``, as the engine holds dates."""
+    return float(day.toordinal() - EPOCH_ORDINAL)
+
+
+def to_date(days: float | None) -> date | None:
+    """The calendar date of ``days`` since 1970-01-01."""
+    return None if days is None else date.fromordinal(int(days) + EPOCH_ORDINAL)
+
+
+# --------------------------------------------------------------------------- one record
+
+
+def _text(name: str, raw: Any) -> tuple[str | None, str | None]:
+    if raw is None:
+        return None, None
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        return None, f"expected text, got {type(raw).__name__}"
+    text = str(raw).strip(_STRIP)
+    return (text or None), None
+
+
+def _number(name: str, raw: Any) -> tuple[float | None, str | None]:
+    if raw is None:
+        return None, None
+    if isinstance(raw, bool):
+        return None, "expected a number, got true/false"
+    if isinstance(raw, int | float):
+        value = float(raw)
+    elif isinstance(raw, str):
+        text = raw.strip(_STRIP)
+        if not text:
+            return None, None
+        if not _NUMBER.fullmatch(text):
+            return None, f"not a number: {raw!r}"
+        value = float(text)
+    else:
+        return None, f"expected a number, got {type(raw).__name__}"
+    if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+        return None, f"out of range (at most {MAX_NUMBER:g}): {raw!r}"
+    if value < 0:
+        return None, f"negative value: {raw!r}"
+    return value + 0.0, None  # + 0.0 turns -0.0 into 0.0, as polars' comparisons see it
+
+
+def _date(name: str, raw: Any) -> tuple[float | None, str | None]:
+    if raw is None:
+        return None, None
+    if isinstance(raw, date):
+        day = raw if type(raw) is date else raw.date()  # type: ignore[attr-defined]
+    elif isinstance(raw, str):
+        text = raw.strip(_STRIP)
+        if not text:
+            return None, None
+        if not _DATE.fullmatch(text):
+            return None, f"malformed date {raw!r}: write YYYY-MM-DD"
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            return None, f"malformed date {raw!r}: no such day"
+    else:
+        return None, f"expected a date, got {type(raw).__name__}"
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        return None, f"date out of range ({MIN_YEAR}-{MAX_YEAR}): {raw!r}"
+    return epoch_days(day), None
+
+
+_READERS = {TEXT: _text, NUMBER: _number, DATE: _date}
+
+
+def normalize(
+    record: Mapping[str, Any], *, rates: Mapping[str, float], row: int = 0
+) -> dict[str, Any]:
+    """Validates one declaration and returns its values as the engine holds them.
+
+    Args:
+        record: Field name to value (text, number, ``date`` or None); missing
+            keys are null.
+        rates: USD per unit of each known currency (from the pack).
+        row: Row number reported with problems (0 online).
+
+    Returns:
+        Every field of :data:`SCHEMA` plus the internal cents column.
+
+    Raises:
+        DeclarationError: Listing every problem (unknown or mistyped field,
+            unknown currency, negative value, malformed date, ...).
+    """
+    raw_id = record.get("id")
+    ident = str(raw_id).strip(_STRIP) if isinstance(raw_id, str | int) else None
+    problems: list[Problem] = []
+
+    def bad(name: str, message: str) -> None:
+        value = record.get(name)
+        problems.append(Problem(row, ident, name, "" if value is None else str(value), message))
+
+    for key in record:
+        if key not in FIELD_TYPES:
+            bad(key, f"unknown field '{key}'{suggest(str(key), FIELD_NAMES)}")
+    out: dict[str, Any] = {}
+    for spec in FIELDS:
+        value, error = _READERS[spec.type](spec.name, record.get(spec.name))
+        if error:
+            bad(spec.name, error)
+        elif spec.name == "hs_code" and value is not None:
+            value = value.replace(".", "")
+            if not _HS.fullmatch(value):
+                bad(spec.name, f"HS code must be 2 to 10 digits: {record.get(spec.name)!r}")
+        elif spec.name == "currency" and value is not None:
+            value = value.upper()
+        out[spec.name] = value
+    _check_required(out, lambda f, m: bad(f, m))
+    rate = None
+    if out["currency"] is not None:
+        rate = rates.get(out["currency"])
+        if rate is None:
+            bad("currency", f"unknown currency {out['currency']!r}")
+    if problems:
+        raise DeclarationError(problems)
+    _derive(out, rate)
+    return out
+
+
+def _check_required(out: Mapping[str, Any], bad: Any) -> None:
+    if out["id"] is None:
+        bad("id", "missing declaration id")
+    kind = out["kind"]
+    if kind is None:
+        bad("kind", f"missing declaration kind (one of {', '.join(KINDS)})")
+    elif kind not in KINDS:
+        bad("kind", f"unknown kind {kind!r}{suggest(kind, KINDS)}")
+    elif kind != "traveller" and out["value"] is None:
+        bad("value", f"missing value (required for a {kind} declaration)")
+    has_money = any(out[f.name] is not None for f in FIELDS if f.money)
+    if has_money and out["currency"] is None:
+        bad("currency", "missing currency for the amounts declared")
+
+
+def _derive(out: dict[str, Any], rate: float | None) -> None:
+    value, quantity = out["value"], out["quantity"]
+
+    def usd(amount: float | None) -> float | None:
+        return None if amount is None or rate is None else amount * rate
+
+    out["value_usd"] = value_usd = usd(value)
+    out["shipping_usd"] = usd(out["shipping"])
+    out["alcohol_value_usd"] = usd(out["alcohol_value"])
+    if value is None or rate is None:
+        cents = None
+    else:
+        total = (value + (out["shipping"] or 0.0) + (out["sales_tax"] or 0.0)) * rate
+        cents = math.floor(total * 100.0 + 0.5)
+    out[CENTS] = cents
+    out["total_usd"] = None if cents is None else cents / 100.0
+    out["unit_value_usd"] = (
+        None if value_usd is None or quantity is None or quantity == 0 else value_usd / quantity
+    )
+    hs = out["hs_code"]
+    for name, n in (("hs6", 6), ("hs4", 4), ("hs2", 2)):
+        out[name] = hs[:n] if hs is not None and len(hs) >= n else None
+    out["consignee_key"] = out["pccc"] if out["pccc"] is not None else out["consignee_name"]
+
+
+# --------------------------------------------------------------------------- a batch
+
+ERROR_COLUMNS = ("row", "id", "field", "value", "message")
+
+
+def errors_frame(problems: list[Problem]) -> pl.DataFrame:
+    """The errors table of a list of problems."""
+    import polars as pl
+
+    return pl.DataFrame(
+        {
+            "row": [p.row for p in problems],
+            "id": [p.id for p in problems],
+            "field": [p.field for p in problems],
+            "value": [p.value for p in problems],
+            "message": [p.message for p in problems],
+        },
+        schema={
+            "row": pl.Int64,
+            "id": pl.String,
+            "field": pl.String,
+            "value": pl.String,
+            "message": pl.String,
+        },
+    )
+
+
+def normalize_frame(
+    frame: pl.DataFrame, *, rates: Mapping[str, float], row_column: str | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Validates a batch of declarations with column expressions.
+
+    Args:
+        frame: One declaration per row, columns named after :data:`FIELDS`
+            (any dtype that holds the value: text, numbers or dates).
+        rates: USD per unit of each known currency.
+        row_column: Column holding each row's 1-based row number in its file;
+            by default the position in ``frame`` plus one.
+
+    Returns:
+        ``(valid, errors)``: the declarations without problems, normalised
+        with derived fields and a ``__row`` column, and the errors table
+        (:data:`ERROR_COLUMNS`), one row per problem, sorted by row.
+    """
+    import polars as pl
+
+    col = pl.col
+    problems_extra: list[Problem] = []
+    for column in frame.columns:
+        if column not in FIELD_TYPES and column != row_column:
+            problems_extra.append(
+                Problem(
+                    0,
+                    None,
+                    column,
+                    "",
+                    f"unknown column '{column}'{suggest(column, FIELD_NAMES)}: ignored",
+                )
+            )
+    row_expr = (
+        col(row_column).cast(pl.Int64)
+        if row_column
+        else pl.int_range(1, pl.len() + 1, dtype=pl.Int64)
+    )
+    values: list[pl.Expr] = [row_expr.alias("__row")]
+    field_checks: list[tuple[str, pl.Expr, pl.Expr]] = []  # field, is-bad, message (over the input)
+    for spec in FIELDS:
+        present = spec.name in frame.columns
+        raw = col(spec.name) if present else pl.lit(None, dtype=pl.String)
+        value, bad, message = _column(spec, raw, frame.schema[spec.name] if present else pl.String)
+        values.append(value.alias(spec.name))
+        if bad is not None and present:
+            field_checks.append((spec.name, bad, message))  # type: ignore[arg-type]
+    flags = [bad.fill_null(False).alias(f"__bad_{i}") for i, (_, bad, _) in enumerate(field_checks)]
+
+    kind = col("kind")
+    money_present = pl.any_horizontal([col(f.name).is_not_null() for f in FIELDS if f.money])
+    rate = col("currency").replace_strict(dict(rates), default=None, return_dtype=pl.Float64)
+    rule_checks: list[
+        tuple[str, pl.Expr, pl.Expr]
+    ] = [  # field, is-bad, message (over typed values)
+        ("id", col("id").is_null(), pl.lit("missing declaration id")),
+        # The first row with an id is scored; later rows with the same id are errors.
+        (
+            "id",
+            col("id").is_not_null() & ~col("id").is_first_distinct(),
+            pl.format("duplicate declaration id {}", col("id")),
+        ),
+        ("kind", kind.is_null(), pl.lit(f"missing declaration kind (one of {', '.join(KINDS)})")),
+        (
+            "kind",
+            kind.is_not_null() & ~kind.is_in(pl.Series(KINDS).implode()),
+            pl.format("unknown kind '{}'", kind),
+        ),
+        (
+            "value",
+            kind.is_in(pl.Series([k for k in KINDS if k != "traveller"]).implode())
+            & col("value").is_null(),
+            pl.format("missing value (required for a {} declaration)", kind),
+        ),
+        (
+            "currency",
+            money_present & col("currency").is_null(),
+            pl.lit("missing currency for the amounts declared"),
+        ),
+        (
+            "currency",
+            col("currency").is_not_null() & rate.is_null(),
+            pl.format("unknown currency '{}'", col("currency")),
+        ),
+    ]
+    n_field = len(field_checks)
+    flag_names = [f"__bad_{i}" for i in range(n_field + len(rule_checks))]
+    # One lazy query, so subexpressions shared by a value and its check (strip, parse) run once.
+    typed = (
+        frame.lazy()
+        .select(*values, *flags)
+        .with_columns(
+            [
+                bad.fill_null(False).alias(f"__bad_{n_field + i}")
+                for i, (_, bad, _) in enumerate(rule_checks)
+            ]
+        )
+        .with_columns(pl.any_horizontal(flag_names).alias("__bad"))
+        .collect()
+    )
+    bad_any = typed.get_column("__bad")
+    # Empty text is null. Testing which columns hold any empty text is cheap (lengths are
+    # stored), so only those columns are rewritten.
+    unchecked = [f.name for f in FIELDS if f.type == TEXT and f.name not in _CHECKED_TEXT]
+    empty = typed.select([(col(n).str.len_bytes() == 0).any().alias(n) for n in unchecked]).row(
+        0, named=True
+    )
+    if any(empty.values()):
+        typed = typed.with_columns(
+            [
+                pl.when(col(n).str.len_bytes() > 0).then(col(n)).alias(n)
+                for n, e in empty.items()
+                if e
+            ]
+        )
+    errors = errors_frame(problems_extra)
+    if bad_any.any():
+        pieces = []
+        for i, (name, _, message) in enumerate(field_checks + rule_checks):
+            flag = typed.get_column(flag_names[i])
+            if not flag.any():
+                continue
+            source = frame if i < n_field else typed
+            raw_value = (
+                frame.filter(flag).get_column(name).cast(pl.String, strict=False)
+                if name in frame.columns
+                else pl.Series([None] * int(flag.sum()), dtype=pl.String)
+            )
+            pieces.append(
+                pl.DataFrame(
+                    {
+                        "row": typed.get_column("__row").filter(flag),
+                        "id": typed.get_column("id").filter(flag),
+                        "field": [name] * int(flag.sum()),
+                        "value": raw_value,
+                        # with_columns, not select: a literal message is broadcast to every row
+                        "message": source.filter(flag)
+                        .with_columns(message.cast(pl.String).alias("__m"))
+                        .get_column("__m"),
+                    }
+                )
+            )
+        errors = pl.concat([errors, *pieces], how="vertical_relaxed").sort(
+            "row", maintain_order=True
+        )
+        typed = typed.filter(~bad_any)
+    valid = typed.drop(*flag_names, "__bad")
+    return derive_frame(valid, rates=rates), errors
+
+
+def _column(
+    spec: FieldSpec, raw: pl.Expr, dtype: pl.DataType
+) -> tuple[pl.Expr, pl.Expr | None, pl.Expr | None]:
+    """(value, is-bad, message) expressions for one field of any input dtype."""
+    import polars as pl
+
+    if dtype == pl.Null:
+        raw = raw.cast(pl.String)
+        dtype = pl.String
+    if spec.type == TEXT:
+        if dtype == pl.String or dtype.is_integer():
+            stripped = raw.cast(pl.String).str.strip_chars()
+            if spec.name not in _CHECKED_TEXT:
+                return (
+                    stripped,
+                    None,
+                    None,
+                )  # empty text becomes null in normalize_frame's second pass
+            text = pl.when(stripped.str.len_bytes() > 0).then(stripped)
+            if spec.name == "hs_code":
+                text = text.str.replace_all(".", "", literal=True)
+                bad = text.is_not_null() & ~text.str.contains(f"^{_HS_RE}$")
+                return text, bad, pl.lit("HS code must be 2 to 10 digits")
+            if spec.name == "currency":
+                text = text.str.to_uppercase()
+            return text, None, None
+        return (
+            pl.lit(None, dtype=pl.String),
+            raw.is_not_null(),
+            pl.lit(f"expected text, got {dtype}"),
+        )
+    if spec.type == NUMBER:
+        if dtype == pl.String:
+            stripped = raw.str.strip_chars()
+            text = pl.when(stripped.str.len_bytes() > 0).then(stripped)
+            unparsable = text.is_not_null() & ~text.str.contains(f"^{_NUMBER_RE}$")
+            number = pl.when(unparsable).then(None).otherwise(text).cast(pl.Float64, strict=False)
+        elif dtype.is_numeric():
+            unparsable = pl.lit(False)
+            number = raw.cast(pl.Float64)
+        else:
+            return (
+                pl.lit(None, dtype=pl.Float64),
+                raw.is_not_null(),
+                pl.lit(f"expected a number, got {dtype}"),
+            )
+        out_of_range = ~number.is_finite() | (number.abs() > MAX_NUMBER)
+        negative = number < 0
+        bad = unparsable | out_of_range | negative
+        message = (
+            pl.when(unparsable)
+            .then(pl.lit("not a number"))
+            .when(out_of_range)
+            .then(pl.lit(f"out of range (at most {MAX_NUMBER:g})"))
+            .otherwise(pl.lit("negative value"))
+        )
+        value = pl.when(bad.fill_null(False)).then(None).otherwise(number + 0.0)
+        return value, bad, message
+    # dates
+    if dtype == pl.String:
+        stripped = raw.str.strip_chars()
+        text = pl.when(stripped.str.len_bytes() > 0).then(stripped)
+        malformed = text.is_not_null() & ~text.str.contains(f"^{_DATE_RE}$")
+        parsed = text.str.to_date("%Y-%m-%d", strict=False)
+        no_day = text.is_not_null() & ~malformed & parsed.is_null()
+    elif dtype == pl.Date or isinstance(dtype, pl.Datetime):
+        parsed = raw.cast(pl.Date)
+        malformed = no_day = pl.lit(False)
+    else:
+        return (
+            pl.lit(None, dtype=pl.Float64),
+            raw.is_not_null(),
+            pl.lit(f"expected a date, got {dtype}"),
+        )
+    days = parsed.cast(pl.Int32).cast(pl.Float64)
+    lo = float(date(MIN_YEAR, 1, 1).toordinal() - EPOCH_ORDINAL)
+    hi = float(date(MAX_YEAR, 12, 31).toordinal() - EPOCH_ORDINAL)
+    out_of_range = (days < lo) | (days > hi)
+    bad = malformed | no_day | out_of_range
+    message = (
+        pl.when(malformed)
+        .then(pl.lit("malformed date: write YYYY-MM-DD"))
+        .when(no_day)
+        .then(pl.lit("malformed date: no such day"))
+        .otherwise(pl.lit(f"date out of range ({MIN_YEAR}-{MAX_YEAR})"))
+    )
+    return pl.when(bad.fill_null(False)).then(None).otherwise(days), bad, message
+
+
+def derive_frame(frame: pl.DataFrame, *, rates: Mapping[str, float]) -> pl.DataFrame:
+    """Adds the derived fields (:data:`DERIVED`) and the cents column to valid declarations."""
+    import polars as pl
+
+    col = pl.col
+    rate = col("currency").replace_strict(dict(rates), default=None, return_dtype=pl.Float64)
+    total = (col("value") + col("shipping").fill_null(0.0) + col("sales_tax").fill_null(0.0)) * rate
+    cents = (total * 100.0 + 0.5).floor().cast(pl.Int64)
+    hs = col("hs_code")
+    lazy = frame.lazy().with_columns(
+        (col("value") * rate).alias("value_usd"),
+        (col("shipping") * rate).alias("shipping_usd"),
+        (col("alcohol_value") * rate).alias("alcohol_value_usd"),
+        cents.alias(CENTS),
+        *[
+            pl.when(hs.str.len_chars() >= n).then(hs.str.slice(0, n)).alias(name)
+            for name, n in (("hs6", 6), ("hs4", 4), ("hs2", 2))
+        ],
+        pl.coalesce(col("pccc"), col("consignee_name")).alias("consignee_key"),
+    )
+    return lazy.with_columns(
+        (col(CENTS) / 100.0).alias("total_usd"),
+        pl.when(col("quantity") == 0)
+        .then(None)
+        .otherwise(col("value_usd") / col("quantity"))
+        .alias("unit_value_usd"),
+    ).collect()
