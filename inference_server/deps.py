@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.requests import HTTPConnection
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -63,12 +64,24 @@ def get_session(services: ServicesDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def _secret_from(request: Request) -> str | None:
+def _secret_from(request: HTTPConnection) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
     # EventSource and WebSocket clients in browsers cannot set headers.
     return request.query_params.get("token") or request.cookies.get("cv_token")
+
+
+def principal_from(connection: HTTPConnection, services: Services) -> Principal | None:
+    """The caller behind a request or a WebSocket, or ``None`` without a valid token.
+
+    For WebSocket routes, which cannot use the ``Request``-typed dependencies.
+    """
+    secret = _secret_from(connection)
+    if not secret:
+        return None
+    with services.sessions() as session:
+        return authenticate(session, secret)
 
 
 def get_principal(request: Request, services: ServicesDep) -> Principal:
@@ -92,6 +105,8 @@ def get_principal(request: Request, services: ServicesDep) -> Principal:
             detail="unknown or revoked API token",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    # The access log names the token of every authenticated request.
+    request.state.token = principal.name
     return principal
 
 

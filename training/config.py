@@ -123,7 +123,13 @@ class XrayTrainConfig(BaseModel):
         batch: Images per batch (over all GPUs).
         workers: Data-loader worker processes per GPU (ultralytics uses 0 on CPU).
         optimizer: ultralytics optimizer name (``auto``, ``SGD``, ``AdamW``...).
-        lr0: Initial learning rate.
+        lr0: Initial learning rate (ignored by ``optimizer: auto``, which picks its own).
+        nbs: Nominal batch size: gradients are accumulated over ``nbs / batch``
+            batches before each optimizer step. ultralytics' 64 suits long GPU runs;
+            short CPU runs from scratch learn far faster with ``nbs = batch``
+            (one step per batch).
+        warmup_epochs: Epochs of learning-rate warm-up.
+        cos_lr: Cosine learning-rate decay instead of linear.
         seed: Seed of everything random in training.
         device: ``auto`` (GPU 0 when present, else CPU), ``cpu``, ``0`` or ``0,1``
             (several GPUs: ultralytics DDP).
@@ -147,6 +153,9 @@ class XrayTrainConfig(BaseModel):
     workers: int = Field(default=2, ge=0)
     optimizer: str = "auto"
     lr0: float = Field(default=0.01, gt=0)
+    nbs: int = Field(default=64, ge=1)
+    warmup_epochs: float = Field(default=3.0, ge=0)
+    cos_lr: bool = False
     seed: int = 0
     device: str = "auto"
     patience: int = Field(default=50, ge=0)

@@ -1,0 +1,123 @@
+"""``customs-vision serve``: run the inference server and manage its API tokens.
+
+``run`` starts the server (uvicorn) with the default model on SQLite unless told
+otherwise; ``token create / list / revoke`` manage API tokens (the secret is
+printed once, only its sha256 is stored); ``migrate`` brings the database schema
+to the newest revision. Options left out fall back to ``CV_SERVER_*`` variables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from cv.log import console
+
+app = typer.Typer(
+    help="Inference server: run it, manage API tokens, migrate its database.",
+    no_args_is_help=True,
+)
+token_app = typer.Typer(help="API tokens with roles: scanner, reader, inspector, admin.")
+app.add_typer(token_app, name="token")
+
+CONSOLE_PATH = "/console"
+"""Where the reader console page is served."""
+HANDHELD_PATH = "/handheld"
+"""Where the inspectors' handheld page is served."""
+
+_DB_HELP = "Database URL (default: CV_SERVER_DATABASE_URL, else SQLite under runs/server)."
+
+
+def _settings(**overrides: Any) -> Any:
+    from cv.inference_server.settings import ServerSettings
+
+    return ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _sessions(db: str | None) -> Any:
+    from cv.inference_server.db import make_engine, migrate, session_factory
+
+    engine = make_engine(_settings(database_url=db).database_url)
+    migrate(engine)
+    return session_factory(engine)
+
+
+@app.command()
+def run(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+    model: Path | None = typer.Option(
+        None, "--model", help="X-ray model directory (default: the shipped model)."
+    ),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+    demo: bool = typer.Option(
+        False, "--demo/--no-demo", help="Feed synthetic demo scans and create bootstrap tokens."
+    ),
+) -> None:
+    """Start the inference server; prints the reader console and handheld URLs."""
+    import uvicorn
+
+    from cv.inference_server.app import create_app
+    from cv.inference_server.logs import setup_json_logging
+
+    overrides: dict[str, Any] = {"model_dir": model, "database_url": db}
+    if demo:
+        overrides.update(demo_feed=True, bootstrap_tokens=True)
+    settings = _settings(**overrides)
+    setup_json_logging()
+    base = f"http://{host}:{port}"
+    console.print(
+        f"reader console: {base}{CONSOLE_PATH}\nhandheld:       {base}{HANDHELD_PATH}\n"
+        f"API docs:       {base}/docs",
+        highlight=False,
+    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command()
+def migrate(db: str | None = typer.Option(None, "--db", help=_DB_HELP)) -> None:
+    """Create or upgrade the database schema to the newest revision."""
+    url = _settings(database_url=db).database_url
+    _sessions(db)
+    typer.echo(f"database at newest schema: {url.split('@')[-1]}")
+
+
+@token_app.command("create")
+def token_create(
+    name: str = typer.Argument(..., help="A name for the token (a device, a person)."),
+    role: str = typer.Option(..., "--role", help="scanner, reader, inspector or admin."),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+) -> None:
+    """Create a token and print its secret (shown this once; only its hash is stored)."""
+    from cv.inference_server.auth import create_token
+
+    with _sessions(db)() as session:
+        secret = create_token(session, name=name, role=role)
+    typer.echo(secret)
+
+
+@token_app.command("list")
+def token_list(db: str | None = typer.Option(None, "--db", help=_DB_HELP)) -> None:
+    """List tokens: name, role, created, revoked (secrets are not stored)."""
+    from cv.inference_server.auth import list_tokens
+
+    with _sessions(db)() as session:
+        for t in list_tokens(session):
+            revoked = t.revoked_at.isoformat(timespec="seconds") if t.revoked_at else "-"
+            created = t.created_at.isoformat(timespec="seconds")
+            typer.echo(f"{t.name}\t{t.role}\t{created}\trevoked: {revoked}")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: str = typer.Argument(..., help="The token's name."),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+) -> None:
+    """Revoke a token: it stops working at once."""
+    from cv.inference_server.auth import revoke_token
+
+    with _sessions(db)() as session:
+        revoke_token(session, name=name)
+    typer.echo(f"revoked {name}")

@@ -1,0 +1,267 @@
+"""Alert routes: the live streams to handhelds, the alert list, and inspectors' verdicts.
+
+Streams (inspector or admin token, as ``Authorization: Bearer`` or ``?token=``,
+since browsers' ``EventSource`` and ``WebSocket`` cannot set headers)::
+
+    GET /v1/alerts/stream?site=&lane=&last_id=      Server-Sent Events
+    WS  /v1/alerts/ws?site=&lane=&last_id=&token=   the same messages as JSON
+
+On the SSE stream every message is an event:
+
+* ``event: hello`` first, with ``retry: 3000`` and ``data: {"epoch", "last_seq", ...}``.
+  A client that stored a different epoch has a last id from another database: it
+  drops it and reconnects without one.
+* ``event: alert`` with ``id: <seq>``: a new alert (``data`` as
+  :func:`cv.inference_server.alerts.alert_message`). The browser sends the last id
+  back as ``Last-Event-ID`` when it reconnects (``?last_id=`` for a first connect
+  or clients that cannot set headers; the header wins), and the stream replays
+  every alert after it, in ``seq`` order, in its current state.
+* ``event: alert`` **without** ``id:`` and ``"resent": true``: an alert nobody
+  acknowledged in time, sent again (it is escalated).
+* ``event: update`` without ``id:``: a state change (``"change"``: acknowledged,
+  confirmed, rejected, escalated). Having no id, neither moves the resume point.
+* ``: keep-alive`` comment lines after ``sse_keepalive_s`` of silence.
+
+On the WebSocket each message is ``{"event": ..., "id": seq | null, "data": {...}}``.
+
+Actions (inspector or admin) record an audit event with the token's name::
+
+    POST /v1/alerts/{seq}/ack       open -> acknowledged (stops re-sends)
+    POST /v1/alerts/{seq}/confirm   open | acknowledged -> confirmed; optional
+                                    {"boxes": [{"box": [x1, y1, x2, y2], "category"}],
+                                     "note": "..."} corrects the boxes
+    POST /v1/alerts/{seq}/reject    open | acknowledged -> rejected; {"note": "..."}
+
+An unknown seq answers 404, an action the state does not allow 409, a bad box or
+class 422 naming the field (``boxes[0].box``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, WebSocket, status
+from fastapi.requests import HTTPConnection
+from pydantic import BaseModel, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.websockets import WebSocketDisconnect
+
+from cv.errors import CustomsVisionError, DataValidationError, NotFoundError
+from cv.inference_server import alerts
+from cv.inference_server.deps import AlertReader, Inspector, Services, SessionDep, principal_from
+
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+
+
+def get_alert_service(connection: HTTPConnection) -> alerts.AlertService:
+    """The app's :class:`~cv.inference_server.alerts.AlertService` (``services.alerts``)."""
+    return connection.app.state.services.alerts
+
+
+AlertServiceDep = Annotated[alerts.AlertService, Depends(get_alert_service)]
+
+Site = Annotated[str | None, Query(max_length=64, description="Only alerts of this site.")]
+Lane = Annotated[str | None, Query(max_length=64, description="Only alerts of this lane.")]
+
+
+class BoxIn(BaseModel):
+    """A corrected box: ``xyxy`` pixels of the original image, 0-based."""
+
+    box: tuple[float, float, float, float]
+    category: str = Field(max_length=64)
+
+
+class ConfirmIn(BaseModel):
+    """Body of ``confirm``: corrected boxes (replace the model's) and a note."""
+
+    boxes: list[BoxIn] | None = None
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class RejectIn(BaseModel):
+    """Body of ``reject``."""
+
+    note: str | None = Field(default=None, max_length=2000)
+
+
+def _http_error(exc: CustomsVisionError) -> HTTPException:
+    code = status.HTTP_409_CONFLICT
+    if isinstance(exc, NotFoundError):
+        code = status.HTTP_404_NOT_FOUND
+    elif isinstance(exc, DataValidationError):
+        code = status.HTTP_422_UNPROCESSABLE_CONTENT
+    return HTTPException(code, detail=str(exc))
+
+
+def _resume_point(header: str | None, query: int | None) -> int | None:
+    if header is None or not header.strip():
+        return query
+    try:
+        value = int(header.strip())
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"Last-Event-ID: expected an alert seq (an integer >= 0), got {header!r}",
+        )
+    return value
+
+
+def _sse(message: alerts.AlertMessage) -> ServerSentEvent:
+    if message.event == "keepalive":
+        return ServerSentEvent(comment="keep-alive")
+    return ServerSentEvent(
+        data=json.dumps(message.data, separators=(",", ":")),
+        event=message.event,
+        id=None if message.id is None else str(message.id),
+        retry=alerts.RETRY_MS if message.event == "hello" else None,
+    )
+
+
+@router.get("/stream", response_class=EventSourceResponse)
+async def stream_alerts(
+    _: AlertReader,
+    service: AlertServiceDep,
+    site: Site = None,
+    lane: Lane = None,
+    last_id: Annotated[int | None, Query(ge=0, description="Resume after this seq.")] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    """Server-Sent Events: replay after the last id, then live alerts and updates."""
+    resume = _resume_point(last_event_id, last_id)
+
+    async def events() -> Any:
+        async for message in service.stream(site=site, lane=lane, last_id=resume):
+            yield _sse(message)
+
+    # Keep-alives come from the stream itself (only when idle), so no library pings.
+    return EventSourceResponse(events(), ping=0, headers={"Cache-Control": "no-store"})
+
+
+@router.websocket("/ws")
+async def alerts_ws(websocket: WebSocket) -> None:
+    """WebSocket: the same messages as the SSE stream, as JSON objects."""
+    services: Services = websocket.app.state.services
+    await websocket.accept()
+    principal = principal_from(websocket, services)
+    error = None
+    if principal is None:
+        error = "missing, unknown or revoked API token: pass ?token="
+    elif not principal.may("alerts:read"):
+        error = f"role {principal.role!r} may not do this (needs 'alerts:read')"
+    params = websocket.query_params
+    last_id: int | None = None
+    if error is None and params.get("last_id"):
+        try:
+            last_id = int(params["last_id"])
+        except ValueError:
+            last_id = -1
+        if last_id < 0:
+            error = f"last_id: expected an alert seq (an integer >= 0), got {params['last_id']!r}"
+    if error is not None:
+        await websocket.send_json({"event": "error", "detail": error})
+        await websocket.close(code=1008, reason=error[:120])
+        return
+    service: alerts.AlertService = services.alerts
+    try:
+        async for message in service.stream(
+            site=params.get("site"), lane=params.get("lane"), last_id=last_id
+        ):
+            await websocket.send_json(
+                {"event": message.event, "id": message.id, "data": message.data}
+            )
+    except WebSocketDisconnect:
+        return
+    await websocket.close(code=1001)  # the server is stopping; the client resumes elsewhere
+
+
+@router.get("")
+def list_alerts(
+    _: AlertReader,
+    session: SessionDep,
+    service: AlertServiceDep,
+    site: Site = None,
+    lane: Lane = None,
+    state: Annotated[
+        str | None, Query(description=f"Comma-separated states: {', '.join(alerts.STATES)}.")
+    ] = None,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Alerts after ``after_seq`` in ``seq`` order, with the history epoch."""
+    states = None
+    if state:
+        states = [s.strip() for s in state.split(",") if s.strip()]
+        bad = [s for s in states if s not in alerts.STATES]
+        if bad:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                detail=f"state: unknown state(s) {bad}; states: {', '.join(alerts.STATES)}",
+            )
+    rows = alerts.list_alerts(
+        session, site=site, lane=lane, states=states, after_seq=after_seq, limit=limit
+    )
+    return {"epoch": service.epoch, "alerts": [alerts.alert_message(a) for a in rows]}
+
+
+@router.get("/{seq}")
+def get_alert(_: AlertReader, session: SessionDep, seq: int) -> dict[str, Any]:
+    """One alert in its current state, with its audit trail."""
+    try:
+        alert = alerts.get_alert(session, seq)
+    except NotFoundError as exc:
+        raise _http_error(exc) from None
+    events = [alerts.event_record(e) for e in alerts.alert_events(session, seq)]
+    return {**alerts.alert_message(alert), "events": events}
+
+
+@router.post("/{seq}/ack")
+def acknowledge(
+    principal: Inspector, session: SessionDep, service: AlertServiceDep, seq: int
+) -> dict[str, Any]:
+    """Acknowledge an open alert: someone is on it, so it is not re-sent."""
+    try:
+        alert = alerts.acknowledge(session, seq, actor=principal.name)
+    except CustomsVisionError as exc:
+        raise _http_error(exc) from None
+    service.notify()
+    return alerts.alert_message(alert)
+
+
+@router.post("/{seq}/confirm")
+def confirm(
+    principal: Inspector,
+    session: SessionDep,
+    service: AlertServiceDep,
+    seq: int,
+    body: ConfirmIn | None = None,
+) -> dict[str, Any]:
+    """Confirm an alert (a real find), with corrected boxes if the model's were off."""
+    body = body or ConfirmIn()
+    boxes = None if body.boxes is None else [b.model_dump() for b in body.boxes]
+    try:
+        alert = alerts.confirm(session, seq, actor=principal.name, boxes=boxes, note=body.note)
+    except CustomsVisionError as exc:
+        raise _http_error(exc) from None
+    service.notify()
+    return alerts.alert_message(alert)
+
+
+@router.post("/{seq}/reject")
+def reject(
+    principal: Inspector,
+    session: SessionDep,
+    service: AlertServiceDep,
+    seq: int,
+    body: RejectIn | None = None,
+) -> dict[str, Any]:
+    """Reject an alert (a false alarm); it becomes a hard negative for retraining."""
+    body = body or RejectIn()
+    try:
+        alert = alerts.reject(session, seq, actor=principal.name, note=body.note)
+    except CustomsVisionError as exc:
+        raise _http_error(exc) from None
+    service.notify()
+    return alerts.alert_message(alert)

@@ -1,0 +1,280 @@
+"""The FastAPI app: :func:`create_app` wires settings, storage, the model and routes.
+
+Start here to follow a scan to an alert:
+
+1. :func:`lifespan` builds the long-lived services once: the database (migrated
+   to the newest schema), the image store, the :class:`~.modelhost.ModelHost`
+   with the X-ray detector loaded and warmed up, the alert service and the
+   :class:`~.scans.ScanService`, which re-infers scans a crash left pending;
+2. ``POST /v1/scans`` (:mod:`.api_scans`) hands the upload to
+   :meth:`.scans.ScanService.submit`: validate, store, infer through the
+   batcher, record detections and raise the alert in one commit;
+3. the alert service (:mod:`.alerts`) pushes the alert to handhelds subscribed
+   through :mod:`.api_alerts` (SSE and WebSocket).
+
+Errors of the services become JSON ``{"detail": ...}`` answers here
+(:func:`add_error_handlers`): bad input is always a 4xx naming the field or
+problem, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
+
+from cv.errors import CustomsVisionError, NotFoundError
+from cv.inference_server import alerts, api_admin, api_alerts, api_health, api_scans, metrics
+from cv.inference_server.auth import ROLES, create_token
+from cv.inference_server.batcher import DeadlineExceeded, QueueFull
+from cv.inference_server.db import Token, make_engine, migrate, session_factory
+from cv.inference_server.deps import Services
+from cv.inference_server.logs import log_request
+from cv.inference_server.modelhost import ModelHost, ModelNotReady
+from cv.inference_server.scans import (
+    DuplicateScan,
+    InferenceFailed,
+    ScanDeadline,
+    ScanNotFound,
+    ScanService,
+)
+from cv.inference_server.settings import ServerSettings
+from cv.inference_server.storage import ImageStore
+from cv.inference_server.uploads import FORM_OVERHEAD_BYTES, BodyLimit
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """The inference server app.
+
+    Args:
+        settings: Server settings; by default read from ``CV_SERVER_*`` variables.
+    """
+    settings = settings or ServerSettings()
+    app = FastAPI(
+        title="customs-vision inference server",
+        summary="X-ray scans in, detections and push alerts to inspectors out.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    add_error_handlers(app)
+    include_routers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    app.add_middleware(ObserveRequests)  # outermost: sees every answer, 413s included
+    return app
+
+
+def include_routers(app: FastAPI) -> None:
+    """Every route of the server, in one place."""
+    app.include_router(api_health.router)
+    app.include_router(api_scans.router)
+    app.include_router(api_alerts.router)
+    app.include_router(api_admin.router)
+    # The pages (handheld page, reader console) are included here, after the APIs,
+    # as `app.include_router(pages.router)` from `cv.inference_server.pages`.
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Builds the services at start-up and stops them, in reverse order, at shutdown."""
+    settings: ServerSettings = app.state.settings
+    engine = make_engine(settings.database_url)
+    await asyncio.to_thread(migrate, engine)
+    sessions = session_factory(engine)
+    services = Services(
+        settings=settings, engine=engine, sessions=sessions, data_dir=Path(settings.data_dir)
+    )
+    services.extra["images"] = ImageStore(settings.data_dir)
+    if settings.bootstrap_tokens:
+        services.extra["bootstrap_tokens"] = await asyncio.to_thread(bootstrap_tokens, sessions)
+
+    models = ModelHost(
+        runtime=settings.runtime,
+        max_batch=settings.max_batch,
+        max_wait_ms=settings.max_wait_ms,
+        queue_size=settings.queue_size,
+    )
+    services.extra["models"] = models
+    await load_initial_model(models, settings.model_dir)
+
+    alert_service = alerts.AlertService(settings=settings, sessions=sessions)
+    services.extra["alerts"] = alert_service
+    scan_service = ScanService(
+        sessions=sessions,
+        store=services.extra["images"],
+        models=models,
+        alert_service=alert_service,
+        request_timeout_s=settings.request_timeout_s,
+        max_upload_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_pixels,
+        inference_retries=settings.inference_retries,
+        ack_deadline_s=settings.alert_ack_deadline_s,
+    )
+    services.extra["scans"] = scan_service
+    app.state.services = services
+    await alert_service.start()
+    await scan_service.start()  # its first round re-infers scans a crash left pending
+    try:
+        yield
+    finally:
+        await scan_service.stop()
+        await models.stop()
+        await alert_service.stop()
+        engine.dispose()
+
+
+async def load_initial_model(models: ModelHost, model_dir: Path | None) -> None:
+    """Loads the configured (or shipped default) model; a failure leaves the server unready.
+
+    The server still starts without a model, so that operators can read stored
+    scans and swap a good model in (``POST /v1/admin/models/xray``); readiness
+    says why it is not ready.
+    """
+    from cv.models.load import default_model_dir
+
+    where = model_dir or default_model_dir()
+    try:
+        await models.load(where)
+    except CustomsVisionError as exc:
+        models.last_error = str(exc)
+        log.error("no model loaded: %s", exc)
+
+
+def bootstrap_tokens(sessions: Any) -> dict[str, str]:
+    """Creates one token per role when there are none yet, and prints their secrets once.
+
+    Returns:
+        Role -> secret of the tokens created (empty when tokens existed).
+    """
+    with sessions() as session:
+        if session.scalar(select(func.count()).select_from(Token)):
+            return {}
+        secrets = {
+            role: create_token(session, name=f"bootstrap-{role}", role=role) for role in ROLES
+        }
+    lines = "\n".join(f"  {role:<9} {secret}" for role, secret in secrets.items())
+    # Printed, not logged: the secrets must not end up in log storage.
+    print(f"bootstrap API tokens (shown once):\n{lines}", flush=True)
+    log.info("created bootstrap tokens for roles %s", ", ".join(secrets))
+    return secrets
+
+
+# -- errors -> HTTP ------------------------------------------------------------------
+
+
+def _json(code: int, detail: str, **extra: Any) -> JSONResponse:
+    headers = extra.pop("headers", None)
+    return JSONResponse({"detail": detail, **extra}, status_code=code, headers=headers)
+
+
+def _field_of(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc[1:]] if len(loc) > 1 else [str(p) for p in loc]
+    return ".".join(parts) or "body"
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Maps the services' errors to JSON answers; only real faults become 500."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _field_of(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return _json(422, detail, errors=errors)
+
+    @app.exception_handler(QueueFull)
+    async def _queue_full(request: Request, exc: QueueFull) -> JSONResponse:
+        return _json(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
+
+    @app.exception_handler(ScanDeadline)
+    async def _deadline(request: Request, exc: ScanDeadline) -> JSONResponse:
+        return _json(504, str(exc), scan_id=exc.scan_id)
+
+    @app.exception_handler(DeadlineExceeded)
+    async def _deadline_bare(request: Request, exc: DeadlineExceeded) -> JSONResponse:
+        return _json(504, str(exc))
+
+    @app.exception_handler(InferenceFailed)
+    async def _failed(request: Request, exc: InferenceFailed) -> JSONResponse:
+        return _json(503, str(exc), scan_id=exc.scan_id)
+
+    @app.exception_handler(ModelNotReady)
+    async def _not_ready(request: Request, exc: ModelNotReady) -> JSONResponse:
+        return _json(503, str(exc), headers={"Retry-After": "5"})
+
+    @app.exception_handler(DuplicateScan)
+    async def _duplicate(request: Request, exc: DuplicateScan) -> JSONResponse:
+        return _json(409, f"scan_id: {exc}")
+
+    @app.exception_handler(ScanNotFound)
+    async def _no_scan(request: Request, exc: ScanNotFound) -> JSONResponse:
+        return _json(404, str(exc))
+
+    @app.exception_handler(alerts.AlertStateError)
+    async def _alert_state(request: Request, exc: alerts.AlertStateError) -> JSONResponse:
+        return _json(409, str(exc))
+
+    @app.exception_handler(CustomsVisionError)
+    async def _ours(request: Request, exc: CustomsVisionError) -> JSONResponse:
+        code = 404 if isinstance(exc, NotFoundError) else 422
+        return _json(code, str(exc), field=exc.field)
+
+    @app.exception_handler(Exception)
+    async def _fault(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _json(500, f"internal error ({type(exc).__name__}); see the server log")
+
+
+# -- request log and metrics -----------------------------------------------------------
+
+
+class ObserveRequests:
+    """ASGI middleware: one access-log line and the request metrics per HTTP request.
+
+    Pure ASGI rather than ``BaseHTTPMiddleware``, which buffers and would break
+    the event streams. Routes put ``scan_id`` and ``token`` on ``request.state``
+    for the log line.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state = scope.setdefault("state", {})
+        status = 500
+
+        async def observe_send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe_send)
+        finally:
+            seconds = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            metrics.REQUESTS.labels(route, method, str(status)).inc()
+            metrics.REQUEST_DURATION.labels(route, method).observe(seconds)
+            log_request(
+                method=method,
+                path=scope["path"],
+                status=status,
+                ms=seconds * 1000,
+                scan_id=state.get("scan_id"),
+                token=state.get("token"),
+            )

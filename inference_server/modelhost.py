@@ -1,0 +1,196 @@
+"""Hosting the X-ray detector: load, warm up, serve, swap without downtime.
+
+A :class:`ModelHost` holds one served model (``xray``) as a :class:`LoadedModel`:
+the detector, its weights record (classes, per-class alert thresholds, version)
+and the :class:`~cv.inference_server.batcher.Batcher` in front of it.
+
+A swap follows the order serving systems are asked for (Triton's most-reported
+gap): load the new version, warm it up with one full batch, switch atomically
+(one assignment on the event loop: the next request goes to the new batcher),
+let the old batcher finish every request it had queued, then drop the old
+detector. No request in flight fails because of a swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cv.inference_server import metrics
+from cv.inference_server.batcher import Batcher, Inference
+from cv.models.runtime import Detector
+from cv.models.weights import WeightsRecord
+
+log = logging.getLogger(__name__)
+
+SERVED_NAME = "xray"
+"""The name the X-ray detector is served under (``/v2/models/xray``)."""
+
+DEFAULT_CONF = 0.25
+"""Score floor of stored detections when no alert threshold is lower."""
+
+
+class ModelNotReady(Exception):
+    """No model is loaded (start-up failed to load one, or none was configured)."""
+
+
+@dataclass(slots=True)
+class LoadedModel:
+    """A model that serves requests.
+
+    Attributes:
+        detector: The runtime.
+        record: Its weights record.
+        batcher: The batcher in front of it.
+        model_dir: Where it was loaded from.
+        loaded_at: When it started serving (UTC).
+    """
+
+    detector: Detector
+    record: WeightsRecord
+    batcher: Batcher
+    model_dir: Path
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Per-class alert thresholds from the model's evaluation."""
+        return self.record.thresholds
+
+
+def score_floor(thresholds: dict[str, float]) -> float:
+    """Lowest score worth keeping: :data:`DEFAULT_CONF`, or a lower alert threshold."""
+    return min([DEFAULT_CONF, *thresholds.values()])
+
+
+def load_and_warm_up(
+    model_dir: Path, *, runtime: str, max_batch: int
+) -> tuple[Detector, WeightsRecord]:
+    """Loads a model directory and runs one full batch through it (blocking: use a thread).
+
+    The first run of a session allocates its memory and picks kernels; doing it
+    here keeps that cost out of the first real request's latency.
+
+    Raises:
+        NotFoundError, DataFormatError, DataValidationError, ConfigError: As
+            :func:`cv.models.load.load_detector`.
+    """
+    from cv.models.load import load_detector
+
+    detector = load_detector(model_dir, runtime=runtime, max_batch=max_batch)  # type: ignore[arg-type]
+    size = detector.input_size
+    blank: list[NDArray[np.uint8]] = [
+        np.full((size, size, 3), 114, dtype=np.uint8) for _ in range(max_batch)
+    ]
+    detector.predict(blank, conf=DEFAULT_CONF)
+    return detector, detector.record
+
+
+class ModelHost:
+    """Serves one model under :data:`SERVED_NAME` and swaps it without downtime.
+
+    Args:
+        runtime: ``onnx`` or ``torch``.
+        max_batch: Largest batch.
+        max_wait_ms: Longest a request waits for its batch to fill.
+        queue_size: Requests that may wait before new ones get 429.
+    """
+
+    def __init__(
+        self, *, runtime: str, max_batch: int, max_wait_ms: float, queue_size: int
+    ) -> None:
+        self.runtime = runtime
+        self.max_batch = max_batch
+        self.max_wait_ms = max_wait_ms
+        self.queue_size = queue_size
+        self._active: LoadedModel | None = None
+        self._swap_lock = asyncio.Lock()
+        self.last_error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether a model serves requests."""
+        return self._active is not None
+
+    @property
+    def active(self) -> LoadedModel:
+        """The model that serves requests now.
+
+        Raises:
+            ModelNotReady: If none is loaded.
+        """
+        if self._active is None:
+            why = f" ({self.last_error})" if self.last_error else ""
+            raise ModelNotReady(f"no X-ray model is loaded{why}")
+        return self._active
+
+    def submit(self, image: NDArray[np.uint8], *, deadline: float) -> asyncio.Future[Inference]:
+        """Queues an image on the active model's batcher (see :meth:`Batcher.submit`).
+
+        Raises:
+            ModelNotReady: If no model is loaded.
+            QueueFull: If the batcher's queue is full.
+        """
+        return self.active.batcher.submit(image, deadline=deadline)
+
+    async def load(self, model_dir: Path) -> LoadedModel:
+        """Loads, warms up and switches to ``model_dir``; drains and drops the old model.
+
+        Args:
+            model_dir: A model directory (``model.json`` + its ONNX graph / weights).
+
+        Returns:
+            The model now serving.
+
+        Raises:
+            NotFoundError, DataFormatError, DataValidationError, ConfigError: If the
+                directory cannot be loaded; the old model keeps serving.
+        """
+        async with self._swap_lock:
+            model_dir = Path(model_dir).resolve()
+            detector, record = await asyncio.to_thread(
+                load_and_warm_up, model_dir, runtime=self.runtime, max_batch=self.max_batch
+            )
+            batcher = Batcher(
+                detector,
+                label=SERVED_NAME,
+                max_batch=self.max_batch,
+                max_wait_ms=self.max_wait_ms,
+                queue_size=self.queue_size,
+                conf=score_floor(record.thresholds),
+            )
+            batcher.start()
+            new = LoadedModel(detector, record, batcher, model_dir)
+            old, self._active = self._active, new  # the switch: new requests go to `new`
+            self.last_error = None
+            metrics.MODEL_INFO.labels(SERVED_NAME, record.name, str(record.version)).set(1)
+            log.info("serving model %s version %d from %s", record.name, record.version, model_dir)
+            if old is not None:
+                await self._retire(old)
+            return new
+
+    async def _retire(self, old: LoadedModel) -> None:
+        await old.batcher.drain()  # every request it had queued completes
+        now = self._active
+        if now is None or (now.record.name, now.record.version) != (
+            old.record.name,
+            old.record.version,
+        ):
+            metrics.MODEL_INFO.labels(SERVED_NAME, old.record.name, str(old.record.version)).set(0)
+        # Dropping the last references frees the runtime's memory.
+        old.batcher.detector = None  # type: ignore[assignment]
+        old.detector = None  # type: ignore[assignment]
+        log.info("unloaded model %s version %d", old.record.name, old.record.version)
+
+    async def stop(self) -> None:
+        """Finishes queued requests and unloads the model."""
+        async with self._swap_lock:
+            old, self._active = self._active, None
+            if old is not None:
+                await self._retire(old)

@@ -1,0 +1,143 @@
+"""Plain helpers for the inference-server tests (no fixtures: each test module makes its own).
+
+Load with ``importlib`` by file path, since pytest runs with ``--import-mode=importlib``::
+
+    spec = importlib.util.spec_from_file_location("server_helpers", Path(__file__).parent / "server_helpers.py")
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CLASSES = ["gun", "knife"]
+"""Classes of the tiny test model (taxonomy names)."""
+
+ALERT_ALWAYS = 0.0001
+"""A threshold every detection of an untrained model passes."""
+ALERT_NEVER = 1.1
+"""A threshold no score reaches."""
+
+
+def make_tiny_model_dir(
+    base: Path, *, name: str = "tiny", thresholds: float = ALERT_NEVER, version: int = 1
+) -> Path:
+    """An untrained 64-pixel YOLO11n model directory exported to ONNX, with thresholds.
+
+    The export is made once under ``base / "_export"`` and copied, so that several
+    variants (thresholds, versions) cost one export.
+
+    Args:
+        base: A folder for model directories (one per test session).
+        name: Folder name of this variant.
+        thresholds: The alert threshold of every class.
+        version: The record's version.
+    """
+    from cv.models.export import export_onnx
+    from cv.models.load import init_model_dir
+    from cv.models.weights import read_record, write_record
+
+    source = base / "_export"
+    if not (source / "model.onnx").is_file():
+        init_model_dir(source, architecture="yolo11n", classes=CLASSES, input_size=64)
+        export_onnx(source)
+    target = base / name
+    if not target.exists():
+        shutil.copytree(source, target)
+        record = read_record(target, verify=False)
+        record.thresholds = dict.fromkeys(CLASSES, thresholds)
+        record.version = version
+        record.name = f"tiny-{name}"
+        write_record(record, target)
+    return target
+
+
+def gradient_rgb(width: int = 96, height: int = 80, seed: int = 0) -> np.ndarray:
+    """A small RGB image with some structure, ``(H, W, 3) uint8``."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    img = np.stack([(x * 255 // max(1, width - 1)), (y * 255 // max(1, height - 1)), (x ^ y) & 255])
+    noise = rng.integers(0, 20, size=(3, height, width))
+    return np.clip(img + noise, 0, 255).astype(np.uint8).transpose(1, 2, 0).copy()
+
+
+def png_bytes(width: int = 96, height: int = 80, seed: int = 0) -> bytes:
+    """A valid PNG file."""
+    from cv.image import encode_png
+
+    return encode_png(gradient_rgb(width, height, seed))
+
+
+def jpeg_bytes(width: int = 96, height: int = 80) -> bytes:
+    """A valid JPEG file."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(gradient_rgb(width, height)).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def tiff16_bytes(width: int = 96, height: int = 80) -> bytes:
+    """A valid 16-bit grey TIFF file (as X-ray detectors write)."""
+    import cv2
+
+    grey = (np.arange(width * height, dtype=np.uint32).reshape(height, width) * 7 % 65536).astype(
+        np.uint16
+    )
+    ok, enc = cv2.imencode(".tif", grey)
+    assert ok
+    return enc.tobytes()
+
+
+def png_header_claiming(width: int, height: int) -> bytes:
+    """A PNG that is only a signature and an IHDR chunk claiming ``width × height``."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF)
+    )
+
+
+def server_settings(tmp: Path, model_dir: Path, **overrides: Any) -> Any:
+    """Settings for a test server: SQLite and images under ``tmp``, the given model."""
+    from cv.inference_server.settings import ServerSettings
+
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp / 'server.db'}",
+        "data_dir": tmp / "images",
+        "model_dir": model_dir,
+        "max_batch": 4,
+        "max_wait_ms": 2.0,
+    }
+    values.update(overrides)
+    return ServerSettings(_env_file=None, **values)
+
+
+def make_tokens(app: Any) -> dict[str, dict[str, str]]:
+    """One token per role on a started app: role -> ``Authorization`` header."""
+    from cv.inference_server.auth import ROLES, create_token
+
+    services = app.state.services
+    out = {}
+    with services.sessions() as session:
+        for role in ROLES:
+            secret = create_token(session, name=f"test-{role}", role=role)
+            out[role] = {"Authorization": f"Bearer {secret}"}
+    return out
+
+
+def scan_form(**fields: str) -> dict[str, str]:
+    """Form fields of a valid upload, overridden by ``fields``."""
+    form = {"site": "ICN-T1", "lane": "L3", "kind": "cabin_bag"}
+    form.update(fields)
+    return form

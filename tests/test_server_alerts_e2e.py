@@ -1,0 +1,152 @@
+"""Scan to alert through the whole server (``create_app``), in real processes.
+
+A scanner posts scans to ``python -m uvicorn --factory cv.inference_server.app:create_app``
+with a tiny model whose thresholds make every scan alert; a handheld holds an SSE
+stream. The server is killed with SIGKILL and restarted on the same database; the
+handheld resumes from its last id and gets exactly the alerts it missed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from cv.inference_server import db
+from cv.inference_server.auth import create_token
+
+_spec = importlib.util.spec_from_file_location(
+    "server_helpers", Path(__file__).parent / "server_helpers.py"
+)
+helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(helpers)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "cv.inference_server.app:create_app"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port)]
+    log = open(tmp_path / f"server-{port}.log", "wb")  # noqa: SIM115  (closed with the process)
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120  # model load and warm-up on a busy machine
+    while True:
+        assert proc.poll() is None, (tmp_path / f"server-{port}.log").read_text()
+        try:
+            httpx.get(f"{base}/v1/alerts/1", timeout=1)
+            return proc, base
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+
+
+def _alert_ids(lines, count: int, timeout: float = 30) -> list[int]:
+    """The next ``count`` new-alert ids on the stream (updates and re-sends have none)."""
+    ids: list[int] = []
+    t0 = time.monotonic()
+    event: dict[str, str] = {}
+    for line in lines:
+        assert time.monotonic() - t0 < timeout
+        if line.startswith(":"):
+            continue
+        if line:
+            name, _, value = line.partition(": ")
+            event[name] = value
+            continue
+        if event.get("event") == "alert" and "id" in event:
+            ids.append(int(event["id"]))
+            if len(ids) == count:
+                return ids
+        event = {}
+    raise AssertionError("stream ended")
+
+
+def _post(base: str, scanner: str, n: int) -> dict:
+    files = {"image": (f"{n}.png", helpers.png_bytes(seed=n), "image/png")}
+    r = httpx.post(
+        f"{base}/v1/scans",
+        files=files,
+        data=helpers.scan_form(scan_id=f"scan-{n}", bag_tag=f"T{n}"),
+        headers={"Authorization": f"Bearer {scanner}"},
+        timeout=60,
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_scans_alert_handheld_survives_sigkill_of_the_server(tmp_path):
+    model_dir = helpers.make_tiny_model_dir(tmp_path / "models", thresholds=helpers.ALERT_ALWAYS)
+    url = f"sqlite:///{tmp_path / 'server.db'}"
+    engine = db.make_engine(url)
+    db.migrate(engine)
+    with db.session_factory(engine)() as session:
+        scanner = create_token(session, name="xray-1", role="scanner")
+        inspector = create_token(session, name="handheld-1", role="inspector")
+    engine.dispose()
+    env = {
+        **os.environ,
+        "CV_SERVER_DATABASE_URL": url,
+        "CV_SERVER_DATA_DIR": str(tmp_path / "images"),
+        "CV_SERVER_MODEL_DIR": str(model_dir),
+        "CV_SERVER_SSE_KEEPALIVE_S": "1",
+    }
+    headers = {"Authorization": f"Bearer {inspector}"}
+
+    first, base = _serve(tmp_path, env)
+    try:
+        with (
+            httpx.Client(base_url=base, headers=headers, timeout=30) as client,
+            client.stream("GET", "/v1/alerts/stream", params={"last_id": 0, "site": "ICN-T1"}) as s,
+        ):
+            lines = s.iter_lines()
+            posted = [_post(base, scanner, n)["alert"]["seq"] for n in (1, 2)]
+            assert posted == [1, 2]
+            assert _alert_ids(lines, 2) == [1, 2]
+            # Pushed at commit: the next one arrives about as fast as the upload answers.
+            t0 = time.monotonic()
+            alert = _post(base, scanner, 3)["alert"]
+            assert alert["scan_id"] == "scan-3" and alert["state"] == "open"
+            assert alert["overlay_url"] == "/v1/scans/scan-3/overlay.png"
+            assert _alert_ids(lines, 1) == [3]
+            assert time.monotonic() - t0 < 10  # generous: the machine is busy training
+        os.kill(first.pid, signal.SIGKILL)
+        assert first.wait(10) == -signal.SIGKILL
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+    second, base = _serve(tmp_path, env)
+    try:
+        assert _post(base, scanner, 4)["alert"]["seq"] == 4  # while the handheld is away
+        resume = {**headers, "Last-Event-ID": "3"}
+        with (
+            httpx.Client(base_url=base, headers=resume, timeout=30) as client,
+            client.stream("GET", "/v1/alerts/stream") as s,
+        ):
+            lines = s.iter_lines()
+            assert _alert_ids(lines, 1) == [4]
+            assert _post(base, scanner, 5)["alert"]["seq"] == 5
+            assert _alert_ids(lines, 1) == [5]  # and nothing replayed twice in between
+            r = client.post("/v1/alerts/4/confirm")
+            assert r.status_code == 200 and r.json()["resolved_by"] == "handheld-1"
+    finally:
+        second.send_signal(signal.SIGTERM)
+        try:
+            second.wait(20)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            second.wait()
