@@ -82,6 +82,7 @@ def test_wheel_contains_every_module_and_data(wheel):
         "cv/inference_server/migrations/versions": ROOT / "inference_server/migrations/versions",
         "cv/inference_server/static": ROOT / "inference_server/static",
         "cv/models/risk/packs/kr": ROOT / "models/risk/packs/kr",
+        "cv/training/configs": ROOT / "training/configs",
     }
     for wheel_dir, src in data.items():
         for f in src.glob("*.*"):
