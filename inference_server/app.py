@@ -20,6 +20,7 @@ problem, never a 500.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -33,7 +34,16 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
 from cv.errors import CustomsVisionError, NotFoundError
-from cv.inference_server import alerts, api_admin, api_alerts, api_health, api_scans, metrics
+from cv.inference_server import (
+    alerts,
+    api_admin,
+    api_alerts,
+    api_health,
+    api_risk,
+    api_scans,
+    metrics,
+    risk,
+)
 from cv.inference_server.auth import ROLES, create_token
 from cv.inference_server.batcher import DeadlineExceeded, QueueFull
 from cv.inference_server.db import Token, make_engine, migrate, session_factory
@@ -80,8 +90,11 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(api_scans.router)
     app.include_router(api_alerts.router)
     app.include_router(api_admin.router)
-    # The pages (handheld page, reader console) are included here, after the APIs,
-    # as `app.include_router(pages.router)` from `cv.inference_server.pages`.
+    app.include_router(api_risk.router)
+    # The pages (handheld page, reader console), after the APIs.
+    from cv.inference_server import pages
+
+    app.include_router(pages.router)
 
 
 @asynccontextmanager
@@ -107,6 +120,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     services.extra["models"] = models
     await load_initial_model(models, settings.model_dir)
 
+    # The declaration risk engine: its history in the same database, the last activated pack.
+    risk_service = await asyncio.to_thread(
+        functools.partial(
+            risk.RiskService.open,
+            settings.database_url,
+            **({"pack_path": settings.risk_pack} if settings.risk_pack else {}),
+        )
+    )
+    services.extra["risk"] = risk_service
+
     alert_service = alerts.AlertService(settings=settings, sessions=sessions)
     services.extra["alerts"] = alert_service
     scan_service = ScanService(
@@ -119,17 +142,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_pixels=settings.max_pixels,
         inference_retries=settings.inference_retries,
         ack_deadline_s=settings.alert_ack_deadline_s,
+        risk=risk_service,
     )
     services.extra["scans"] = scan_service
     app.state.services = services
     await alert_service.start()
     await scan_service.start()  # its first round re-infers scans a crash left pending
+    demo_feed = None
+    if settings.demo_feed:
+        # Synthetic scans posted over HTTP to this very server (`serve run --demo`).
+        from cv.inference_server.demo import start_demo_feed
+
+        demo_feed = await start_demo_feed(app, services)
     try:
         yield
     finally:
+        if demo_feed is not None:
+            await demo_feed.stop()
         await scan_service.stop()
         await models.stop()
         await alert_service.stop()
+        risk_service.close()
         engine.dispose()
 
 

@@ -13,7 +13,10 @@ This is the scan-to-alert path, in the order it runs (``POST /v1/scans`` calls
 4. :meth:`ScanService.finish` writes the detections, marks the scan ``done`` and
    calls :func:`cv.inference_server.alerts.raise_alert` in the **same
    transaction** (one commit per scan): detections above the model's per-class
-   thresholds become an alert in the outbox;
+   thresholds become an alert in the outbox. A scan linked to a declaration
+   (reference, AWB or bag tag) is first fused with it (:mod:`.risk`): the
+   declaration's risk raises the alert's priority and adds its reasons, and
+   detections it does not explain raise its lane (stored after the commit);
 5. after the commit, the alert service is told the new sequence number and
    pushes it to subscribed handhelds.
 
@@ -46,6 +49,7 @@ from cv.inference_server.batcher import DeadlineExceeded, Inference, QueueFull
 from cv.inference_server.db import Alert, Scan, utcnow
 from cv.inference_server.db import Detection as DetectionRow
 from cv.inference_server.modelhost import LoadedModel, ModelHost, ModelNotReady
+from cv.inference_server.risk import RiskService, ScanFusion
 from cv.inference_server.storage import ImageStore
 from cv.records import Detection
 
@@ -128,6 +132,8 @@ class ScanService:
         inference_retries: Inference attempts before a scan stays ``failed``.
         ack_deadline_s: Seconds an inspector has to acknowledge an alert.
         retry_interval_s: Pause between rounds of the retry loop.
+        risk: The declaration risk service; scans linked to a declaration are
+            fused with it before their alert is raised (:mod:`.risk`).
     """
 
     def __init__(
@@ -143,6 +149,7 @@ class ScanService:
         inference_retries: int,
         ack_deadline_s: float,
         retry_interval_s: float = 2.0,
+        risk: RiskService | None = None,
     ) -> None:
         self.sessions = sessions
         self.images = store
@@ -154,6 +161,7 @@ class ScanService:
         self.inference_retries = inference_retries
         self.ack_deadline_s = ack_deadline_s
         self.retry_interval_s = retry_interval_s
+        self.risk = risk
         # Scans this process is inferring now; the retry loop leaves them alone.
         self._in_flight: set[str] = set()
         self._started = utcnow()
@@ -287,16 +295,39 @@ class ScanService:
                 return self._outcome(session, scan)
             rows = [detection_row(scan_id, d) for d in inference.detections]
             session.add_all(rows)
+            # Fusion with the scan's declaration: its risk raises the alert's priority and
+            # adds reasons; what it does not explain will raise its lane (recorded below).
+            fused = self._fuse(scan, inference.detections, model.thresholds)
+            if fused is not None:
+                scan.declaration_ref = fused.declaration_id  # the link, found by AWB / bag tag
             alert = alerts.raise_alert(
                 session,
                 scan=scan,
                 detections=inference.detections,
-                thresholds=model.thresholds,
+                thresholds=model.thresholds if fused is None else fused.thresholds,
                 overlay_url=overlay_url(scan_id),
                 ack_deadline_s=self.ack_deadline_s,
+                reasons=() if fused is None else fused.reasons,
+                priority=1 if fused is None else fused.priority,
             )
+        if fused is not None:  # after the commit: the risk history is another connection
+            self.risk.record_fusion(fused)  # type: ignore[union-attr]
         metrics.SCANS.labels("done").inc()
         return ScanOutcome(scan, rows, alert, inference.queue_ms, inference.compute_ms)
+
+    def _fuse(
+        self, scan: Scan, detections: Sequence[Detection], thresholds: dict[str, float]
+    ) -> ScanFusion | None:
+        if self.risk is None:
+            return None
+        return self.risk.fuse_scan(
+            scan_id=scan.id,
+            declaration_ref=scan.declaration_ref,
+            awb=scan.awb,
+            bag_tag=scan.bag_tag,
+            detections=detections,
+            thresholds=thresholds,
+        )
 
     def fail(self, scan_id: str, error: str) -> None:
         """Marks a ``pending`` scan failed, counting the attempt (blocking)."""

@@ -35,6 +35,9 @@ class ServerSettings(BaseSettings):
         demo_rate: Scans per second of the demo feed.
         bootstrap_tokens: Create one token per role at start-up and print them
             (demo and first start only; never on a server with tokens already).
+        risk_pack: The declaration risk rule pack (``pack.yaml`` or its folder) served
+            at start-up when no pack was activated through the API; by default the
+            shipped Korean pack.
     """
 
     model_config = SettingsConfigDict(env_prefix="CV_SERVER_", env_file=".env", extra="ignore")
@@ -55,3 +58,4 @@ class ServerSettings(BaseSettings):
     demo_feed: bool = False
     demo_rate: float = Field(default=0.5, gt=0)
     bootstrap_tokens: bool = False
+    risk_pack: Path | None = None

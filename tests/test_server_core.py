@@ -239,6 +239,8 @@ def test_health_and_model_metadata(server):
 def test_metrics_exposed(server):
     client, tokens = server
     assert post(client, tokens, h.png_bytes(seed=11)).status_code == 201
+    # Its own bad upload: under xdist the module's tests may run in other processes.
+    assert post(client, tokens, b"plain text, not an image").status_code == 415
     text = client.get("/metrics").text
     for name in (
         "cv_inference_queue_duration_seconds_count",

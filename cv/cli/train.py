@@ -20,7 +20,10 @@ def _csv(value: str | None) -> list[str] | None:
 @app.command("xray")
 def xray(
     config: Path | None = typer.Option(
-        None, "--config", "-c", help="Experiment YAML (e.g. training/configs/*.yaml); options override it."
+        None,
+        "--config",
+        "-c",
+        help="Experiment YAML (e.g. training/configs/*.yaml); options override it.",
     ),
     data: Path | None = typer.Option(
         None, "--data", help="A dataset the toolkit reads (YOLO data.yaml / folder, COCO, ...)."

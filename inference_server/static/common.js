@@ -1,0 +1,115 @@
+// Shared by the handheld page and the reader console: API calls, sign-in, formatting.
+// The API token lives in the HttpOnly `cv_token` cookie set by POST /v1/session, so
+// every same-origin request (fetch, EventSource, <img>) carries it and no script
+// ever reads the secret.
+"use strict";
+
+const CV = (() => {
+  /** An API error: the answer's status and its JSON `detail`. */
+  class ApiError extends Error {
+    constructor(status, detail) {
+      super(detail);
+      this.status = status;
+    }
+  }
+
+  /** Calls the API; resolves to the parsed JSON (or null for 204), rejects with ApiError. */
+  async function api(method, path, body) {
+    const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+      res = await fetch(path, init);
+    } catch (err) {
+      throw new ApiError(0, "the server cannot be reached");
+    }
+    if (res.status === 204) return null;
+    let data = null;
+    try {
+      data = await res.json();
+    } catch (err) {
+      data = null;
+    }
+    if (!res.ok) {
+      const detail = data && typeof data.detail === "string" ? data.detail : res.statusText;
+      throw new ApiError(res.status, detail || `HTTP ${res.status}`);
+    }
+    return data;
+  }
+
+  /** Who is signed in ({name, role, permissions}), or null when nobody is. */
+  async function whoami() {
+    try {
+      return await api("GET", "/v1/session");
+    } catch (err) {
+      if (err.status === 401) return null;
+      throw err;
+    }
+  }
+
+  const signIn = (token) => api("POST", "/v1/session", { token });
+  const signOut = () => api("DELETE", "/v1/session");
+
+  /** A query string from an object, leaving out empty values. */
+  function query(params) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) {
+      if (v !== null && v !== undefined && v !== "") q.set(k, String(v));
+    }
+    const s = q.toString();
+    return s ? `?${s}` : "";
+  }
+
+  /** Local wall-clock time of an ISO timestamp, e.g. 14:03:27. */
+  function clock(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour12: false });
+  }
+
+  const score = (s) => Number(s).toFixed(2);
+
+  /** Creates an element with a class and text. */
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  /** Shows the connection state in a `.pill` element. */
+  function setPill(node, state, text) {
+    node.dataset.state = state;
+    node.textContent = text || state;
+  }
+
+  /** Wires a sign-in form: posts the token, then calls `onSignedIn(session)`. */
+  function wireSignIn({ form, input, error, need, needText, onSignedIn }) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.textContent = "";
+      const button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      try {
+        const me = await signIn(input.value.trim());
+        if (!me.permissions.includes(need)) {
+          await signOut();
+          error.textContent = `“${me.name}” is a ${me.role} token; ${needText}`;
+          return;
+        }
+        input.value = "";
+        onSignedIn(me);
+      } catch (err) {
+        error.textContent =
+          err.status === 401 ? "Unknown or revoked token." : `Sign-in failed: ${err.message}`;
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
+  return { ApiError, api, whoami, signIn, signOut, query, clock, score, el, setPill, wireSignIn };
+})();

@@ -1,0 +1,311 @@
+// The X-ray readers' console: the latest scans with the model's boxes and scores.
+//
+// It polls GET /v1/scans?site=&lane= about every second (newest first) and fetches
+// each finished scan's detections once. The selected scan (by default the newest)
+// is shown large as the server's overlay (/v1/scans/{id}/overlay.png: image, boxes,
+// class and score labels) beside its detection table.
+"use strict";
+
+(() => {
+  const POLL_MS = 1000;
+  const RETRY_MAX_MS = 10000;
+  const LIMIT = 24;
+  const KEY = { site: "cv.console.site", lane: "cv.console.lane" };
+
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    conn: $("conn"),
+    signin: $("signin"),
+    feedView: $("feed-view"),
+    filter: $("filter"),
+    site: $("site"),
+    lane: $("lane"),
+    scans: $("scans"),
+    empty: $("empty"),
+    signout: $("signout"),
+    follow: $("follow"),
+  };
+
+  const state = {
+    me: null,
+    scans: [], // newest first, as the API answers
+    detections: new Map(), // scan id -> detections (finished scans only)
+    cards: new Map(), // scan id -> <li>
+    selected: null, // a scan id, or null to follow the newest
+    shown: null, // the key of what the large view shows
+    timer: null,
+    delayMs: POLL_MS,
+    generation: 0, // a poll of an older filter (or sign-in) neither renders nor reschedules
+    sites: new Set(),
+    lanes: new Set(),
+  };
+
+  function filter() {
+    return { site: ui.site.value.trim(), lane: ui.lane.value.trim() };
+  }
+
+  function overlaySrc(scan) {
+    // A pending scan's overlay gains its boxes when it finishes: a new URL then.
+    return `${scan.overlay_url}?v=${scan.status}`;
+  }
+
+  function topDetection(scan) {
+    const dets = state.detections.get(scan.id);
+    if (scan.status !== "done") return scan.status;
+    if (!dets) return "…";
+    if (!dets.length) return "no detections";
+    return `${dets[0].category} ${CV.score(dets[0].score)}`;
+  }
+
+  // -- polling ---------------------------------------------------------------------------
+
+  async function poll() {
+    if (!state.me) return;
+    const generation = state.generation;
+    clearTimeout(state.timer);
+    try {
+      const page = await CV.api("GET", `/v1/scans${CV.query({ ...filter(), limit: LIMIT })}`);
+      if (generation !== state.generation) return;
+      state.scans = page.items;
+      const missing = page.items.filter((s) => s.status === "done" && !state.detections.has(s.id));
+      await Promise.all(
+        missing.map(async (s) => {
+          state.detections.set(s.id, await CV.api("GET", `/v1/scans/${encodeURIComponent(s.id)}/detections`));
+        }),
+      );
+      if (generation !== state.generation) return;
+      render();
+      CV.setPill(ui.conn, "live", "live");
+      state.delayMs = POLL_MS;
+    } catch (err) {
+      if (generation !== state.generation) return;
+      if (err.status === 401) {
+        showSignIn("Signed out: the token is no longer valid.");
+        return;
+      }
+      CV.setPill(ui.conn, "offline", "offline · retrying");
+      state.delayMs = Math.min(state.delayMs * 2, RETRY_MAX_MS);
+    } finally {
+      if (state.me && generation === state.generation) {
+        state.timer = setTimeout(poll, state.delayMs);
+      }
+    }
+  }
+
+  // -- rendering ---------------------------------------------------------------------------
+
+  function card(scan) {
+    const key = `${scan.id}|${scan.status}|${state.detections.has(scan.id)}`;
+    let li = state.cards.get(scan.id);
+    if (li && li.dataset.key === key) return li;
+    li = CV.el("li", `scan status-${scan.status}`);
+    li.dataset.key = key;
+    li.dataset.id = scan.id;
+    li.dataset.lane = scan.lane;
+    li.tabIndex = 0;
+    const img = CV.el("img");
+    img.alt = `scan ${scan.id}`;
+    img.loading = "lazy";
+    img.src = overlaySrc(scan);
+    const caption = CV.el("div", "caption");
+    const dets = state.detections.get(scan.id) || [];
+    caption.append(
+      CV.el("span", "top", topDetection(scan)),
+      CV.el("span", "where", `${scan.site} · ${scan.lane}`),
+      CV.el("time", "time", CV.clock(scan.created_at)),
+    );
+    if (dets.length > 1) caption.append(CV.el("span", "muted small", `+${dets.length - 1} more`));
+    li.append(img, caption);
+    state.cards.set(scan.id, li);
+    return li;
+  }
+
+  function render() {
+    const items = state.scans;
+    if (state.selected !== null && !items.some((s) => s.id === state.selected)) {
+      state.selected = null; // it scrolled out of the latest scans
+    }
+    for (const s of items) {
+      state.sites.add(s.site);
+      state.lanes.add(s.lane);
+    }
+    const cards = items.map(card);
+    const current = state.selected ?? (items[0] && items[0].id);
+    for (const li of cards) li.classList.toggle("selected", li.dataset.id === current);
+    ui.scans.replaceChildren(...cards);
+    const ids = new Set(items.map((s) => s.id));
+    for (const id of [...state.cards.keys()]) if (!ids.has(id)) state.cards.delete(id);
+    ui.empty.hidden = items.length > 0;
+    ui.follow.hidden = state.selected === null;
+    $("sites").replaceChildren(...[...state.sites].sort().map((v) => option(v)));
+    $("lanes").replaceChildren(...[...state.lanes].sort().map((v) => option(v)));
+    const scan = items.find((s) => s.id === current) || null;
+    renderCurrent(scan);
+  }
+
+  function option(value) {
+    const o = document.createElement("option");
+    o.value = value;
+    return o;
+  }
+
+  function renderCurrent(scan) {
+    const img = $("c-image");
+    const key = scan ? `${scan.id}|${scan.status}|${state.detections.has(scan.id)}` : null;
+    if (key === state.shown) return;
+    state.shown = key;
+    if (!scan) {
+      $("c-title").textContent = "Waiting for scans…";
+      img.hidden = true;
+      img.removeAttribute("src");
+      $("c-detections").tBodies[0].replaceChildren();
+      $("c-meta").replaceChildren();
+      return;
+    }
+    $("c-title").textContent = `${scan.site} · ${scan.lane} · ${scan.bag_tag || scan.awb || scan.id}`;
+    img.src = overlaySrc(scan);
+    img.hidden = false;
+    const dets = state.detections.get(scan.id) || [];
+    const rows = dets.map((d) => {
+      const tr = CV.el("tr");
+      tr.append(
+        CV.el("td", "", d.category),
+        CV.el("td", "score", CV.score(d.score)),
+        CV.el("td", "muted", d.box.map((v) => Math.round(v)).join(", ")),
+      );
+      return tr;
+    });
+    if (!rows.length) {
+      const tr = CV.el("tr");
+      const td = CV.el("td", "muted", scan.status === "done" ? "No detections." : `Scan is ${scan.status}.`);
+      td.colSpan = 3;
+      tr.append(td);
+      rows.push(tr);
+    }
+    $("c-detections").tBodies[0].replaceChildren(...rows);
+    const facts = [
+      ["Scan", scan.id],
+      ["Kind", scan.kind.replace("_", " ")],
+      ["Bag tag", scan.bag_tag],
+      ["Air waybill", scan.awb],
+      ["Declaration", scan.declaration_ref],
+      ["Size", `${scan.width} × ${scan.height} px`],
+      ["Status", scan.status + (scan.error ? ` (${scan.error})` : "")],
+      ["Model", scan.model_name ? `${scan.model_name} v${scan.model_version}` : null],
+      ["Inference", scan.compute_ms != null ? `${scan.compute_ms.toFixed(0)} ms (+${(scan.queue_ms || 0).toFixed(0)} ms queued)` : null],
+      ["Time", CV.clock(scan.created_at)],
+    ].filter(([, v]) => v);
+    $("c-meta").replaceChildren(
+      ...facts.map(([k, v]) => {
+        const wrap = CV.el("div");
+        wrap.append(CV.el("dt", "", k), CV.el("dd", "", v));
+        return wrap;
+      }),
+    );
+  }
+
+  // -- sign-in, filter, start ----------------------------------------------------------------
+
+  function showSignIn(message) {
+    state.me = null;
+    state.generation += 1;
+    clearTimeout(state.timer);
+    ui.signin.hidden = false;
+    ui.feedView.hidden = true;
+    ui.filter.hidden = true;
+    ui.signout.hidden = true;
+    $("signin-error").textContent = message || "";
+    CV.setPill(ui.conn, "offline", "signed out");
+  }
+
+  function start(me) {
+    state.me = me;
+    ui.signin.hidden = true;
+    ui.feedView.hidden = false;
+    ui.filter.hidden = false;
+    ui.signout.hidden = false;
+    $("who").textContent = `· ${me.name} (${me.role})`;
+    CV.setPill(ui.conn, "connecting", "connecting…");
+    state.generation += 1;
+    poll();
+  }
+
+  function applyFilter() {
+    const { site, lane } = filter();
+    localStorage.setItem(KEY.site, site);
+    localStorage.setItem(KEY.lane, lane);
+    const url = new URL(window.location.href);
+    url.search = CV.query({ site, lane });
+    history.replaceState(null, "", url);
+    state.scans = [];
+    state.selected = null;
+    state.shown = undefined;
+    render();
+    state.generation += 1;
+    state.delayMs = POLL_MS;
+    poll();
+  }
+
+  async function firstCheck() {
+    let me = null;
+    try {
+      me = await CV.whoami();
+    } catch (err) {
+      CV.setPill(ui.conn, "offline", "offline · retrying");
+      setTimeout(firstCheck, POLL_MS);
+      return;
+    }
+    if (!me) showSignIn("");
+    else if (!me.permissions.includes("scans:read")) {
+      showSignIn(`“${me.name}” is a ${me.role} token; the console needs a reader token.`);
+    } else start(me);
+  }
+
+  function boot() {
+    const params = new URLSearchParams(window.location.search);
+    ui.site.value = params.get("site") ?? localStorage.getItem(KEY.site) ?? "";
+    ui.lane.value = params.get("lane") ?? localStorage.getItem(KEY.lane) ?? "";
+    CV.wireSignIn({
+      form: $("signin-form"),
+      input: $("token"),
+      error: $("signin-error"),
+      need: "scans:read",
+      needText: "the console needs a reader token.",
+      onSignedIn: start,
+    });
+    ui.signout.addEventListener("click", async () => {
+      try {
+        await CV.signOut();
+      } finally {
+        showSignIn("Signed out.");
+      }
+    });
+    ui.filter.addEventListener("submit", (event) => {
+      event.preventDefault();
+      applyFilter();
+    });
+    $("clear").addEventListener("click", () => {
+      ui.site.value = "";
+      ui.lane.value = "";
+      applyFilter();
+    });
+    const pick = (event) => {
+      const li = event.target.closest("li[data-id]");
+      if (!li) return;
+      const newest = state.scans[0] && state.scans[0].id;
+      state.selected = li.dataset.id === newest ? null : li.dataset.id;
+      render();
+    };
+    ui.scans.addEventListener("click", pick);
+    ui.scans.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") pick(event);
+    });
+    ui.follow.addEventListener("click", () => {
+      state.selected = null;
+      render();
+    });
+    firstCheck();
+  }
+
+  boot();
+})();
