@@ -398,6 +398,26 @@ def test_handheld_signs_in_and_signals_a_live_alert(browser: Any, world: World) 
     context.close()
 
 
+def test_sign_in_link_signs_in_and_leaves_the_address_bar(browser: Any, world: World) -> None:
+    # `serve run --demo` prints links with ?token=...: one click signs in, and the
+    # token does not stay in the address bar (history, screenshots, shoulder surfers).
+    context = phone(browser, world)
+    page = context.new_page()
+    page.goto(f"/handheld?token={world.tokens['inspector']}")
+    page.wait_for_selector("#conn[data-state=live]", timeout=15_000)
+    assert "token" not in page.url
+    cookies = {c["name"]: c for c in context.cookies()}
+    assert cookies["cv_token"]["value"] == world.tokens["inspector"]
+    context.close()
+    # An unknown token in a link leaves the sign-in form, and the address bar clean.
+    context = phone(browser, world)
+    page = context.new_page()
+    page.goto("/console?token=cvt_unknown")
+    page.wait_for_selector("#signin-form")
+    assert "token" not in page.url
+    context.close()
+
+
 def test_handheld_draws_the_box_to_scale_and_sends_verdicts(browser: Any, world: World) -> None:
     context = phone(browser, world, sign_in_as="inspector")
     page = context.new_page()

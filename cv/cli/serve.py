@@ -55,6 +55,9 @@ def run(
     demo: bool = typer.Option(
         False, "--demo/--no-demo", help="Feed synthetic demo scans and create bootstrap tokens."
     ),
+    demo_rate: float | None = typer.Option(
+        None, "--demo-rate", min=0.01, help="Demo scans per second (default: CV_SERVER_DEMO_RATE)."
+    ),
 ) -> None:
     """Start the inference server; prints the reader console and handheld URLs."""
     import uvicorn
@@ -64,7 +67,7 @@ def run(
 
     overrides: dict[str, Any] = {"model_dir": model, "database_url": db}
     if demo:
-        overrides.update(demo_feed=True, bootstrap_tokens=True)
+        overrides.update(demo_feed=True, bootstrap_tokens=True, demo_rate=demo_rate)
     settings = _settings(**overrides)
     setup_json_logging()
     base = f"http://{host}:{port}"
@@ -73,7 +76,14 @@ def run(
         f"API docs:       {base}/docs",
         highlight=False,
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    if settings.demo_feed:
+        console.print(
+            f"demo feed:      {settings.demo_rate:g} scans/s; sign-in links follow when ready",
+            highlight=False,
+        )
+    server_app = create_app(settings)
+    server_app.state.base_url = base  # where the demo feed posts and what its links name
+    uvicorn.run(server_app, host=host, port=port, log_config=None, access_log=False)
 
 
 @app.command()

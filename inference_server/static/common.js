@@ -40,8 +40,27 @@ const CV = (() => {
     return data;
   }
 
+  /**
+   * A sign-in link (`?token=...`, printed by `serve run --demo`) signs in once; the
+   * token is then taken out of the address bar so it stays out of history and
+   * screenshots. An unknown token just leaves the sign-in form showing.
+   */
+  async function signInFromLink() {
+    const url = new URL(window.location.href);
+    const token = url.searchParams.get("token");
+    if (!token) return;
+    url.searchParams.delete("token");
+    window.history.replaceState(null, "", url.pathname + url.search + url.hash);
+    try {
+      await signIn(token);
+    } catch (err) {
+      if (err.status !== 401 && err.status !== 422) throw err;
+    }
+  }
+
   /** Who is signed in ({name, role, permissions}), or null when nobody is. */
   async function whoami() {
+    await signInFromLink();
     try {
       return await api("GET", "/v1/session");
     } catch (err) {

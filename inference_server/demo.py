@@ -1,0 +1,540 @@
+"""The demo scan feed: synthetic bags and parcels posted to the server's own API.
+
+``customs-vision serve run --demo`` (``CV_SERVER_DEMO_FEED=true``) starts a
+:class:`DemoFeed` in the app's lifespan (:func:`start_demo_feed`). It plays the
+X-ray machines of an airport and an express-cargo centre: at ``demo_rate`` scans
+per second, steadily, it posts one synthetic scan to ``POST /v1/scans`` **over
+HTTP**, exactly as a scanner would, so every demo scan walks the whole
+scan-to-alert path (validation, storage, batcher, detections, outbox, push to the
+handhelds) and the reader console and the handheld page show it.
+
+What it posts (:data:`LANES`): cabin bags at the security checkpoints and hold
+bags at the hold-baggage screening of ICN-T1 and ICN-T2, express parcels at
+ICN-CARGO. Each lane is one scanner with its own look (scanner profile) and image
+size. Hold bags carry an IATA bag tag, parcels an air waybill with its check
+digit, some scans a declaration reference (:func:`scan_fields`). A share of the
+scans is clean (:data:`CLEAN_FRACTION`), the rest hide one to three items to find.
+
+Images come from :func:`cv.datasets.synth.make_scan` in a worker thread of their
+own, never on the event loop (:class:`ScanPool`): a small pool is made at start
+(the first scan goes out as soon as it exists), then one scan is renewed for each
+one taken, so the feed keeps changing. Every post has a new scan id; the
+content-addressed image store keeps one copy of an image posted twice.
+
+Transient errors do not stop it (:meth:`DemoFeed.post`): until the server listens
+(the lifespan runs before uvicorn binds its socket) and while no model is loaded,
+it waits; a 429 or a 503 with ``Retry-After`` (nothing was stored) is retried with
+the same scan id after that many seconds; a 504 means the scan is stored and will
+be inferred later; a broken connection drops that scan and the next one follows
+on schedule. :meth:`DemoFeed.stop` cancels it at shutdown.
+
+Tokens (:func:`demo_tokens`): the feed posts with the scanner bootstrap token. On a
+database that had tokens already (so no bootstrap tokens were made), it creates
+its own ``demo-<role>-<run>`` tokens for a scanner, a reader and an inspector, and
+revokes them when it stops. Once the server answers, it prints the console and
+handheld addresses with the reader and inspector tokens, so that a person can
+sign in at once (printed, never logged, like the bootstrap tokens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import numpy as np
+from sqlalchemy.orm import sessionmaker
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+"""Where the feed posts when the app was not told its address (uvicorn's default port)."""
+
+CLEAN_FRACTION = 0.5
+"""Share of demo scans with nothing to find."""
+POOL_SIZE = 12
+"""Scans kept ready; each one taken is replaced by a new one in the background."""
+MAX_RETRY_AFTER_S = 30.0
+"""Longest wait the feed accepts from a ``Retry-After`` header."""
+
+SIGN_IN_PAGES: tuple[tuple[str, str, str], ...] = (
+    ("reader console", "/console", "reader"),
+    ("handheld", "/handheld", "inspector"),
+)
+"""(label, path, role) of the pages printed with a token (routes of :mod:`.pages`)."""
+
+DEMO_ROLES = ("scanner", "reader", "inspector")
+"""Roles the demo needs: the feed itself, the console's reader, the handheld's inspector."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """One X-ray machine of the demo.
+
+    Attributes:
+        site: Airport terminal or cargo centre.
+        lane: The machine's lane at that site.
+        kind: What it scans: ``cabin_bag``, ``hold_bag`` or ``parcel``.
+        containers: Container kinds of :func:`cv.datasets.synth.make_scan` it sees.
+        profile: Its scanner profile (the look of its images).
+        size: ``(width, height)`` of its images in pixels.
+        weight: How often it scans, relative to the other lanes.
+    """
+
+    site: str
+    lane: str
+    kind: str
+    containers: tuple[str, ...]
+    profile: str
+    size: tuple[int, int]
+    weight: float
+
+
+_CABIN = ("backpack", "soft_bag")
+_HOLD = ("suitcase", "soft_bag")
+_PARCEL = ("parcel",)
+
+LANES: tuple[Lane, ...] = (
+    Lane("ICN-T1", "SEC-A1", "cabin_bag", _CABIN, "saturated", (800, 600), 2.0),
+    Lane("ICN-T1", "SEC-A2", "cabin_bag", _CABIN, "pale", (800, 600), 1.0),
+    Lane("ICN-T1", "HBS-1", "hold_bag", _HOLD, "hires", (960, 640), 2.0),
+    Lane("ICN-T2", "SEC-B1", "cabin_bag", _CABIN, "teal", (800, 600), 1.0),
+    Lane("ICN-T2", "HBS-2", "hold_bag", _HOLD, "saturated", (960, 640), 1.0),
+    Lane("ICN-CARGO", "EXP-1", "parcel", _PARCEL, "noisy", (800, 640), 2.0),
+    Lane("ICN-CARGO", "EXP-2", "parcel", _PARCEL, "pale", (800, 640), 1.0),
+)
+"""The demo's machines: two terminals (checkpoints and hold baggage) and a cargo centre."""
+
+# IATA numeric airline codes: Korean Air, Asiana; cargo also FedEx and UPS.
+_AIRLINES = ("180", "988")
+_CARRIERS = ("180", "988", "023", "406")
+
+
+# -- what a scan looks like ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DemoScan:
+    """One synthetic scan ready to post.
+
+    Attributes:
+        png: The image, PNG-encoded.
+        lane: The machine that "took" it.
+        threats: Classes of the items hidden in it (empty: a clean scan).
+    """
+
+    png: bytes
+    lane: Lane
+    threats: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=16)
+def _profile(name: str) -> Any:
+    from cv.xray import load_profile
+
+    return load_profile(name)
+
+
+def make_demo_scan(
+    seed: int, *, clean_fraction: float = CLEAN_FRACTION, lanes: Sequence[Lane] = LANES
+) -> DemoScan:
+    """Makes one synthetic scan of a lane drawn by weight (blocking: run it in a thread).
+
+    Args:
+        seed: Seed of the scan; the same seed gives the same scan.
+        clean_fraction: Probability that it hides nothing.
+        lanes: The lanes to draw from.
+    """
+    from cv.datasets.synth import make_scan
+    from cv.image import encode_png
+
+    rng = np.random.default_rng(seed)
+    weights = np.array([lane.weight for lane in lanes], dtype=np.float64)
+    lane = lanes[int(rng.choice(len(lanes), p=weights / weights.sum()))]
+    clean = bool(rng.random() < clean_fraction)
+    container = str(rng.choice(lane.containers))
+    image, record = make_scan(
+        rng, size=lane.size, profile=_profile(lane.profile), container=container, clean=clean
+    )
+    threats = tuple(a.category for a in record.annotations)
+    return DemoScan(png=encode_png(image), lane=lane, threats=threats)
+
+
+def awb_number(carrier: str, serial7: int) -> str:
+    """An air waybill number ``CCC-SSSSSSSD``: the carrier prefix and 7 digits + check digit.
+
+    The check digit is the 7-digit serial modulo 7 (IATA's rule).
+    """
+    return f"{carrier}-{serial7:07d}{serial7 % 7}"
+
+
+def scan_fields(lane: Lane, scan_id: str, rng: np.random.Generator) -> dict[str, str]:
+    """The form fields of ``POST /v1/scans`` for one scan of ``lane``.
+
+    Hold bags always carry their bag tag (an IATA licence plate: ``0``, the airline's
+    numeric code, a 6-digit serial) and parcels their air waybill, as the API
+    requires; some cabin bags are matched to a boarding pass' bag tag too. About
+    half the parcels and a few hold bags carry a declaration reference.
+    """
+    fields = {"scan_id": scan_id, "site": lane.site, "lane": lane.lane, "kind": lane.kind}
+    year = datetime.now(UTC).year % 100
+    if lane.kind == "hold_bag" or (lane.kind == "cabin_bag" and rng.random() < 0.1):
+        fields["bag_tag"] = f"0{rng.choice(_AIRLINES)}{int(rng.integers(0, 1_000_000)):06d}"
+    if lane.kind == "parcel":
+        fields["awb"] = awb_number(str(rng.choice(_CARRIERS)), int(rng.integers(0, 10_000_000)))
+        if rng.random() < 0.5:
+            # An import declaration number: declarant code, year, serial.
+            declarant = int(rng.integers(10_000, 100_000))
+            fields["declaration_ref"] = (
+                f"{declarant}-{year:02d}-{int(rng.integers(0, 10_000_000)):07d}"
+            )
+    elif lane.kind == "hold_bag" and rng.random() < 0.1:
+        # A traveller's customs declaration (goods to declare).
+        fields["declaration_ref"] = f"TD-{year:02d}-{int(rng.integers(0, 10_000_000)):07d}"
+    return fields
+
+
+# -- the pool of ready scans ---------------------------------------------------------
+
+
+class ScanPool:
+    """Synthetic scans made in a worker thread: a small pool, renewed as scans are taken.
+
+    Args:
+        size: Scans kept ready.
+        seed: Seed of the first scan; later scans take the following seeds.
+        clean_fraction: Share of clean scans.
+    """
+
+    def __init__(
+        self, *, size: int = POOL_SIZE, seed: int = 0, clean_fraction: float = CLEAN_FRACTION
+    ) -> None:
+        self.size = max(1, size)
+        self.seed = seed
+        self.clean_fraction = clean_fraction
+        self._scans: list[DemoScan] = []
+        self._next = 0
+        self._made = 0
+        self._ready = asyncio.Event()
+        self._wanted = asyncio.Event()
+        # One thread of its own: making scans never takes the server's worker threads.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-scans")
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Starts making scans in the background."""
+        self._task = asyncio.get_running_loop().create_task(self._fill(), name="demo-scan-pool")
+
+    async def take(self) -> DemoScan:
+        """The next scan (waits only until the very first one exists)."""
+        await self._ready.wait()
+        scan = self._scans[self._next % len(self._scans)]
+        self._next += 1
+        self._wanted.set()
+        return scan
+
+    async def stop(self) -> None:
+        """Stops making scans."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+
+    async def _fill(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if len(self._scans) >= self.size:
+                # Full: renew one scan per scan taken (the one just taken, which
+                # comes round again last).
+                await self._wanted.wait()
+                self._wanted.clear()
+            make = functools.partial(
+                make_demo_scan, self.seed + self._made, clean_fraction=self.clean_fraction
+            )
+            try:
+                scan = await loop.run_in_executor(self._executor, make)
+            except Exception:
+                log.exception("demo feed: making a synthetic scan failed; trying the next seed")
+                self._made += 1
+                await asyncio.sleep(1.0)
+                continue
+            if len(self._scans) < self.size:
+                self._scans.append(scan)
+            else:
+                self._scans[(self._next - 1) % self.size] = scan
+            self._made += 1
+            self._ready.set()
+
+
+# -- the feed ------------------------------------------------------------------------
+
+
+def local_url(base_url: str) -> str:
+    """``base_url`` with a wildcard host (``0.0.0.0``, ``::``) replaced by ``127.0.0.1``.
+
+    A server listening on every interface is reached by the feed on loopback.
+    """
+    parts = urlsplit(base_url)
+    if parts.hostname in ("0.0.0.0", "::", ""):
+        netloc = f"127.0.0.1:{parts.port}" if parts.port else "127.0.0.1"
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts).rstrip("/")
+
+
+def sign_in_text(base_url: str, tokens: Mapping[str, str]) -> str:
+    """The lines that tell a person where to sign in, with which token."""
+    lines = ["demo: sign in with these links (the token is in the link; demo tokens only)"]
+    for label, path, role in SIGN_IN_PAGES:
+        if role in tokens:
+            lines.append(f"  {label:<15} {base_url}{path}?token={tokens[role]}")
+    return "\n".join(lines)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return min(MAX_RETRY_AFTER_S, max(0.0, float(value)))
+    except ValueError:
+        return 1.0  # an HTTP date: not sent by our server; wait a little and retry
+
+
+class DemoFeed:
+    """Posts synthetic scans to a server at a steady rate, over HTTP.
+
+    Args:
+        base_url: The server's address (``http://127.0.0.1:8000``).
+        scanner_token: A token that may post scans.
+        rate: Scans per second. The feed posts one scan at a time, so a server
+            slower than ``1 / rate`` per scan gets them as fast as it answers.
+        pool: Where the scans come from.
+        sign_in: Printed once the server answers (addresses with tokens), if given.
+        run: Short id of this run, part of every scan id (ids stay unique across
+            restarts on the same database).
+        timeout_s: Timeout of one upload.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        scanner_token: str,
+        rate: float,
+        pool: ScanPool,
+        sign_in: str | None = None,
+        run: str | None = None,
+        timeout_s: float = 60.0,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate: must be > 0 scans/s, got {rate}")
+        self.base_url = base_url.rstrip("/")
+        self.scanner_token = scanner_token
+        self.period_s = 1.0 / rate
+        self.pool = pool
+        self.sign_in = sign_in
+        self.run = run or secrets.token_hex(3)
+        self.timeout_s = timeout_s
+        self.counts = {"posted": 0, "alerts": 0, "deferred": 0, "retried": 0, "failed": 0}
+        self._rng = np.random.default_rng(pool.seed)
+        self._sent = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Starts the pool and the posting task on the running loop."""
+        self.pool.start()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="demo-feed")
+
+    async def stop(self) -> None:
+        """Stops posting (an upload in flight is abandoned) and stops the pool."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.pool.stop()
+        log.info("demo feed stopped: %s", self.counts)
+
+    async def _run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.scanner_token}"}
+        async with httpx.AsyncClient(
+            base_url=self.base_url, headers=headers, timeout=self.timeout_s
+        ) as client:
+            await self.wait_until_ready(client)
+            if self.sign_in:
+                # Printed, not logged: the secrets must not end up in log storage.
+                print(self.sign_in, flush=True)
+            log.info("demo feed posting %.3g scans/s to %s", 1 / self.period_s, self.base_url)
+            loop = asyncio.get_running_loop()
+            next_at = loop.time()
+            while True:
+                scan = await self.pool.take()
+                try:
+                    await self.post(client, scan)
+                except Exception:  # a demo that stops on a surprise shows nothing more
+                    self.counts["failed"] += 1
+                    log.exception("demo feed: posting a scan failed unexpectedly")
+                next_at += self.period_s
+                now = loop.time()
+                if next_at < now:
+                    next_at = now  # fell behind (slow server): no burst to catch up
+                await asyncio.sleep(next_at - now)
+
+    async def wait_until_ready(self, client: httpx.AsyncClient) -> None:
+        """Waits until the server listens and has a model loaded (``/v2/health/ready``)."""
+        told = False
+        while True:
+            try:
+                response = await client.get("/v2/health/ready")
+                if response.status_code == 200:
+                    return
+                if not told:
+                    log.info("demo feed waits for the server to be ready: %s", response.text)
+                    told = True
+                await asyncio.sleep(1.0)
+            except httpx.TransportError:
+                await asyncio.sleep(0.2)  # not listening yet: the lifespan runs first
+
+    async def post(self, client: httpx.AsyncClient, scan: DemoScan) -> None:
+        """Posts one scan, retrying it while the server says to (429, 503 + Retry-After)."""
+        self._sent += 1
+        scan_id = f"demo-{self.run}-{self._sent:06d}"
+        fields = scan_fields(scan.lane, scan_id, self._rng)
+        files = {"image": (f"{scan_id}.png", scan.png, "image/png")}
+        retried = False
+        while True:
+            try:
+                response = await client.post("/v1/scans", data=fields, files=files)
+            except httpx.TransportError as exc:
+                # The server restarts or stops, or timed out: this scan may or may not be
+                # stored, so it is not sent again; the next one follows on schedule.
+                self.counts["failed"] += 1
+                log.warning("demo feed: posting %s failed (%r)", scan_id, exc)
+                await asyncio.sleep(1.0)
+                return
+            code = response.status_code
+            if code == 201:
+                self.counts["posted"] += 1
+                if response.json().get("alert") is not None:
+                    self.counts["alerts"] += 1
+                return
+            wait = _retry_after(response)
+            if code in (429, 503) and wait is not None:
+                # Queue full or no model: nothing was stored, so the same id is retried.
+                self.counts["retried"] += 1
+                retried = True
+                await asyncio.sleep(wait)
+                continue
+            if code == 504 or (code == 503 and "scan_id" in _json_or_empty(response)):
+                self.counts["deferred"] += 1  # stored; the server infers it later
+                return
+            if code == 409 and retried:
+                self.counts["posted"] += 1  # an earlier attempt of ours was stored after all
+                return
+            self.counts["failed"] += 1
+            log.warning("demo feed: %s refused with %d: %s", scan_id, code, response.text[:300])
+            return
+
+
+def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+# -- wiring into the app ----------------------------------------------------------------
+
+
+def demo_tokens(
+    sessions: sessionmaker, bootstrap: Mapping[str, str], *, run: str
+) -> tuple[dict[str, str], list[str]]:
+    """The secrets the demo uses, by role: the bootstrap ones, else new demo tokens.
+
+    Args:
+        sessions: Database sessions.
+        bootstrap: Role -> secret of the bootstrap tokens made at this start (empty
+            when the database had tokens already).
+        run: Short id of this run, part of the new tokens' names.
+
+    Returns:
+        Role -> secret for every role in :data:`DEMO_ROLES`, and the names of the
+        tokens created here (to revoke when the demo stops).
+    """
+    from cv.inference_server.auth import create_token
+
+    tokens = {role: bootstrap[role] for role in DEMO_ROLES if role in bootstrap}
+    created: list[str] = []
+    with sessions() as session:
+        for role in DEMO_ROLES:
+            if role not in tokens:
+                name = f"demo-{role}-{run}"
+                tokens[role] = create_token(session, name=name, role=role)
+                created.append(name)
+    return tokens, created
+
+
+def revoke_tokens(sessions: sessionmaker, names: Sequence[str]) -> None:
+    """Revokes the named tokens (those :func:`demo_tokens` created)."""
+    from cv.inference_server.auth import revoke_token
+
+    with sessions() as session:
+        for name in names:
+            revoke_token(session, name=name)
+
+
+class DemoRun:
+    """A running demo feed and the tokens it created, stopped as one (see :func:`start_demo_feed`)."""
+
+    def __init__(self, feed: DemoFeed, sessions: sessionmaker, created: list[str]) -> None:
+        self.feed = feed
+        self.sessions = sessions
+        self.created = created
+
+    async def stop(self) -> None:
+        """Stops the feed and revokes the tokens it created."""
+        await self.feed.stop()
+        if self.created:
+            await asyncio.to_thread(revoke_tokens, self.sessions, self.created)
+
+
+async def start_demo_feed(app: Any, services: Any) -> DemoRun:
+    """Starts the demo feed of a starting app (called by the lifespan when ``demo_feed``).
+
+    The feed posts to ``app.state.base_url`` (set by ``customs-vision serve run``),
+    else to :data:`DEFAULT_BASE_URL`.
+
+    Args:
+        app: The FastAPI app.
+        services: Its services (settings, sessions, ``bootstrap_tokens`` if made).
+    """
+    settings = services.settings
+    base_url = getattr(app.state, "base_url", None) or DEFAULT_BASE_URL
+    # The access log has a line per upload already; httpx's own would double it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    run = secrets.token_hex(3)
+    tokens, created = await asyncio.to_thread(
+        demo_tokens, services.sessions, services.extra.get("bootstrap_tokens") or {}, run=run
+    )
+    feed = DemoFeed(
+        base_url=local_url(base_url),
+        scanner_token=tokens["scanner"],
+        rate=settings.demo_rate,
+        pool=ScanPool(size=POOL_SIZE, seed=secrets.randbelow(2**31)),
+        sign_in=sign_in_text(base_url.rstrip("/"), tokens),
+        run=run,
+    )
+    await feed.start()
+    return DemoRun(feed, services.sessions, created)

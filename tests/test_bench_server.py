@@ -1,0 +1,76 @@
+"""``customs-vision bench server`` end to end on a tiny model, short and small.
+
+The figures themselves are not checked against their targets (a benchmark, not a
+timed test); what is checked is that every phase ran for real: uploads answered,
+the batch size read from the server, the alert-all model swapped in, every alert
+delivered to every handheld, and the JSON written.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from cv.cli import bench_server as _registers_bench_server  # noqa: F401
+from cv.cli import main
+from cv.evaluation.bench_server import bench_server, start_server, stop_server
+
+_spec = importlib.util.spec_from_file_location(
+    "server_helpers", Path(__file__).parent / "server_helpers.py"
+)
+helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(helpers)
+
+
+def test_bench_server_command_measures_both_phases_on_its_own_server(tmp_path):
+    model_dir = helpers.make_tiny_model_dir(tmp_path / "models")  # thresholds: never alert
+    out = tmp_path / "figures.json"
+    args = ["bench", "server", "--model", str(model_dir), "--images", "3", "--size", "128"]
+    args += ["--uploaders", "3", "--seconds", "2", "--warmup", "0.5", "--handhelds", "5"]
+    args += ["--latency-scans", "6", "--rate", "6", "--max-batch", "4", "--out", str(out)]
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+
+    tp = result["throughput"]
+    assert tp["scans"] > 0 and tp["errors"] == 0 and tp["scans_per_s"] > 0
+    assert 1 <= tp["mean_batch"] <= 4
+    assert result["bare_batch"]["batch"] == max(1, round(tp["mean_batch"]))
+    assert result["bare_batch"]["images_per_s"] > 0 and result["bare_batch1"]["batch_ms_p50"] > 0
+    assert result["ratio_vs_bare"] > 0 and result["target_vs_bare"] == 0.85
+
+    # The model never alerts; the swapped-in copy alerts on every scan.
+    assert result["alert_all"]["threshold"] > 0
+    assert result["alert_all"]["model"]["parameters"]["model_name"].endswith("-alert-all")
+    lat = result["latency"]
+    assert lat["alerting_scans"] == 6 and lat["incomplete_deliveries"] == 0
+    assert lat["all_ms"]["n"] == 6 and lat["first_ms"]["p50"] <= lat["all_ms"]["p50"]
+    assert lat["all_ms"]["p50"] <= lat["all_ms"]["p99"]
+    assert result["latency_target_ms"] == 2 * result["bare_batch1"]["batch_ms_p50"] + 50
+
+
+def test_bench_server_drives_a_running_server_by_url(tmp_path):
+    model_dir = helpers.make_tiny_model_dir(tmp_path / "models", thresholds=helpers.ALERT_ALWAYS)
+    server = start_server(model_dir, tmp_path / "running", max_batch=2)
+    try:
+        result = bench_server(
+            model_dir,
+            url=server.base_url,
+            tokens=server.tokens,
+            images=2,
+            size=96,
+            uploaders=2,
+            seconds=1.0,
+            warmup_s=0.2,
+            handhelds=3,
+            latency_scans=4,
+            rate=8.0,
+            bare_seconds=0.2,
+        )
+        assert server.proc.poll() is None  # the bench leaves a server it did not start
+    finally:
+        stop_server(server)
+    assert result["server"] == server.base_url and result["alert_all"] is None
+    assert result["throughput"]["scans"] > 0
+    assert result["latency"]["alerting_scans"] == 4  # this model's own thresholds alert
+    assert result["latency"]["incomplete_deliveries"] == 0
