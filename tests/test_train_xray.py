@@ -63,7 +63,7 @@ def test_missing_config_file_and_bad_yaml(tmp_path: Path) -> None:
 
 
 def test_shipped_recipe_is_valid() -> None:
-    recipe = Path(__file__).parents[1] / "configs" / "train" / "xray-yolo11n-synth.yaml"
+    recipe = Path(__file__).parents[1] / "training" / "configs" / "xray-yolo11n-synth.yaml"
     cfg = load_config(recipe)
     assert cfg.model == "yolo11n" and cfg.synth is not None
     assert "teal" not in cfg.synth.profiles and len(cfg.synth.profiles) == 4
