@@ -11,7 +11,7 @@ from cv.cli import main
 def test_help_lists_the_command_groups(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert "data" in out and "demo" in out
+    assert "data" in out and "serve" in out and "risk" in out
 
 
 def test_unknown_command_is_a_usage_error(capsys):

@@ -1,4 +1,4 @@
-"""The main job (`make run` -> `customs-vision demo`) runs end to end."""
+"""`customs-vision data demo` runs the data toolkit end to end."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from cv.image import read_image
 
 
 def test_demo_generates_checks_and_describes(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--images", "6", "--workers", "1"]) == 0
+    assert main(["data", "demo", "--out", str(tmp_path), "--images", "6", "--workers", "1"]) == 0
     out = capsys.readouterr().out
     assert "done." in out
     assert (tmp_path / "synthetic" / "data.yaml").is_file()

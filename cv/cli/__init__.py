@@ -13,7 +13,6 @@ failed validation; 5 something asked for does not exist; 130 interrupted.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import typer
 
@@ -51,19 +50,6 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
 ) -> None:
     setup_logging("DEBUG" if verbose else get_settings().log_level)
-
-
-@app.command()
-def demo(
-    out: Path = typer.Option(Path("runs/demo"), help="Where the demo writes its data."),
-    images: int = typer.Option(200, min=1, help="Number of synthetic scans to generate."),
-    seed: int = typer.Option(0, help="Seed of the generator."),
-    workers: int = typer.Option(0, min=0, help="Worker processes; 0 means one per core."),
-) -> None:
-    """Run the main job: generate a synthetic X-ray set, check it and print its statistics."""
-    from cv.cli.demo import run_demo
-
-    run_demo(out=out, images=images, seed=seed, workers=workers)
 
 
 def main(argv: list[str] | None = None) -> int:

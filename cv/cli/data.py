@@ -20,4 +20,4 @@ app = typer.Typer(
 __all__ = ["app", "bench_app"]
 
 # Imported for their side effect: each registers its commands on `app` / `bench_app`.
-from cv.cli import data_check, data_convert, data_feedback, data_synth  # noqa: E402, F401
+from cv.cli import data_check, data_convert, data_feedback, data_synth, demo  # noqa: E402, F401

@@ -1,9 +1,9 @@
-"""The main job until the inference server exists: a synthetic X-ray set, checked and described.
+"""``customs-vision data demo``: the data toolkit end to end in one command.
 
-``make run`` calls ``customs-vision demo``. It generates a small synthetic set of
-bag and parcel scans, validates it, prints its statistics and leaves behind
-everything a user would look at: the dataset (YOLO + COCO), the check report, the
-statistics (Markdown, JSON, PNG) and a few scans with their boxes drawn.
+It generates a small synthetic set of bag and parcel scans, validates it, prints
+its statistics and leaves behind everything a user would look at: the dataset
+(YOLO + COCO), the check report, the statistics (Markdown, JSON, PNG) and a few
+scans with their boxes drawn.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import typer
 from rich.console import Console
 
+from cv.cli.data import app
 from cv.draw import draw_boxes
 from cv.image import read_image, write_image
 from cv.log import console as err_console
@@ -75,3 +77,14 @@ def run_demo(*, out: str | Path, images: int, seed: int = 0, workers: int = 0) -
         f"  scans with boxes drawn: {samples}/"
     )
     return data_dir
+
+
+@app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="Where the demo writes its data."),
+    images: int = typer.Option(200, min=1, help="Number of synthetic scans to generate."),
+    seed: int = typer.Option(0, help="Seed of the generator."),
+    workers: int = typer.Option(0, min=0, help="Worker processes; 0 means one per core."),
+) -> None:
+    """Generate a synthetic X-ray set, check it and print its statistics."""
+    run_demo(out=out, images=images, seed=seed, workers=workers)

@@ -167,6 +167,18 @@ def xray(
         "--allow-extra",
         help="Accept predictions for images outside the evaluated set (always so with a split).",
     ),
+    save_thresholds: bool = typer.Option(
+        False,
+        "--save-thresholds",
+        help="With --model: store the chosen per-class thresholds in its model.json "
+        "(the server alerts with them). Choose them on validation data, not the test set.",
+    ),
+    save_metrics: str | None = typer.Option(
+        None,
+        "--save-metrics",
+        help="With --model: store the headline figures in its model.json under this name "
+        "(e.g. heldout-teal).",
+    ),
 ) -> None:
     """Evaluate an X-ray detector: COCO AP, VOC AP50, screening DR at FAR, thresholds, report."""
     from cv.datasets.formats import load_dataset
@@ -180,6 +192,11 @@ def xray(
     if (predictions is None) == (model is None):
         raise ConfigError(
             "give exactly one of --predictions FILE or --model DIR", field="--predictions"
+        )
+    if (save_thresholds or save_metrics) and model is None:
+        raise ConfigError(
+            "--save-thresholds and --save-metrics write into a model: give --model DIR",
+            field="--model",
         )
     if runtime not in _RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}; use onnx or torch", field="--runtime")
@@ -227,8 +244,44 @@ def xray(
         model_summary=preds.model,
         confusion=confusion,
     )
+    if model is not None and (save_thresholds or save_metrics):
+        _save_to_model(
+            model,
+            thresholds=chosen.thresholds() if save_thresholds else None,
+            operating_point=operating_point,
+            metrics_name=save_metrics,
+            figures={
+                **detection.summary(),
+                "VOC_AP50": voc.get("AP50"),
+                **{f"DR@FAR{round(p.far_target * 100)}": p.detection_rate for p in screen.points},
+                "images": len(dataset.images),
+                "dataset": f"{full.name or data} ({split})",
+            },
+        )
     for table in _summary_tables(detection=detection, voc=voc, screening=screen):
         _out.print(table)
     if not screen.defined:
         console.print(f"[yellow]screening:[/] {screen.note}")
     console.print(f"report: {report}")
+
+
+def _save_to_model(
+    model_dir: Path,
+    *,
+    thresholds: dict[str, float] | None,
+    operating_point: str,
+    metrics_name: str | None,
+    figures: dict[str, object],
+) -> None:
+    """Writes thresholds and / or figures into ``model.json`` (its hashes re-checked)."""
+    from cv.models.weights import read_record, write_record
+
+    record = read_record(model_dir)
+    if thresholds is not None:
+        record.thresholds = dict(thresholds)
+        record.metrics["operating_point"] = operating_point
+        console.print(f"saved {len(thresholds)} thresholds ({operating_point}) to {model_dir}")
+    if metrics_name:
+        record.metrics[metrics_name] = figures
+        console.print(f"saved figures as {metrics_name!r} to {model_dir}")
+    write_record(record, model_dir)

@@ -1,0 +1,45 @@
+"""`eval xray --model ... --save-thresholds --save-metrics` writes into model.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cv.cli import main
+from cv.datasets.synth import generate
+from cv.models.weights import read_record
+
+
+@pytest.mark.slow
+def test_thresholds_and_figures_land_in_the_model_record(tmp_path, capsys):
+    from cv.models.export import export_onnx
+    from cv.models.load import init_model_dir
+
+    model_dir = tmp_path / "model"
+    init_model_dir(model_dir, architecture="yolo11n", classes=["gun", "knife"], input_size=64)
+    export_onnx(model_dir)
+    data = tmp_path / "data"
+    generate(
+        data, n_images=8, size=(96, 96), classes=["gun", "knife"], clean_fraction=0.25,
+        splits=(0.0, 0.0, 1.0), seed=5, workers=1,
+    )  # fmt: skip
+    out = tmp_path / "report"
+    args = ["eval", "xray", "--data", str(data), "--model", str(model_dir), "--out", str(out)]
+    code = main([*args, "--save-thresholds", "--save-metrics", "heldout"])
+    assert code == 0, capsys.readouterr().err
+    record = read_record(model_dir)  # hashes still verify after the rewrite
+    report = json.loads((out / "metrics.json").read_text())
+    assert record.thresholds == report["thresholds"]["thresholds"]
+    assert record.metrics["operating_point"] == "far=0.05"
+    saved = record.metrics["heldout"]
+    assert saved["AP50"] == report["coco"]["summary"]["AP50"]
+    assert saved["images"] == 8
+
+    # Without --model there is nothing to write into.
+    preds = out / "predictions.json"
+    code = main(
+        ["eval", "xray", "--data", str(data), "--predictions", str(preds), "--save-thresholds"]
+    )
+    assert code == 2
+    assert "--model" in capsys.readouterr().err
