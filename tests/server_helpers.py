@@ -1,8 +1,8 @@
 """Plain helpers for the inference-server tests (no fixtures: each test module makes its own).
 
-Load with ``importlib`` by file path, since pytest runs with ``--import-mode=importlib``::
-
-    spec = importlib.util.spec_from_file_location("server_helpers", Path(__file__).parent / "server_helpers.py")
+Test modules import it as ``import server_helpers``: ``tests/conftest.py`` puts the
+tests folder on ``sys.path`` (pytest runs with ``--import-mode=importlib``, which
+does not).
 """
 
 from __future__ import annotations

@@ -8,19 +8,13 @@ delivered to every handheld, and the JSON written.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
+
+import server_helpers as helpers
 
 from cv.cli import bench_server as _registers_bench_server  # noqa: F401
 from cv.cli import main
 from cv.evaluation.bench_server import bench_server, start_server, stop_server
-
-_spec = importlib.util.spec_from_file_location(
-    "server_helpers", Path(__file__).parent / "server_helpers.py"
-)
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
 
 
 def test_bench_server_command_measures_both_phases_on_its_own_server(tmp_path):

@@ -8,7 +8,6 @@ handheld resumes from its last id and gets exactly the alerts it missed.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import socket
@@ -18,15 +17,10 @@ import time
 from pathlib import Path
 
 import httpx
+import server_helpers as helpers
 
 from cv.inference_server import db
 from cv.inference_server.auth import create_token
-
-_spec = importlib.util.spec_from_file_location(
-    "server_helpers", Path(__file__).parent / "server_helpers.py"
-)
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
 
 
 def _free_port() -> int:

@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-
-
-def _load_helpers():
-    path = Path(__file__).with_name("server_helpers.py")
-    spec = importlib.util.spec_from_file_location("server_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-h = _load_helpers()
+import server_helpers as h
 
 
 @pytest.fixture(scope="module")

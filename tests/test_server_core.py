@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
-from pathlib import Path
 
 import pytest
+import server_helpers as h
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
-
-
-def _load_helpers():
-    path = Path(__file__).with_name("server_helpers.py")
-    spec = importlib.util.spec_from_file_location("server_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-h = _load_helpers()
 
 MAX_UPLOAD = 300_000
 

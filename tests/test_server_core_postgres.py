@@ -6,24 +6,13 @@ Without the variable these tests skip with the reason shown, except under
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import uuid
-from pathlib import Path
 
 import pytest
+import server_helpers as h
 from fastapi.testclient import TestClient
 
-
-def _load_helpers():
-    path = Path(__file__).with_name("server_helpers.py")
-    spec = importlib.util.spec_from_file_location("server_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-h = _load_helpers()
 PG_URL = os.environ.get("CV_TEST_POSTGRES_URL")
 
 

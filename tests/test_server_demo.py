@@ -11,7 +11,6 @@ and revokes them at shutdown).
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import server_helpers as helpers
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import select
@@ -39,12 +39,6 @@ from cv.inference_server.demo import (
     make_demo_scan,
     scan_fields,
 )
-
-_spec = importlib.util.spec_from_file_location(
-    "server_helpers", Path(__file__).parent / "server_helpers.py"
-)
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
 
 SITES = {lane.site for lane in LANES}
 LINK = re.compile(r"^\s+(reader console|handheld)\s+(http://\S+)\?token=(cvt_\S+)$", re.M)

@@ -13,7 +13,6 @@ Screenshots for people to look at go to ``CV_TEST_SCREENSHOTS`` (default
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
@@ -29,17 +28,12 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import server_helpers as helpers
 
 from cv.inference_server import alerts, db
 from cv.inference_server.auth import create_token
 from cv.inference_server.storage import ImageStore
 from cv.records import Detection
-
-_spec = importlib.util.spec_from_file_location(
-    "server_helpers", Path(__file__).parent / "server_helpers.py"
-)
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
 
 pytestmark = pytest.mark.slow
 

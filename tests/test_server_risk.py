@@ -10,25 +10,14 @@ gun is a near miss (at least half its operating point, below it).
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import server_helpers as h
 from fastapi.testclient import TestClient
-
-
-def _load_helpers():
-    path = Path(__file__).with_name("server_helpers.py")
-    spec = importlib.util.spec_from_file_location("server_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-h = _load_helpers()
 
 CLASSES = ["knife", "gun", "battery"]
 OPERATING_POINT = 0.5

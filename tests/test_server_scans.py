@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+import server_helpers as h
 from fastapi.testclient import TestClient
-
-
-def _load_helpers():
-    path = Path(__file__).with_name("server_helpers.py")
-    spec = importlib.util.spec_from_file_location("server_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-h = _load_helpers()
 
 
 @pytest.fixture(scope="module")
