@@ -95,7 +95,8 @@ def bench_detector(
     *,
     images: Sequence[NDArray[np.uint8]] | None = None,
     n_images: int = 100,
-    imgsz: int = 640,
+    scan_size: int = 640,
+    untrained_input_size: int = 640,
     conf: float = 0.25,
     iou: float = 0.45,
     warmup: int = 5,
@@ -107,13 +108,15 @@ def bench_detector(
             untrained yolo11n into a temporary folder.
         images: ``(H, W, 3) uint8`` RGB images; ``n_images`` synthetic scans by default.
         n_images: Number of synthetic scans when ``images`` is not given.
-        imgsz: Input size for ultralytics' predict (ours uses the record's).
+        scan_size: Side of the synthetic scans.
+        untrained_input_size: Network input side of the untrained model (``model_dir``
+            None). Both paths always run the network at the model's own input size.
         conf: Score threshold of both (a) and (b).
         iou: NMS IoU threshold of both.
         warmup: Untimed calls before each measurement.
 
     Returns:
-        ``images``, ``model``, ``untrained``, ``imgsz``, ``ultralytics_ips`` (its
+        ``images``, ``model``, ``untrained``, ``input_size``, ``ultralytics_ips`` (its
         own threads), ``ultralytics_all_cores_ips``, ``ours_ips``, ``bare_ips``,
         ``ratio_vs_ultralytics``, ``ratio_vs_ultralytics_all_cores``,
         ``ratio_vs_bare``, the targets, ``torch_threads`` (ultralytics' own choice),
@@ -125,16 +128,23 @@ def bench_detector(
     from cv.models.runtime import physical_cores
     from cv.models.ultra import yolo_for_model
 
-    imgs = list(images) if images is not None else synthetic_images(n_images, size=imgsz)
+    imgs = list(images) if images is not None else synthetic_images(n_images, size=scan_size)
     with tempfile.TemporaryDirectory(prefix="cv-bench-detector-") as tmp:
         untrained = model_dir is None
-        d = Path(model_dir) if model_dir is not None else untrained_model_dir(Path(tmp) / "m")
+        d = (
+            Path(model_dir)
+            if model_dir is not None
+            else untrained_model_dir(Path(tmp) / "m", input_size=untrained_input_size)
+        )
         onnx_det = load_onnx_detector(d, max_batch=1)
         model, record = build_torch_model(d)
         yolo = yolo_for_model(model)
         # ultralytics takes NumPy images as OpenCV BGR; convert before timing.
         bgr = [np.ascontiguousarray(im[..., ::-1]) for im in imgs]
         device = "cuda:0" if torch.cuda.is_available() else "cpu"
+
+        # Same network input for both: ultralytics at the model's own input size.
+        imgsz = record.input_size
 
         def ultra(i: int) -> None:
             yolo.predict(bgr[i], imgsz=imgsz, conf=conf, iou=iou, device=device, verbose=False)
@@ -169,7 +179,6 @@ def bench_detector(
             "model": str(d) if not untrained else "untrained yolo11n (13 classes, temporary)",
             "architecture": record.architecture,
             "untrained": untrained,
-            "imgsz": imgsz,
             "input_size": record.input_size,
             "conf": conf,
             "ultralytics_ips": ultra_ips,

@@ -18,8 +18,9 @@ def test_bench_detector_small(tmp_path: Path) -> None:
     export_onnx(d)
     images = synthetic_images(3, size=64)
     assert [im.shape for im in images] == [(64, 64, 3)] * 3
-    r = bench_detector(d, images=images, imgsz=64, warmup=1)
+    r = bench_detector(d, images=images, warmup=1)
     assert r["images"] == 3 and r["untrained"] is False
+    assert r["input_size"] == 64  # both paths run the network at the model's input size
     for key in ("ultralytics_ips", "ours_ips", "bare_ips"):
         assert r[key] > 0
     assert r["ratio_vs_ultralytics"] == pytest.approx(r["ours_ips"] / r["ultralytics_ips"])

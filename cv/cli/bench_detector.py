@@ -17,8 +17,15 @@ def detector(
         "else an untrained yolo11n exported to a temporary folder.",
     ),
     data: Path | None = typer.Option(None, help="Dataset to take images from (any format)."),
-    images: int = typer.Option(100, min=1, help="Number of images (synthetic 640×640 scans)."),
-    imgsz: int = typer.Option(640, min=32, help="Input size for ultralytics' predict."),
+    images: int = typer.Option(100, min=1, help="Number of images (synthetic scans)."),
+    scan_size: int = typer.Option(640, min=32, help="Side of the synthetic scans."),
+    untrained: int | None = typer.Option(
+        None,
+        "--untrained",
+        min=32,
+        help="Time an untrained yolo11n at this network input size instead of a model "
+        "(e.g. 640 for the issue's 640 px figure).",
+    ),
     conf: float = typer.Option(0.25, min=0.0, max=1.0, help="Score threshold of both paths."),
     warmup: int = typer.Option(5, min=0, help="Untimed calls before measuring."),
 ) -> None:
@@ -30,7 +37,7 @@ def detector(
     from cv.models.load import default_model_dir
 
     model_dir = model
-    if model_dir is None and default_model_dir().is_dir():
+    if model_dir is None and untrained is None and default_model_dir().is_dir():
         model_dir = default_model_dir()
     if model_dir is None:
         console.print(
@@ -39,10 +46,17 @@ def detector(
         )
     pixels = dataset_images(data, images) if data is not None else None
     result = bench_detector(
-        model_dir, images=pixels, n_images=images, imgsz=imgsz, conf=conf, warmup=warmup
+        model_dir,
+        images=pixels,
+        n_images=images,
+        scan_size=scan_size,
+        untrained_input_size=untrained or 640,
+        conf=conf,
+        warmup=warmup,
     )
     table = Table(
-        title=f"detector, batch 1, {result['images']} images, {result['imgsz']} px, "
+        title=f"detector, batch 1, {result['images']} images, network input "
+        f"{result['input_size']} px, "
         f"conf {conf:g} ({result['model']})"
     )
     for col in ("path", "images/s", "ratio", "target"):
