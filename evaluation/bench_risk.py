@@ -5,7 +5,8 @@ Three figures on generated declarations with the default Korean pack:
 * **batch throughput**: :func:`cv.models.risk.batch.score_frame` over a frame
   already in memory (file reading excluded): validation, currency conversion,
   aggregations, every rule, lanes and quotas; the reasons spelled out for
-  writing (:func:`~cv.models.risk.batch.expand`) are timed apart; and the
+  writing (:func:`~cv.models.risk.batch.expand`) are timed apart; validation
+  alone (:func:`~cv.models.risk.declaration.normalize_frame`); and the
   re-scoring of an already validated history after a rule change
   (:func:`~cv.models.risk.batch.score_normalized`: aggregations, rules, lanes);
 * **online latency**: :meth:`cv.models.risk.engine.Engine.decide` per
@@ -160,7 +161,9 @@ def bench_risk(
     expand(result)
     expand_s = time.perf_counter() - t0
     batch_rate = n_batch / batch_s
+    t0, c0 = time.perf_counter(), time.process_time()
     valid, _ = normalize_frame(frame, rates=pack.rates)
+    validate_s, validate_cpu = time.perf_counter() - t0, time.process_time() - c0
     t0, c0 = time.perf_counter(), time.process_time()
     score_normalized(pack, valid)
     rescore_s, rescore_cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -231,6 +234,9 @@ def bench_risk(
         # CPU seconds of all this process's threads: what the work costs whatever else runs.
         "batch_cpu_seconds": batch_cpu,
         "rescore_cpu_seconds": rescore_cpu,
+        # Validation alone (every field, all of them returned), the other part of the batch.
+        "validate_seconds": validate_s,
+        "validate_cpu_seconds": validate_cpu,
         "cpu_count": os.cpu_count(),
         "rescore_seconds": rescore_s,
         "rescore_per_s": rescore_rate,

@@ -23,16 +23,17 @@ import polars as pl
 from cv.errors import DataFormatError, NotFoundError
 
 from .declaration import CENTS, FIELD_NAMES, Problem, errors_frame, normalize_frame, suggest
+from .expr import Field, walk
 from .lanes import (
     LANE_MEANING,
     LANES,
     RANDOM_SALT,
     RANK,
     FiredRule,
-    apply_quotas,
     draw_many,
     explain,
     id_hashes,
+    quota_ranks,
     rule_salt,
     streak_select,
 )
@@ -41,6 +42,11 @@ from .vector import compile_vector
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _WORD = 62  # rules per mask column: bits 0..61 of an Int64 stay positive
+ENGINE = "in-memory"
+"""polars engine of the aggregation and rule queries. Measured on the default pack
+(polars 2.1): the window sums and distinct counts run about twice as fast, and the whole
+re-scoring 15-20 % faster, than on the streaming engine, the default since polars 2.0.
+(Validation keeps the default: its error path hit a polars panic on in-memory output.)"""
 
 
 @dataclass(slots=True)
@@ -93,6 +99,15 @@ def vector_exprs(pack: RulePack) -> list[pl.Expr]:
     ]
 
 
+def fields_read(pack: RulePack) -> set[str]:
+    """The declaration fields scoring reads: the rules' and the aggregations' (keys and id)."""
+    read = {node.name for rule in pack.rules for node in walk(rule.node) if isinstance(node, Field)}
+    return read | set(_AGGREGATE_KEYS)
+
+
+_AGGREGATE_KEYS = ("id", "awb", "supplier", "consignee_key", "purchase_date", "arrival_date", CENTS)
+
+
 def add_aggregates(
     frame: pl.DataFrame, wanted: dict[str, tuple[str, int]], *, prior: pl.DataFrame | None = None
 ) -> pl.DataFrame:
@@ -106,7 +121,7 @@ def add_aggregates(
     """
     if not wanted:
         return frame
-    keys = ["id", "awb", "supplier", "consignee_key", "purchase_date", "arrival_date", CENTS]
+    keys = list(_AGGREGATE_KEYS)
     universe = frame.select(keys).with_columns(pl.lit(True).alias("__scored"))
     if prior is not None and prior.height:
         old = prior.select(keys).filter(~pl.col("id").is_in(frame.get_column("id").implode()))
@@ -132,59 +147,93 @@ def add_aggregates(
                 .otherwise(col(CENTS).sum().over(group) / 100.0)
                 .alias(column)
             )
-    windows_wanted = any(
-        n in ("count_same_buyer", "sum_value_same_buyer") for n, _ in wanted.values()
-    )
-    if windows_wanted:
-        exprs.append(col("consignee_key").rank("dense").alias("__code"))
-    if exprs:
-        universe = universe.with_columns(exprs)
     windows = [
         (c, n, d)
         for c, (n, d) in wanted.items()
         if n in ("count_same_buyer", "sum_value_same_buyer")
     ]
     if windows:
+        exprs += _buyer_day_exprs()
+    # One query: the group-bys and the buyer-window keys run side by side.
+    universe = universe.lazy().with_columns(exprs).collect(engine=ENGINE) if exprs else universe
+    if windows:
         universe = _window_aggregates(universe, windows)
     if universe.height != frame.height:
         universe = universe.filter(col("__scored"))
-    return frame.with_columns(universe.select(list(wanted)))
+    added = universe.select(list(wanted))
+    if any(c in frame.columns for c in added.columns):
+        return frame.with_columns(added)
+    # Side by side, without aligning the chunks of every column of the frame.
+    return frame.hstack(added)
 
 
 _DAY_OFFSET = 40_000  # days since 1970 of 1900-01-01 is -25,567; of 2100-12-31 is 47,482
 _DAY_SPAN = 1 << 18
 
 
+def _arrival_day() -> pl.Expr:
+    """The low bits of a buyer-window key: the arrival day, made non-negative."""
+    day = pl.col("arrival_date").fill_null(0.0).cast(pl.Int64) + _DAY_OFFSET
+    return day.cast(pl.UInt64)
+
+
+def _buyer_day_exprs() -> list[pl.Expr]:
+    """The columns :func:`_window_aggregates` reads: ``__key`` (the high 46 bits of a hash
+    of the consignee, then the arrival day), ``__known`` (both present) and
+    ``__consignees`` (distinct consignees among the known rows)."""
+    col = pl.col
+    known = col("consignee_key").is_not_null() & col("arrival_date").is_not_null()
+    span = pl.lit(_DAY_SPAN, dtype=pl.UInt64)
+    return [
+        (col("consignee_key").hash() // span * span + _arrival_day()).alias("__key"),
+        known.alias("__known"),
+        col("consignee_key").filter(known).n_unique().alias("__consignees"),
+    ]
+
+
 def _window_aggregates(universe: pl.DataFrame, windows: list[tuple[str, str, int]]) -> pl.DataFrame:
     """count/sum over the same consignee's arrivals in (d - N, d], by binary search over sorted keys.
 
-    Each declaration's (consignee, arrival day) becomes one sortable integer;
-    the declarations in its window are then a contiguous run of the sorted
-    keys, found with two binary searches, and sums come from a prefix sum of
-    the cents: O(n log n) in NumPy, exact.
+    Each declaration's (consignee, arrival day) becomes one sortable UInt64:
+    a code of the consignee in the high bits, the day in the low 18. The
+    declarations in its window are then a contiguous run of the sorted keys,
+    found with two binary searches, and sums come from a prefix sum of the
+    cents: O(n log n) in NumPy, exact. The code only has to tell consignees
+    apart: the high 46 bits of a hash of the key, used when the sorted keys
+    show as many distinct codes as there are consignees (almost always), else
+    a dense rank of the keys (a sort of the text, slower). ``universe`` holds
+    the columns of :func:`_buyer_day_exprs`.
     """
-    code = universe.get_column("__code").to_numpy()
-    day = universe.get_column("arrival_date").to_numpy()
-    known = ~(np.isnan(code.astype(np.float64)) | np.isnan(day))
-    key = np.zeros(len(day), dtype=np.int64)
-    key[known] = code[known].astype(np.int64) * _DAY_SPAN + (
-        day[known].astype(np.int64) + _DAY_OFFSET
-    )
-    order = np.argsort(key[known], kind="stable")
-    sorted_keys = key[known][order]
+    col = pl.col
+    hashed, known_rows = universe.get_column("__key"), universe.get_column("__known")
+    consignees = universe.get_column("__consignees").head(1)
+    known = known_rows.to_numpy()
+    key = hashed.to_numpy()[known]
+    order = np.argsort(key)  # ties are equal keys, whose results are equal: any order will do
+    sorted_keys = key[order]
+    codes = sorted_keys // np.uint64(_DAY_SPAN)
+    distinct = int(np.count_nonzero(codes[1:] != codes[:-1])) + 1 if len(codes) else 0
+    if distinct != (consignees[0] if len(consignees) else 0):  # two consignees share a prefix
+        code = col("consignee_key").rank("dense").cast(pl.UInt64).fill_null(0)
+        ranked = universe.select(code * pl.lit(_DAY_SPAN, dtype=pl.UInt64) + _arrival_day())
+        key = ranked.to_series().to_numpy()[known]
+        order = np.argsort(key)
+        sorted_keys = key[order]
     cents = universe.get_column(CENTS).fill_null(0).to_numpy()[known][order]
     prefix = np.concatenate([[0], np.cumsum(cents, dtype=np.int64)])
     # Queries in sorted order: the binary searches then walk memory forwards (several times faster).
     hi = np.searchsorted(sorted_keys, sorted_keys, side="right")
     columns = []
     for column, name, days in windows:
-        lo = np.searchsorted(sorted_keys, sorted_keys - days, side="right")
+        # Never below the consignee's own keys, however long the window.
+        back = np.minimum(sorted_keys % np.uint64(_DAY_SPAN), np.uint64(days))
+        lo = np.searchsorted(sorted_keys, sorted_keys - back, side="right")
         in_order = (
             (hi - lo).astype(np.float64)
             if name == "count_same_buyer"
             else (prefix[hi] - prefix[lo]) / 100.0
         )
-        value = np.full(len(day), np.nan)
+        value = np.full(len(known), np.nan)
         known_values = np.empty(len(order))
         known_values[order] = in_order
         value[known] = known_values
@@ -211,7 +260,9 @@ def score_frame(
         streaks: Each sampling rule's unselected streak before the batch.
         row_column: Column with each row's number in its file.
     """
-    valid, errors = normalize_frame(frame, rates=pack.rates, row_column=row_column)
+    valid, errors = normalize_frame(
+        frame, rates=pack.rates, row_column=row_column, text_fields=fields_read(pack)
+    )
     result = score_normalized(pack, valid, prior=prior, quotas=quotas, streaks=streaks)
     result.errors = errors
     return result
@@ -278,7 +329,7 @@ def score_normalized(
             *[bits(list(range(len(rules))), k).alias(f"fired_{k}") for k in words],
             *[bits(always, k).alias(f"selected_{k}") for k in words],
         )
-        .collect()
+        .collect(engine=ENGINE)
     )
     ids = scored.get_column("id")
     hashes = id_hashes(ids)
@@ -303,20 +354,21 @@ def score_normalized(
             rank = np.maximum(rank, np.where(score >= limit, RANK[lane], 0).astype(np.int8))
     random = draw_many(hashes, seed=config.seed, salt=RANDOM_SALT) < config.random_rate
     rank = np.maximum(rank, np.where(random, RANK[config.random_lane], 0).astype(np.int8))
+    topped: np.ndarray | None = None
+    if quotas:  # on the lane ranks, before the lanes are spelled out
+        rank, topped = quota_ranks(rank, score, hashes, np.zeros(n, dtype=bool), config=config)
     columns: dict[str, Any] = {
         "row": scored.get_column("__row"),
         "id": ids,
         "lane": lane_names(rank),
         "score": scored.get_column("score"),
         "random": pl.Series(random, dtype=pl.Boolean),
-        "topped_up": pl.Series(np.zeros(n, dtype=bool), dtype=pl.Boolean),
+        "topped_up": pl.Series(np.zeros(n, dtype=bool) if topped is None else topped),
     }
     for k in words:
         columns[f"fired_{k}"] = scored.get_column(f"fired_{k}")
         columns[f"selected_{k}"] = pl.Series(selected_words[k], dtype=pl.Int64)
     decisions = pl.DataFrame(columns)
-    if quotas:
-        decisions = apply_quotas(decisions, config=config)
     return BatchResult(
         decisions=decisions, errors=errors_frame([]), pack=pack, streaks=final_streaks
     )
@@ -324,9 +376,7 @@ def score_normalized(
 
 def lane_names(rank: np.ndarray) -> pl.Series:
     """Lane names of an array of lane ranks."""
-    return pl.Series("lane", rank, dtype=pl.Int8).replace_strict(
-        dict(enumerate(LANES)), return_dtype=pl.String
-    )
+    return pl.Series("lane", LANES, dtype=pl.String).gather(np.asarray(rank, dtype=np.uint32))
 
 
 def expand(result: BatchResult) -> pl.DataFrame:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,8 @@ _NUMBER_RE = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _DATE_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _HS_RE = r"[0-9]{2,10}"
 _CHECKED_TEXT = frozenset({"id", "kind", "currency", "hs_code"})
+_CHECKED_TYPED = frozenset({"hs_code"})
+"""Fields whose check reads the field's typed value (its column after the values are computed)."""
 """Text fields that validation reads: their empty values become null before the checks run."""
 _NUMBER = re.compile(_NUMBER_RE)
 _DATE = re.compile(_DATE_RE)
@@ -355,7 +357,11 @@ def errors_frame(problems: list[Problem]) -> pl.DataFrame:
 
 
 def normalize_frame(
-    frame: pl.DataFrame, *, rates: Mapping[str, float], row_column: str | None = None
+    frame: pl.DataFrame,
+    *,
+    rates: Mapping[str, float],
+    row_column: str | None = None,
+    text_fields: Collection[str] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Validates a batch of declarations with column expressions.
 
@@ -365,6 +371,10 @@ def normalize_frame(
         rates: USD per unit of each known currency.
         row_column: Column holding each row's 1-based row number in its file;
             by default the position in ``frame`` plus one.
+        text_fields: The text fields to return (None: all). The others are still
+            validated (text has nothing to check but its dtype) but not stripped or
+            returned: scoring needs only the fields its rules read, and stripping
+            text is most of the cost of validation.
 
     Returns:
         ``(valid, errors)``: the declarations without problems, normalised
@@ -391,20 +401,45 @@ def normalize_frame(
         if row_column
         else pl.int_range(1, pl.len() + 1, dtype=pl.Int64)
     )
-    values: list[pl.Expr] = [row_expr.alias("__row")]
-    field_checks: list[tuple[str, pl.Expr, pl.Expr]] = []  # field, is-bad, message (over the input)
+    # Two steps: text is stripped once per column (polars would not share a strip between a
+    # value and its checks), then each field is typed and checked from its stripped text.
+    prepared: list[pl.Expr] = []
+    values: list[pl.Expr] = [col("__row")]
+    field_checks: list[tuple[str, pl.Expr, pl.Expr]] = []  # field, is-bad, message (prepared)
+    # Validation reads the checked text; the derived fields read pccc and consignee_name.
+    keep = None if text_fields is None else {*text_fields, *_CHECKED_TEXT, "pccc", "consignee_name"}
+    returned = []
+    late: set[int] = set()  # field checks over the typed value
     for spec in FIELDS:
         present = spec.name in frame.columns
+        dtype = frame.schema[spec.name] if present else pl.String
         raw = col(spec.name) if present else pl.lit(None, dtype=pl.String)
-        value, bad, message = _column(spec, raw, frame.schema[spec.name] if present else pl.String)
+        value, bad, message = _column(spec, col(spec.name), dtype)
+        if bad is None and keep is not None and spec.name not in keep:
+            continue  # text with nothing to check, not wanted
+        returned.append(spec.name)
+        prepared.append(_prepare(spec, raw, dtype).alias(spec.name))
         values.append(value.alias(spec.name))
         if bad is not None and present:
             field_checks.append((spec.name, bad, message))  # type: ignore[arg-type]
-    flags = [bad.fill_null(False).alias(f"__bad_{i}") for i, (_, bad, _) in enumerate(field_checks)]
+            if spec.name in _CHECKED_TYPED and _is_text(spec, dtype):
+                late.add(len(field_checks) - 1)
+    # A check over the field's own typed value (hs_code's) runs after the values are computed,
+    # so the value is computed once; the others run beside the values.
+    flags = [
+        bad.fill_null(False).alias(f"__bad_{i}")
+        for i, (_, bad, _) in enumerate(field_checks)
+        if i not in late
+    ]
+    late_flags = [
+        bad.fill_null(False).alias(f"__bad_{i}")
+        for i, (_, bad, _) in enumerate(field_checks)
+        if i in late
+    ]
 
     kind = col("kind")
     money_present = pl.any_horizontal([col(f.name).is_not_null() for f in FIELDS if f.money])
-    rate = col("currency").replace_strict(dict(rates), default=None, return_dtype=pl.Float64)
+    rate = col("__rate")
     rule_checks: list[
         tuple[str, pl.Expr, pl.Expr]
     ] = [  # field, is-bad, message (over typed values)
@@ -418,13 +453,12 @@ def normalize_frame(
         ("kind", kind.is_null(), pl.lit(f"missing declaration kind (one of {', '.join(KINDS)})")),
         (
             "kind",
-            kind.is_not_null() & ~kind.is_in(pl.Series(KINDS).implode()),
+            kind.is_not_null() & ~_one_of(kind, KINDS),
             pl.format("unknown kind '{}'", kind),
         ),
         (
             "value",
-            kind.is_in(pl.Series([k for k in KINDS if k != "traveller"]).implode())
-            & col("value").is_null(),
+            _one_of(kind, [k for k in KINDS if k != "traveller"]) & col("value").is_null(),
             pl.format("missing value (required for a {} declaration)", kind),
         ),
         (
@@ -440,23 +474,31 @@ def normalize_frame(
     ]
     n_field = len(field_checks)
     flag_names = [f"__bad_{i}" for i in range(n_field + len(rule_checks))]
-    # One lazy query, so subexpressions shared by a value and its check (strip, parse) run once.
-    typed = (
+    # One lazy query for values, checks and derived fields, materialised once.
+    typed = _with_derived(
         frame.lazy()
+        .select(row_expr.alias("__row"), *prepared)
         .select(*values, *flags)
+        .with_columns(_rate(rates))
         .with_columns(
-            [
+            *late_flags,
+            *[
                 bad.fill_null(False).alias(f"__bad_{n_field + i}")
                 for i, (_, bad, _) in enumerate(rule_checks)
-            ]
+            ],
         )
-        .with_columns(pl.any_horizontal(flag_names).alias("__bad"))
-        .collect()
-    )
+        .with_columns(pl.any_horizontal(flag_names).alias("__bad")),
+        rates=rates,
+        bad=col("__bad"),
+    ).collect()
     bad_any = typed.get_column("__bad")
     # Empty text is null. Testing which columns hold any empty text is cheap (lengths are
     # stored), so only those columns are rewritten.
-    unchecked = [f.name for f in FIELDS if f.type == TEXT and f.name not in _CHECKED_TEXT]
+    unchecked = [
+        f.name
+        for f in FIELDS
+        if f.type == TEXT and f.name not in _CHECKED_TEXT and f.name in returned
+    ]
     empty = typed.select([(col(n).str.len_bytes() == 0).any().alias(n) for n in unchecked]).row(
         0, named=True
     )
@@ -471,11 +513,15 @@ def normalize_frame(
     errors = errors_frame(problems_extra)
     if bad_any.any():
         pieces = []
+        # The field checks' messages read the prepared (stripped) values: again, bad rows only.
+        prepared_bad = frame.filter(bad_any).lazy().select(prepared).collect()
         for i, (name, _, message) in enumerate(field_checks + rule_checks):
             flag = typed.get_column(flag_names[i])
             if not flag.any():
                 continue
-            source = frame if i < n_field else typed
+            source, source_flag = (
+                (prepared_bad, flag.filter(bad_any)) if i < n_field else (typed, flag)
+            )
             raw_value = (
                 frame.filter(flag).get_column(name).cast(pl.String, strict=False)
                 if name in frame.columns
@@ -489,7 +535,7 @@ def normalize_frame(
                         "field": [name] * int(flag.sum()),
                         "value": raw_value,
                         # with_columns, not select: a literal message is broadcast to every row
-                        "message": source.filter(flag)
+                        "message": source.filter(source_flag)
                         .with_columns(message.cast(pl.String).alias("__m"))
                         .get_column("__m"),
                     }
@@ -499,22 +545,64 @@ def normalize_frame(
             "row", maintain_order=True
         )
         typed = typed.filter(~bad_any)
-    valid = typed.drop(*flag_names, "__bad")
-    return derive_frame(valid, rates=rates), errors
+    return typed.drop(*flag_names, "__bad", "__rate"), errors
+
+
+def _one_of(text: pl.Expr, values: Collection[str]) -> pl.Expr:
+    """``text`` is one of a few ``values`` (null if null): comparisons, which polars shares
+    between the checks that repeat them (it does not share ``is_in`` with a literal list)."""
+    import polars as pl
+
+    return pl.any_horizontal([text == pl.lit(v, dtype=pl.String) for v in values])
+
+
+def _rate(rates: Mapping[str, float]) -> pl.Expr:
+    """The ``__rate`` column: USD per unit of the declaration's currency (null if unknown)."""
+    import polars as pl
+
+    return (
+        pl.col("currency")
+        .replace_strict(dict(rates), default=None, return_dtype=pl.Float64)
+        .alias("__rate")
+    )
+
+
+def _is_text(spec: FieldSpec, dtype: pl.DataType) -> bool:
+    """Whether the field's input is read as text (then stripped): a string, or an integer
+    where text is expected (an id, a postal code)."""
+    import polars as pl
+
+    return dtype == pl.String or (spec.type == TEXT and dtype.is_integer())
+
+
+def _prepare(spec: FieldSpec, raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """The first step of :func:`_column`: text stripped, other values as they are."""
+    import polars as pl
+
+    if dtype == pl.Null:
+        return raw.cast(pl.String)
+    if _is_text(spec, dtype):
+        return raw.cast(pl.String).str.strip_chars()
+    return raw
 
 
 def _column(
     spec: FieldSpec, raw: pl.Expr, dtype: pl.DataType
 ) -> tuple[pl.Expr, pl.Expr | None, pl.Expr | None]:
-    """(value, is-bad, message) expressions for one field of any input dtype."""
+    """(value, is-bad, message) expressions for one field of any input dtype.
+
+    Args:
+        spec: The field.
+        raw: The field's column after :func:`_prepare` (text stripped).
+        dtype: The field's dtype in the input.
+    """
     import polars as pl
 
     if dtype == pl.Null:
-        raw = raw.cast(pl.String)
         dtype = pl.String
     if spec.type == TEXT:
         if dtype == pl.String or dtype.is_integer():
-            stripped = raw.cast(pl.String).str.strip_chars()
+            stripped = raw
             if spec.name not in _CHECKED_TEXT:
                 return (
                     stripped,
@@ -524,7 +612,9 @@ def _column(
             text = pl.when(stripped.str.len_bytes() > 0).then(stripped)
             if spec.name == "hs_code":
                 text = text.str.replace_all(".", "", literal=True)
-                bad = text.is_not_null() & ~text.str.contains(f"^{_HS_RE}$")
+                # Over the typed value (see _CHECKED_TYPED); null is not flagged (flags fill
+                # nulls with False).
+                bad = ~pl.col(spec.name).str.contains(f"^{_HS_RE}$")
                 return text, bad, pl.lit("HS code must be 2 to 10 digits")
             if spec.name == "currency":
                 text = text.str.to_uppercase()
@@ -536,7 +626,7 @@ def _column(
         )
     if spec.type == NUMBER:
         if dtype == pl.String:
-            stripped = raw.str.strip_chars()
+            stripped = raw
             text = pl.when(stripped.str.len_bytes() > 0).then(stripped)
             unparsable = text.is_not_null() & ~text.str.contains(f"^{_NUMBER_RE}$")
             number = pl.when(unparsable).then(None).otherwise(text).cast(pl.Float64, strict=False)
@@ -563,7 +653,7 @@ def _column(
         return value, bad, message
     # dates
     if dtype == pl.String:
-        stripped = raw.str.strip_chars()
+        stripped = raw
         text = pl.when(stripped.str.len_bytes() > 0).then(stripped)
         malformed = text.is_not_null() & ~text.str.contains(f"^{_DATE_RE}$")
         parsed = text.str.to_date("%Y-%m-%d", strict=False)
@@ -594,14 +684,37 @@ def _column(
 
 def derive_frame(frame: pl.DataFrame, *, rates: Mapping[str, float]) -> pl.DataFrame:
     """Adds the derived fields (:data:`DERIVED`) and the cents column to valid declarations."""
+    return _with_derived(frame.lazy(), rates=rates).drop("__rate").collect()
+
+
+def _with_derived(
+    lazy: pl.LazyFrame, *, rates: Mapping[str, float], bad: pl.Expr | None = None
+) -> pl.LazyFrame:
+    """``lazy`` with the derived fields and the cents column appended.
+
+    Args:
+        lazy: Typed declarations.
+        rates: USD per unit of each known currency.
+        bad: Rows that will be rejected: their cents are not computed, so a value
+            that is refused anyway cannot overflow the cast.
+    """
     import polars as pl
 
     col = pl.col
-    rate = col("currency").replace_strict(dict(rates), default=None, return_dtype=pl.Float64)
+
+    def nonempty(name: str) -> pl.Expr:
+        # Empty text is null; normalize_frame nulls the unchecked text columns after this query.
+        return pl.when(col(name).str.len_bytes() > 0).then(col(name))
+
+    rate = col("__rate")
     total = (col("value") + col("shipping").fill_null(0.0) + col("sales_tax").fill_null(0.0)) * rate
+    if bad is not None:
+        total = pl.when(bad).then(None).otherwise(total)
     cents = (total * 100.0 + 0.5).floor().cast(pl.Int64)
     hs = col("hs_code")
-    lazy = frame.lazy().with_columns(
+    if "__rate" not in lazy.collect_schema():
+        lazy = lazy.with_columns(_rate(rates))
+    return lazy.with_columns(
         (col("value") * rate).alias("value_usd"),
         (col("shipping") * rate).alias("shipping_usd"),
         (col("alcohol_value") * rate).alias("alcohol_value_usd"),
@@ -610,12 +723,11 @@ def derive_frame(frame: pl.DataFrame, *, rates: Mapping[str, float]) -> pl.DataF
             pl.when(hs.str.len_chars() >= n).then(hs.str.slice(0, n)).alias(name)
             for name, n in (("hs6", 6), ("hs4", 4), ("hs2", 2))
         ],
-        pl.coalesce(col("pccc"), col("consignee_name")).alias("consignee_key"),
-    )
-    return lazy.with_columns(
+        pl.coalesce(nonempty("pccc"), nonempty("consignee_name")).alias("consignee_key"),
+    ).with_columns(
         (col(CENTS) / 100.0).alias("total_usd"),
         pl.when(col("quantity") == 0)
         .then(None)
         .otherwise(col("value_usd") / col("quantity"))
         .alias("unit_value_usd"),
-    ).collect()
+    )

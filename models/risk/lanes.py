@@ -76,20 +76,42 @@ def draw(declaration_id: str, *, seed: int, salt: str) -> float:
 
 
 def id_hashes(ids: pl.Series) -> np.ndarray:
-    """FNV-1a 64-bit hash of each id's UTF-8 bytes, vectorised over byte positions."""
+    """FNV-1a 64-bit hash of each id's UTF-8 bytes, vectorised over byte positions.
+
+    The ids' bytes come out of polars as one flat array. Ordered longest first,
+    the ids still being hashed at byte ``j`` are a prefix of that order, so each
+    byte position is one slice and one gather for every id at once.
+    """
     import polars as pl
 
-    frame = pl.DataFrame({"id": ids}).select(
-        pl.col("id").cast(pl.Binary).alias("b"), pl.col("id").str.len_bytes().alias("n")
+    text = ids.cast(pl.String)
+    lengths = text.str.len_bytes().fill_null(0).to_numpy().astype(np.int64)
+    flat = (
+        text.cast(pl.Binary)
+        .cast(pl.List(pl.UInt8))
+        .explode(empty_as_null=False, keep_nulls=False)
+        .to_numpy()
     )
-    lengths = frame.get_column("n").to_numpy()
-    longest = int(lengths.max()) if len(lengths) else 0
-    h = np.full(len(lengths), np.uint64(_FNV_OFFSET), dtype=np.uint64)
+    n = len(lengths)
+    longest = int(lengths.max()) if n else 0
     prime = np.uint64(_FNV_PRIME)
+    if n and int(lengths.min()) == longest:  # one length, as most ids have: a strided view
+        h = np.full(n, np.uint64(_FNV_OFFSET), dtype=np.uint64)
+        columns = flat.reshape(n, longest)
+        for j in range(longest):
+            h = (h ^ columns[:, j]) * prime  # wraps modulo 2**64
+        return h
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    order = np.argsort(-lengths)
+    first = starts[order]
+    longer = n - np.searchsorted(np.sort(lengths), np.arange(longest), side="right")
+    h_sorted = np.full(n, np.uint64(_FNV_OFFSET), dtype=np.uint64)
     for j in range(longest):
-        byte = frame.select(pl.col("b").bin.get(j, null_on_oob=True).fill_null(0)).to_series()
-        mixed = (h ^ byte.to_numpy().astype(np.uint64)) * prime  # wraps modulo 2**64
-        h = np.where(lengths > j, mixed, h)
+        k = int(longer[j])
+        h_sorted[:k] = (h_sorted[:k] ^ flat[first[:k] + j]) * prime
+    h = np.empty(n, dtype=np.uint64)
+    h[order] = h_sorted
     return h
 
 
@@ -316,10 +338,50 @@ def apply_quotas(decisions: pl.DataFrame, *, config: LaneConfig) -> pl.DataFrame
     """
     import polars as pl
 
-    n = decisions.height
-    if n == 0 or not any(config.expected_rates.values()):
+    if decisions.height == 0 or not any(config.expected_rates.values()):
         return decisions
-    rank = decisions.get_column("lane").replace_strict(RANK, return_dtype=pl.Int8).to_numpy().copy()
+    rank = decisions.get_column("lane").replace_strict(RANK, return_dtype=pl.Int8).to_numpy()
+    rank, topped = quota_ranks(
+        rank,
+        decisions.get_column("score").to_numpy(),
+        id_hashes(decisions.get_column("id")),
+        decisions.get_column("topped_up").to_numpy(),
+        config=config,
+    )
+    if topped is None:
+        return decisions
+    return decisions.with_columns(
+        pl.Series("lane", rank, dtype=pl.Int8).replace_strict(
+            dict(enumerate(LANES)), return_dtype=pl.String
+        ),
+        pl.Series("topped_up", topped, dtype=pl.Boolean),
+    )
+
+
+def quota_ranks(
+    rank: np.ndarray,
+    score: np.ndarray,
+    hashes: np.ndarray,
+    topped_up: np.ndarray,
+    *,
+    config: LaneConfig,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`apply_quotas` on arrays: lane ranks (:data:`RANK`) and top-up flags.
+
+    Args:
+        rank: Each declaration's lane rank.
+        score: Each declaration's score.
+        hashes: The declarations' :func:`id_hashes` (the ties' draw).
+        topped_up: Each declaration's top-up flag so far.
+        config: The pack's lane settings.
+
+    Returns:
+        The new ranks and top-up flags (copies), or ``(rank, None)`` when no
+        lane needs topping up.
+    """
+    n = len(rank)
+    if n == 0 or not any(config.expected_rates.values()):
+        return rank, None
     missing = {}
     for name in ("red", "yellow", "blue"):
         target = int(np.floor(config.expected_rates.get(name, 0.0) * n + 0.5))
@@ -327,29 +389,22 @@ def apply_quotas(decisions: pl.DataFrame, *, config: LaneConfig) -> pl.DataFrame
     wanted = sum(missing.values())
     green = np.flatnonzero(rank == 0)
     if wanted == 0 or len(green) == 0:
-        return decisions
-    score = decisions.get_column("score").to_numpy()[green]
-    tie = draw_many(
-        id_hashes(decisions.get_column("id").gather(green)), seed=config.seed, salt="top-up"
-    )
+        return rank, None
+    tie = draw_many(hashes[green], seed=config.seed, salt="top-up")
     # Scores are whole numbers, so -score + tie sorts by score (high first), then by the draw.
-    key = -score.astype(np.float64) + tie
+    key = -score[green].astype(np.float64) + tie
     wanted = min(wanted, len(green))
     top = (
         np.argpartition(key, wanted - 1)[:wanted] if wanted < len(green) else np.arange(len(green))
     )
     top = top[np.argsort(key[top], kind="stable")]
     chosen = green[top]
-    topped = decisions.get_column("topped_up").to_numpy().copy()
+    rank = rank.copy()
+    topped = np.array(topped_up, dtype=bool, copy=True)
     start = 0
     for name in ("red", "yellow", "blue"):
         take = chosen[start : start + missing[name]]
         rank[take] = RANK[name]
         topped[take] = True
         start += missing[name]
-    return decisions.with_columns(
-        pl.Series("lane", rank, dtype=pl.Int8).replace_strict(
-            dict(enumerate(LANES)), return_dtype=pl.String
-        ),
-        pl.Series("topped_up", topped, dtype=pl.Boolean),
-    )
+    return rank, topped

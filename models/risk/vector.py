@@ -34,6 +34,9 @@ from .expr import (
     text_pattern,
 )
 
+_FEW = 4
+"""Text lists up to this long are compiled to comparisons (see ``_Compiler._in``)."""
+
 _DTYPES = {
     BOOL: pl.Boolean,
     NUMBER: pl.Float64,
@@ -112,7 +115,13 @@ class _Compiler:
         else:
             values = [item.value for item in node.items.items]  # type: ignore[union-attr]
         dtype = pl.String if node.operand.type == TEXT else pl.Float64  # type: ignore[union-attr]
-        member = operand.is_in(pl.Series(values, dtype=dtype).implode())
+        few = 0 < len(values) <= _FEW and all(isinstance(v, str) for v in values)
+        if node.operand.type == TEXT and few:  # type: ignore[union-attr]
+            # A few literals (a rule's kinds): comparisons, which polars shares between the
+            # rules that repeat them; it does not share is_in with a literal list.
+            member = pl.any_horizontal([operand == pl.lit(v, dtype=pl.String) for v in values])
+        else:
+            member = operand.is_in(pl.Series(values, dtype=dtype).implode())
         if node.negate:
             member = ~member
         return pl.when(operand.is_null()).then(None).otherwise(member)
