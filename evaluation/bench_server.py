@@ -539,7 +539,11 @@ def bench_server(
                 untrained = True
         pngs, arrays = synthetic_pngs(images, size=size)
         run = secrets.token_hex(3)
+        # The latency phase has a site of its own: its handhelds connect without a last
+        # id, so on the throughput phase's site they would first replay its open alerts
+        # (hundreds each), and the first uploads would wait behind that replay.
         site = f"BENCH-{run}"
+        latency_site = f"BENCH-{run}-L"
 
         if url is None:
             server = start_server(
@@ -591,7 +595,7 @@ def bench_server(
                 handhelds=handhelds,
                 scans=latency_scans,
                 rate=lat_rate,
-                site=site,
+                site=latency_site,
                 run=run,
             )
         )

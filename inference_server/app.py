@@ -24,6 +24,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,12 @@ def include_routers(app: FastAPI) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Builds the services at start-up and stops them, in reverse order, at shutdown."""
     settings: ServerSettings = app.state.settings
+    # Blocking work (decoding, storage, database, alert replays) runs in this pool. The
+    # default (cores + 4 threads) lets a burst of reconnecting handhelds replaying their
+    # alerts hold up uploads; a larger pool keeps both moving.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=32, thread_name_prefix="cv-server")
+    )
     engine = make_engine(settings.database_url)
     await asyncio.to_thread(migrate, engine)
     sessions = session_factory(engine)

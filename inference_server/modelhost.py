@@ -83,7 +83,13 @@ def load_and_warm_up(
     """
     from cv.models.load import load_detector
 
-    detector = load_detector(model_dir, runtime=runtime, max_batch=max_batch)  # type: ignore[arg-type]
+    # No spinning: idle inference threads would steal the cores that decode uploads.
+    detector = load_detector(
+        model_dir,
+        runtime=runtime,  # type: ignore[arg-type]
+        max_batch=max_batch,
+        spin_wait=False,
+    )
     size = detector.input_size
     blank: list[NDArray[np.uint8]] = [
         np.full((size, size, 3), 114, dtype=np.uint8) for _ in range(max_batch)

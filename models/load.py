@@ -128,6 +128,7 @@ def load_onnx_detector(
     onnx_file: str | None = None,
     max_batch: int = 16,
     intra_op_threads: int | None = None,
+    spin_wait: bool = True,
 ) -> OnnxDetector:
     """An :class:`~cv.models.runtime.OnnxDetector` on a model directory's ONNX graph.
 
@@ -140,6 +141,8 @@ def load_onnx_detector(
             for the quantised variants.
         max_batch: Largest batch per session run.
         intra_op_threads: Threads per operator; physical cores by default.
+        spin_wait: Let idle ONNX Runtime threads spin (see
+            :func:`cv.models.runtime.make_session`).
 
     Raises:
         NotFoundError: If the directory or the graph is missing (run
@@ -166,7 +169,9 @@ def load_onnx_detector(
             path=path,
         )
     try:
-        session = make_session(path, providers=providers, intra_op_threads=intra_op_threads)
+        session = make_session(
+            path, providers=providers, intra_op_threads=intra_op_threads, spin_wait=spin_wait
+        )
     except Exception as exc:  # onnxruntime raises its own untyped Fail/InvalidGraph errors
         if exc.__class__.__module__.startswith("cv."):
             raise
@@ -189,6 +194,7 @@ def load_detector(
     device: str = "auto",
     providers: Sequence[str] | None = None,
     max_batch: int = 16,
+    spin_wait: bool = True,
 ) -> Detector:
     """Loads a model directory for inference.
 
@@ -198,6 +204,8 @@ def load_detector(
         device: For ``torch``: ``auto`` (CUDA when available), ``cpu``, ``cuda``...
         providers: For ``onnx``: execution providers in order of preference.
         max_batch: Largest batch handed to the network at once.
+        spin_wait: For ``onnx``: let idle threads spin; a server sharing its cores
+            with request handling turns it off.
 
     Raises:
         NotFoundError: Missing directory, record, weights or ONNX graph.
@@ -208,7 +216,9 @@ def load_detector(
     from cv.errors import ConfigError
 
     if runtime == "onnx":
-        return load_onnx_detector(model_dir, providers=providers, max_batch=max_batch)
+        return load_onnx_detector(
+            model_dir, providers=providers, max_batch=max_batch, spin_wait=spin_wait
+        )
     if runtime == "torch":
         return load_torch_detector(model_dir, device=device, max_batch=max_batch)
     raise ConfigError(f"unknown runtime {runtime!r}; use 'onnx' or 'torch'", field="runtime")

@@ -174,3 +174,17 @@ def test_preprocess_contract() -> None:
     assert metas[0].pad_y == 16
     xb, _ = preprocess([img], size=64, preprocessing=Preprocessing(color="BGR"))
     assert xb[0, 2, 32, 32] == 1.0 and xb[0, 0, 32, 32] == 0.0
+
+
+def test_server_sessions_do_not_spin(tmp_path) -> None:
+    # The server turns ONNX Runtime's spinning off: its threads share the cores that
+    # decode uploads. The shipped default model is a real graph to open.
+    from cv.models.load import default_model_dir, load_onnx_detector
+
+    spinning = load_onnx_detector(default_model_dir())
+    quiet = load_onnx_detector(default_model_dir(), spin_wait=False)
+    key = "session.intra_op.allow_spinning"
+    assert quiet.session.get_session_options().get_session_config_entry(key) == "0"
+    # Left at ONNX Runtime's default (spinning), the entry is simply absent.
+    with pytest.raises(RuntimeError, match="allow_spinning"):
+        spinning.session.get_session_options().get_session_config_entry(key)
