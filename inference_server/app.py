@@ -43,6 +43,7 @@ from cv.inference_server import (
     api_risk,
     api_scans,
     metrics,
+    pages,
     risk,
 )
 from cv.inference_server.auth import ROLES, create_token
@@ -93,8 +94,6 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(api_admin.router)
     app.include_router(api_risk.router)
     # The pages (handheld page, reader console), after the APIs.
-    from cv.inference_server import pages
-
     app.include_router(pages.router)
 
 

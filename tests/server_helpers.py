@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,13 @@ ALERT_ALWAYS = 0.0001
 """A threshold every detection of an untrained model passes."""
 ALERT_NEVER = 1.1
 """A threshold no score reaches."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now (for real server processes)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def make_tiny_model_dir(

@@ -8,7 +8,6 @@ thread of the test process) and raise alerts the way the scan service does:
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import server_helpers as helpers
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -94,12 +94,6 @@ def raise_for(
     return alert.seq
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def build_app(settings: ServerSettings) -> FastAPI:
     """The alert router in an app with the lifespan the server's factory gives it."""
 
@@ -152,7 +146,7 @@ def live_server(tmp_path: Path, **overrides: object) -> Iterator[Live]:
         database_url=url, data_dir=tmp_path / "images", sse_keepalive_s=0.3, **overrides
     )
     app = build_app(settings)
-    port = free_port()
+    port = helpers.free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+import server_helpers as helpers
 
 from cv.inference_server import alerts, db
 from cv.inference_server.auth import create_token
@@ -61,14 +61,8 @@ APP_MODULE = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(tmp_path: Path, url: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = helpers.free_port()
     env = {
         **os.environ,
         "CV_SERVER_DATABASE_URL": url,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,14 +22,8 @@ from cv.inference_server import db
 from cv.inference_server.auth import create_token
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = helpers.free_port()
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "cv.inference_server.app:create_app"]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     log = open(tmp_path / f"server-{port}.log", "wb")  # noqa: SIM115  (closed with the process)

@@ -330,16 +330,13 @@ def test_cli_tokens_and_migrate(tmp_path):
 
 def test_cli_run_serves_over_http(tmp_path, model_dir):
     """``serve run`` in a real process: uvicorn answers the health probes."""
-    import socket
     import subprocess
     import sys
     import time
 
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = h.free_port()
     env = {**os.environ, "CV_SERVER_DATA_DIR": str(tmp_path / "images")}
     code = "import sys; from cv.cli.serve import app; app(sys.argv[1:])"
     args = ["run", "--port", str(port), "--model", str(model_dir)]

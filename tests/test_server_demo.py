@@ -15,7 +15,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -42,12 +41,6 @@ from cv.inference_server.demo import (
 
 SITES = {lane.site for lane in LANES}
 LINK = re.compile(r"^\s+(reader console|handheld)\s+(http://\S+)\?token=(cvt_\S+)$", re.M)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- metadata and images -----------------------------------------------------------------
@@ -111,7 +104,7 @@ def _refusing_server() -> tuple[FastAPI, list[dict[str, str]]]:
 
 
 def test_feed_waits_for_the_server_and_retries_a_full_queue_with_the_same_scan_id():
-    port = _free_port()
+    port = helpers.free_port()
     app, seen = _refusing_server()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
 
@@ -149,7 +142,7 @@ def test_feed_waits_for_the_server_and_retries_a_full_queue_with_the_same_scan_i
 
 
 def _start(tmp_path: Path, model_dir: Path, url: str, name: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = helpers.free_port()
     out = tmp_path / f"{name}.log"
     cmd = [sys.executable, "-m", "cv.cli", "serve", "run", "--demo", "--demo-rate", "4"]
     cmd += ["--port", str(port), "--model", str(model_dir), "--db", url]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -76,12 +75,6 @@ def chromium_path() -> str:
     pytest.skip(why)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
     """Polls ``check`` until it returns something truthy."""
     deadline = time.monotonic() + timeout
@@ -102,7 +95,7 @@ class Server:
 
     tmp: Path
     env: dict[str, str]
-    port: int = field(default_factory=free_port)
+    port: int = field(default_factory=helpers.free_port)
     proc: subprocess.Popen | None = None
 
     @property

@@ -2,14 +2,12 @@
 
 Each command lives in the module of its part and registers itself on
 :data:`app` when imported below. The data toolkit's benchmarks register on
-``customs-vision bench`` (:mod:`cv.cli.bench`), re-exported here as :data:`bench_app`.
+``customs-vision bench`` (:mod:`cv.cli.bench`).
 """
 
 from __future__ import annotations
 
 import typer
-
-from cv.cli.bench import app as bench_app
 
 app = typer.Typer(
     help="X-ray datasets: synthetic generation, threat image projection, conversion "
@@ -17,7 +15,5 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-__all__ = ["app", "bench_app"]
-
-# Imported for their side effect: each registers its commands on `app` / `bench_app`.
+# Imported for their side effect: each registers its commands.
 from cv.cli import data_check, data_convert, data_feedback, data_synth, demo  # noqa: E402, F401

@@ -15,7 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cv.cli.data import app, bench_app
+from cv.cli.bench import app as bench_app
+from cv.cli.data import app
 from cv.errors import ConfigError
 
 _TARGETS = ("yolo", "coco")

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cv.cli.data import app, bench_app
+from cv.cli.bench import app as bench_app
+from cv.cli.data import app
 from cv.errors import ConfigError
 from cv.log import console
 from cv.settings import get_settings

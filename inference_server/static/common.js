@@ -130,5 +130,38 @@ const CV = (() => {
     });
   }
 
-  return { ApiError, api, whoami, signIn, signOut, query, clock, score, el, setPill, wireSignIn };
+  /**
+   * At page load: signed in already (the cookie survives reloads)? Shows the page for a
+   * token that holds `need`, else the sign-in form with the reason; retries every
+   * `retryMs` while the server cannot be reached.
+   */
+  async function checkSession({ pill, need, needText, retryMs, onSignedIn, onSignIn }) {
+    let me = null;
+    try {
+      me = await whoami();
+    } catch (err) {
+      setPill(pill, "offline", "offline · retrying");
+      setTimeout(() => checkSession({ pill, need, needText, retryMs, onSignedIn, onSignIn }), retryMs);
+      return;
+    }
+    if (!me) onSignIn("");
+    else if (!me.permissions.includes(need)) {
+      onSignIn(`“${me.name}” is a ${me.role} token; ${needText}`);
+    } else onSignedIn(me);
+  }
+
+  return {
+    ApiError,
+    api,
+    whoami,
+    signIn,
+    signOut,
+    query,
+    clock,
+    score,
+    el,
+    setPill,
+    wireSignIn,
+    checkSession,
+  };
 })();

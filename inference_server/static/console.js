@@ -246,19 +246,15 @@
     poll();
   }
 
-  async function firstCheck() {
-    let me = null;
-    try {
-      me = await CV.whoami();
-    } catch (err) {
-      CV.setPill(ui.conn, "offline", "offline · retrying");
-      setTimeout(firstCheck, POLL_MS);
-      return;
-    }
-    if (!me) showSignIn("");
-    else if (!me.permissions.includes("scans:read")) {
-      showSignIn(`“${me.name}” is a ${me.role} token; the console needs a reader token.`);
-    } else start(me);
+  function firstCheck() {
+    return CV.checkSession({
+      pill: ui.conn,
+      need: "scans:read",
+      needText: "the console needs a reader token.",
+      retryMs: POLL_MS,
+      onSignedIn: start,
+      onSignIn: showSignIn,
+    });
   }
 
   function boot() {

@@ -645,20 +645,15 @@
     await firstCheck();
   }
 
-  /** Signed in already (the cookie survives reloads)? Retries while the server is away. */
-  async function firstCheck() {
-    let me = null;
-    try {
-      me = await CV.whoami();
-    } catch (err) {
-      CV.setPill(ui.conn, "offline", "offline · retrying");
-      setTimeout(firstCheck, RETRY_MIN_MS);
-      return;
-    }
-    if (!me) showSignIn("");
-    else if (!me.permissions.includes("alerts:read")) {
-      showSignIn(`“${me.name}” is a ${me.role} token; the handheld needs an inspector token.`);
-    } else start(me);
+  function firstCheck() {
+    return CV.checkSession({
+      pill: ui.conn,
+      need: "alerts:read",
+      needText: "the handheld needs an inspector token.",
+      retryMs: RETRY_MIN_MS,
+      onSignedIn: start,
+      onSignIn: showSignIn,
+    });
   }
 
   boot();
