@@ -46,6 +46,10 @@ class Preprocessing(BaseModel):
     pad_value: int = Field(default=114, ge=0, le=255)
     scale: float = 1 / 255
     layout: Literal["NCHW"] = "NCHW"
+    # Per-channel normalisation after scaling, ``(x * scale - mean) / std``, in
+    # ``color`` order; ``None`` means none (the YOLO detectors).
+    mean: list[float] | None = None
+    std: list[float] | None = None
 
 
 class WeightsRecord(BaseModel):
@@ -55,8 +59,11 @@ class WeightsRecord(BaseModel):
         name: Human name of this model (``xray-yolo11n-synth``).
         architecture: Registered builder name (``yolo11n``).
         task: What the model does.
-        classes: Class names; output class ``i`` is ``classes[i]``.
-        input_size: Square network input side ``S`` in pixels.
+        classes: Class names; output class ``i`` is ``classes[i]`` (for a re-ID
+            embedder: the training identities its classifier head had).
+        input_size: Square network input side ``S`` in pixels (for a non-square
+            input, its height).
+        input_hw: ``(height, width)`` of a non-square input (re-ID: ``(256, 128)``).
         preprocessing: See :class:`Preprocessing`.
         thresholds: Per-class score thresholds chosen at an operating point
             (used by the server to raise alerts).
@@ -76,6 +83,9 @@ class WeightsRecord(BaseModel):
     task: Literal["detect", "reid-embed"] = "detect"
     classes: list[str]
     input_size: int = Field(gt=0)
+    # (height, width) when the input is not square: re-ID crops are 256 x 128.
+    # ``None`` means ``input_size`` by ``input_size``.
+    input_hw: tuple[int, int] | None = None
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
     thresholds: dict[str, float] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)

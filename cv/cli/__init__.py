@@ -20,6 +20,7 @@ from cv.cli.bench import app as bench_app
 from cv.cli.data import app as data_app
 from cv.cli.eval import app as eval_app
 from cv.cli.export import app as export_app
+from cv.cli.reid import app as reid_app
 from cv.cli.risk import app as risk_app
 from cv.cli.serve import app as serve_app
 from cv.cli.train import app as train_app
@@ -42,6 +43,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(export_app, name="export")
 app.add_typer(serve_app, name="serve")
 app.add_typer(risk_app, name="risk")
+app.add_typer(reid_app, name="reid")
 app.add_typer(bench_app, name="bench")
 
 

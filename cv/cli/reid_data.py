@@ -1,0 +1,5 @@
+"""``customs-vision reid`` commands (data)."""
+
+from __future__ import annotations
+
+from cv.cli.reid import app  # noqa: F401
