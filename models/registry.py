@@ -78,4 +78,5 @@ def list_models() -> list[str]:
 
 
 # Registers the built-in builders; yolo.py imports torch lazily inside each builder.
+from cv.models import reid as _reid  # noqa: E402, F401
 from cv.models import yolo as _yolo  # noqa: E402, F401
