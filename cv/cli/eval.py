@@ -285,3 +285,7 @@ def _save_to_model(
         record.metrics[metrics_name] = figures
         console.print(f"saved figures as {metrics_name!r} to {model_dir}")
     write_record(record, model_dir)
+
+
+# Imported for its side effect: registers `eval person`.
+from cv.cli import reid_pipeline  # noqa: E402, F401
