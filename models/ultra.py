@@ -117,3 +117,49 @@ def yolo_for_model(model: Any) -> Any:
     model.args = {**DEFAULT_CFG_DICT, **yolo.overrides}
     model.task = "detect"
     return yolo
+
+
+TRACKER_KINDS: tuple[str, ...] = ("bytetrack", "botsort")
+"""The multi-object trackers of ultralytics that :mod:`cv.models.tracking` wraps."""
+
+
+def _check_tracker_kind(kind: str) -> None:
+    if kind not in TRACKER_KINDS:
+        raise ValueError(f"unknown tracker {kind!r}; use one of {', '.join(TRACKER_KINDS)}")
+
+
+def tracker_class(kind: str) -> type[Any]:
+    """``ultralytics.trackers.BYTETracker`` (``bytetrack``) or ``BOTSORT`` (``botsort``).
+
+    Raises:
+        ValueError: If ``kind`` is neither.
+    """
+    _check_tracker_kind(kind)
+    ultralytics()
+    from ultralytics.trackers import BOTSORT, BYTETracker
+
+    return BYTETracker if kind == "bytetrack" else BOTSORT
+
+
+def tracker_defaults(kind: str) -> dict[str, Any]:
+    """The settings of ultralytics' own tracker YAML (``cfg/trackers/<kind>.yaml``).
+
+    Read from the file shipped inside the installed package (never looked up on
+    the network), so the defaults follow the installed ultralytics.
+
+    Raises:
+        ValueError: If ``kind`` is not a known tracker.
+    """
+    import yaml
+
+    _check_tracker_kind(kind)
+    path = Path(ultralytics().__file__).parent / "cfg" / "trackers" / f"{kind}.yaml"
+    return dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def tracker_args(values: dict[str, Any]) -> Any:
+    """The namespace ultralytics' trackers take as ``args`` (``IterableSimpleNamespace``)."""
+    ultralytics()
+    from ultralytics.utils import IterableSimpleNamespace
+
+    return IterableSimpleNamespace(**values)

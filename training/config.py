@@ -15,7 +15,7 @@ import hashlib
 import json
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -199,24 +199,30 @@ def _node_line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
+ConfigT = TypeVar("ConfigT", bound=XrayTrainConfig)
+
+
 def validate_config(
     doc: dict[str, Any],
     *,
     path: str | PathLike[str] | None = None,
     root: yaml.Node | None = None,
-) -> XrayTrainConfig:
-    """Validates a mapping into :class:`XrayTrainConfig`.
+    model: type[ConfigT] = XrayTrainConfig,  # type: ignore[assignment]
+) -> ConfigT:
+    """Validates a mapping into :class:`XrayTrainConfig` (or a subclass of it).
 
     Args:
         doc: The settings.
         path: The file they came from, for error messages.
         root: The file's YAML node tree, for line numbers in error messages.
+        model: The config class: ``XrayTrainConfig``, or a detector recipe built on
+            it (``cv.training.person.PersonTrainConfig``).
 
     Raises:
         ConfigError: Naming the file, line and field of the first error.
     """
     try:
-        return XrayTrainConfig.model_validate(doc)
+        return model.model_validate(doc)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
@@ -230,14 +236,18 @@ def validate_config(
 
 
 def load_config(
-    path: str | PathLike[str], *, overrides: dict[str, Any] | None = None
-) -> XrayTrainConfig:
+    path: str | PathLike[str],
+    *,
+    overrides: dict[str, Any] | None = None,
+    model: type[ConfigT] = XrayTrainConfig,  # type: ignore[assignment]
+) -> ConfigT:
     """Reads an experiment YAML file, applies overrides, and validates it.
 
     Args:
         path: The YAML file.
         overrides: Values that replace the file's (the command line's options);
             nested with dotted keys (``augment.tip_p``, ``synth.images``).
+        model: The config class (see :func:`validate_config`).
 
     Raises:
         NotFoundError: If the file does not exist.
@@ -262,7 +272,7 @@ def load_config(
         doc = {}
     if not isinstance(doc, dict):
         raise ConfigError("an experiment file must be a mapping of fields", path=p, line=1)
-    return validate_config(apply_overrides(doc, overrides or {}), path=p, root=root)
+    return validate_config(apply_overrides(doc, overrides or {}), path=p, root=root, model=model)
 
 
 def apply_overrides(doc: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -333,8 +333,6 @@ def resolve_data(config: XrayTrainConfig, run_dir: Path) -> tuple[Path, list[str
 
 
 def _synth_dataset(config: XrayTrainConfig) -> Path:
-    from cv.datasets.synth import TARGET_CLASSES, generate
-
     spec = config.synth
     assert spec is not None
     folder = config.synth_cache / spec.key()
@@ -346,9 +344,28 @@ def _synth_dataset(config: XrayTrainConfig) -> Path:
     # is never mistaken for a finished set.
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    log.info("generating %d synthetic scans into %s", spec.images, folder)
+    log.info("generating %d synthetic images into %s", spec.images, folder)
+    make = getattr(spec, "generate", None)
+    if callable(make):
+        # A spec of another generator (people for the person detector,
+        # cv.training.person) writes its own YOLO set.
+        make(tmp)
+    else:
+        _generate_xray(spec, tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    # data.yaml names the folder it was written in; point it at the final one.
+    doc = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
+    doc["path"] = str(folder.absolute())
+    data_yaml.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return data_yaml
+
+
+def _generate_xray(spec: Any, out: Path) -> None:
+    from cv.datasets.synth import TARGET_CLASSES, generate
+
     generate(
-        tmp,
+        out,
         n_images=spec.images,
         size=(spec.size, spec.size),
         profiles=spec.profiles or None,
@@ -360,13 +377,6 @@ def _synth_dataset(config: XrayTrainConfig) -> Path:
         classes=spec.classes or TARGET_CLASSES,
         splits=spec.splits,
     )
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
-    # data.yaml names the folder it was written in; point it at the final one.
-    doc = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
-    doc["path"] = str(folder.absolute())
-    data_yaml.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return data_yaml
 
 
 def _train_image_side(data_yaml: Path) -> int | None:

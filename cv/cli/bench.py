@@ -15,4 +15,4 @@ app = typer.Typer(
 )
 
 # Imported for their side effect: each registers its commands on `app`.
-from cv.cli import bench_detector, bench_risk, bench_server  # noqa: E402, F401
+from cv.cli import bench_detector, bench_risk, bench_server, reid_pipeline  # noqa: E402, F401

@@ -123,3 +123,10 @@ def xray(
     table.add_row("last model", str(result.last_dir))
     table.add_row("metrics", str(result.run_dir / "metrics.csv"))
     console.print(table)
+
+
+# Imported for its side effect: registers `train reid`.
+import cv.cli.reid_model  # noqa: E402, F401
+
+# Imported for its side effect: registers `train person`.
+from cv.cli import reid_pipeline  # noqa: E402, F401
