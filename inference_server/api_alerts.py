@@ -32,6 +32,10 @@ Actions (inspector or admin) record an audit event with the token's name::
                                      "note": "..."} corrects the boxes
     POST /v1/alerts/{seq}/reject    open | acknowledged -> rejected; {"note": "..."}
 
+On a re-ID alert (``alert_kind`` ``reid``) confirm means "the same person" and
+reject "not the same person": its sighting takes the verdict, with an audit line,
+in the same commit (:func:`cv.inference_server.cctv.stage_verdict`).
+
 An unknown seq answers 404, an action the state does not allow 409, a bad box or
 class 422 naming the field (``boxes[0].box``).
 """
@@ -48,7 +52,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.websockets import WebSocketDisconnect
 
 from cv.errors import CustomsVisionError, DataValidationError, NotFoundError
-from cv.inference_server import alerts
+from cv.inference_server import alerts, cctv
 from cv.inference_server.deps import AlertReader, Inspector, Services, SessionDep, principal_from
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
@@ -242,6 +246,8 @@ def confirm(
     body = body or ConfirmIn()
     boxes = None if body.boxes is None else [b.model_dump() for b in body.boxes]
     try:
+        # A re-ID alert's sighting follows its verdict in the same commit.
+        cctv.stage_verdict(session, seq, verdict="confirmed", actor=principal.name, note=body.note)
         alert = alerts.confirm(session, seq, actor=principal.name, boxes=boxes, note=body.note)
     except CustomsVisionError as exc:
         raise _http_error(exc) from None
@@ -260,6 +266,7 @@ def reject(
     """Reject an alert (a false alarm); it becomes a hard negative for retraining."""
     body = body or RejectIn()
     try:
+        cctv.stage_verdict(session, seq, verdict="rejected", actor=principal.name, note=body.note)
         alert = alerts.reject(session, seq, actor=principal.name, note=body.note)
     except CustomsVisionError as exc:
         raise _http_error(exc) from None

@@ -12,6 +12,13 @@ Start here to follow a scan to an alert:
 3. the alert service (:mod:`.alerts`) pushes the alert to handhelds subscribed
    through :mod:`.api_alerts` (SSE and WebSocket).
 
+CCTV frames take a parallel path into the same outbox: ``POST
+/v1/cameras/{id}/frames`` (:mod:`.api_cctv`) hands the frame to
+:meth:`.cctv.CctvService.process_frame`, whose camera pipeline tracks and embeds
+people; a watch-list match becomes a sighting and a ``reid`` alert in one commit
+(:func:`.cctv.record_sighting`), delivered like any other alert. Without the
+re-ID models (:func:`start_cctv`) only the CCTV routes answer 503.
+
 Errors of the services become JSON ``{"detail": ...}`` answers here
 (:func:`add_error_handlers`): bad input is always a 4xx naming the field or
 problem, never a 500.
@@ -39,14 +46,16 @@ from cv.inference_server import (
     alerts,
     api_admin,
     api_alerts,
+    api_cctv,
     api_health,
     api_risk,
     api_scans,
+    cctv,
     metrics,
     pages,
     risk,
 )
-from cv.inference_server.auth import ROLES, create_token
+from cv.inference_server.auth import BOOTSTRAP_ROLES, create_token
 from cv.inference_server.batcher import DeadlineExceeded, QueueFull
 from cv.inference_server.db import Token, make_engine, migrate, session_factory
 from cv.inference_server.deps import Services
@@ -93,6 +102,7 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(api_alerts.router)
     app.include_router(api_admin.router)
     app.include_router(api_risk.router)
+    app.include_router(api_cctv.router)
     # The pages (handheld page, reader console), after the APIs.
     app.include_router(pages.router)
 
@@ -151,12 +161,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         risk=risk_service,
     )
     services.extra["scans"] = scan_service
+    # CCTV re-identification: its own models, image folder and upkeep; without its
+    # models its routes answer 503 and nothing else changes.
+    cctv_service = await start_cctv(settings, sessions, alert_service)
+    services.extra["cctv"] = cctv_service
     app.state.services = services
     await alert_service.start()
     await scan_service.start()  # its first round re-infers scans a crash left pending
+    await cctv_service.start()
     demo_feed = None
     if settings.demo_feed:
-        # Synthetic scans posted over HTTP to this very server (`serve run --demo`).
+        # Synthetic scans posted over HTTP to this very server (`serve run --demo`),
+        # and the synthetic CCTV cameras when the re-ID models are there.
         from cv.inference_server.demo import start_demo_feed
 
         demo_feed = await start_demo_feed(app, services)
@@ -165,6 +181,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if demo_feed is not None:
             await demo_feed.stop()
+        await cctv_service.stop()
         await scan_service.stop()
         await models.stop()
         await alert_service.stop()
@@ -189,6 +206,47 @@ async def load_initial_model(models: ModelHost, model_dir: Path | None) -> None:
         log.error("no model loaded: %s", exc)
 
 
+async def start_cctv(
+    settings: ServerSettings, sessions: Any, alert_service: alerts.AlertService
+) -> cctv.CctvService:
+    """Loads the re-ID embedder and person detector when present; builds the CCTV service.
+
+    A missing or broken model leaves the service unready with the reason (the
+    CCTV routes answer 503 with it; ``/v1/cctv/ready`` reports it).
+    """
+    models, why = None, None
+    try:
+        models = await asyncio.to_thread(
+            cctv.load_cctv_models,
+            Path(settings.reid_model_dir),
+            Path(settings.person_model_dir),
+            runtime=settings.reid_runtime,
+            threshold=settings.reid_match_threshold,
+        )
+    except CustomsVisionError as exc:
+        why = str(exc)
+        log.warning("CCTV re-identification is off: %s", why)
+    except Exception as exc:  # a runtime or import failure must not stop the X-ray server
+        why = f"loading the re-ID models failed ({type(exc).__name__}: {exc})"
+        log.exception("CCTV re-identification is off")
+    return cctv.CctvService(
+        sessions=sessions,
+        store=ImageStore(Path(settings.data_dir) / "cctv"),
+        alert_service=alert_service,
+        models=models,
+        not_ready=why,
+        ack_deadline_s=settings.alert_ack_deadline_s,
+        retention_days=settings.reid_retention_days,
+        maintenance_s=settings.reid_maintenance_s,
+        watchlist_max_days=settings.watchlist_max_days,
+        enrol_person_conf=settings.enrol_person_conf,
+        max_upload_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_pixels,
+        workers=settings.cctv_workers,
+        pipeline_kwargs=settings.reid_pipeline,
+    )
+
+
 def bootstrap_tokens(sessions: Any) -> dict[str, str]:
     """Creates one token per role when there are none yet, and prints their secrets once.
 
@@ -199,7 +257,8 @@ def bootstrap_tokens(sessions: Any) -> dict[str, str]:
         if session.scalar(select(func.count()).select_from(Token)):
             return {}
         secrets = {
-            role: create_token(session, name=f"bootstrap-{role}", role=role) for role in ROLES
+            role: create_token(session, name=f"bootstrap-{role}", role=role)
+            for role in BOOTSTRAP_ROLES
         }
     lines = "\n".join(f"  {role:<9} {secret}" for role, secret in secrets.items())
     # Printed, not logged: the secrets must not end up in log storage.
@@ -257,6 +316,18 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ScanNotFound)
     async def _no_scan(request: Request, exc: ScanNotFound) -> JSONResponse:
         return _json(404, str(exc))
+
+    @app.exception_handler(cctv.CctvNotReady)
+    async def _cctv_not_ready(request: Request, exc: cctv.CctvNotReady) -> JSONResponse:
+        return _json(503, str(exc), headers={"Retry-After": "30"})
+
+    @app.exception_handler(cctv.CameraRefused)
+    async def _camera_refused(request: Request, exc: cctv.CameraRefused) -> JSONResponse:
+        return _json(403, str(exc))
+
+    @app.exception_handler(cctv.EntryEnded)
+    async def _entry_ended(request: Request, exc: cctv.EntryEnded) -> JSONResponse:
+        return _json(409, str(exc), field=exc.field)
 
     @app.exception_handler(alerts.AlertStateError)
     async def _alert_state(request: Request, exc: alerts.AlertStateError) -> JSONResponse:

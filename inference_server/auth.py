@@ -9,11 +9,21 @@ Roles and what they may do:
 
 ==========  ===============================================================
 scanner     post scans (X-ray machines, the demo feed)
+camera      post CCTV frames (a camera or its video gateway); nothing else
 reader      read scans, detections, overlays; watch the live scan feed
 inspector   everything a reader may, plus receive, acknowledge, confirm and
-            reject alerts
-admin       everything, plus tokens, model swaps and rule packs
+            reject alerts, re-ID sightings included (with their frames)
+admin       everything, plus tokens, model swaps, rule packs, cameras and
+            their video sources, watch-list enrolment and revocation, the
+            CCTV audit log and purges
 ==========  ===============================================================
+
+CCTV frames come from their own ``camera`` role rather than ``scanner``: a camera
+token leaked from a video network cannot post X-ray scans and an X-ray machine's
+token cannot feed the watch-list matcher, and the audit log names which device
+sent the frame. Bootstrap tokens are made for the people's roles and the scanner
+only (:data:`BOOTSTRAP_ROLES`); camera tokens are made per camera
+(``customs-vision serve token create cam-3 --role camera``).
 """
 
 from __future__ import annotations
@@ -30,8 +40,10 @@ from sqlalchemy.orm import Session
 from cv.errors import ConfigError
 from cv.inference_server.db import Token, utcnow
 
-Role = Literal["scanner", "reader", "inspector", "admin"]
-ROLES: tuple[Role, ...] = ("scanner", "reader", "inspector", "admin")
+Role = Literal["scanner", "reader", "inspector", "admin", "camera"]
+ROLES: tuple[Role, ...] = ("scanner", "reader", "inspector", "admin", "camera")
+BOOTSTRAP_ROLES: tuple[Role, ...] = ("scanner", "reader", "inspector", "admin")
+"""Roles that get a token at a first start (``bootstrap_tokens``)."""
 
 # What each role may do, by permission name; routes ask for a permission.
 PERMISSIONS: dict[str, frozenset[Role]] = {
@@ -39,6 +51,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "scans:read": frozenset({"reader", "inspector", "admin"}),
     "alerts:read": frozenset({"inspector", "admin"}),
     "alerts:write": frozenset({"inspector", "admin"}),
+    "frames:write": frozenset({"camera", "admin"}),
+    "sightings:read": frozenset({"inspector", "admin"}),
     "admin": frozenset({"admin"}),
 }
 

@@ -11,6 +11,21 @@ Tables, in the order a scan flows through them::
     tokens       API tokens: role and sha256 of the secret, never the secret
     counters     named counters; ``alert_seq`` hands out alert sequence numbers
 
+CCTV re-identification (:mod:`.cctv`), from a camera to a sighting::
+
+    cameras            a camera, its site and location, its declared purpose and
+                       whether that purpose allows watch-list matching
+    watchlist_entries  a person on a watch list and the authorisation behind it:
+                       who authorised it, why, on what legal basis, until when
+    watchlist_vectors  the entry's appearance embeddings (one per enrolment image)
+    reid_tracks        a person tracked on a camera: embedding and best crop, deleted
+                       after the retention period unless the track matched an entry
+    sightings          a track that matched an entry: a *candidate* until an
+                       inspector confirms or rejects it; raises a ``reid`` alert
+    audit_log          append-only record of every enrolment, revocation, expiry,
+                       search, match, verdict and purge (database triggers refuse
+                       UPDATE and DELETE on it)
+
 The schema is created and upgraded by Alembic (``inference_server/migrations``);
 :func:`migrate` runs it to head. Only portable SQL types are used so the same
 code runs on SQLite and PostgreSQL.
@@ -30,6 +45,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     create_engine,
@@ -176,6 +192,161 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# -- CCTV re-identification -------------------------------------------------------------
+
+
+class Camera(Base):
+    """A CCTV camera and the purpose it was declared for.
+
+    ``watchlist_allowed`` is derived from ``purpose`` when the camera is registered
+    (:data:`cv.inference_server.cctv.PURPOSES`); only such cameras feed the
+    watch-list matcher. ``location`` is the camera's place at the site (a hall, a
+    belt, a gate) and becomes the ``lane`` of its alerts.
+    """
+
+    __tablename__ = "cameras"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    location: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(32))
+    watchlist_allowed: Mapped[bool] = mapped_column(default=False)
+    active: Mapped[bool] = mapped_column(default=True)
+    source_url: Mapped[str | None] = mapped_column(Text)
+    fps: Mapped[float] = mapped_column(Float, default=10.0)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WatchlistEntry(Base):
+    """A person on a watch list, with the authorisation that put them there.
+
+    An entry is *active* while ``revoked_at`` is empty and ``expires_at`` lies in the
+    future; only active entries are in the search index and can match. When an
+    entry ends (revoked, or expired: ``expired_at`` records when the server noticed)
+    its vectors and reference crops are deleted; the row and its audit trail stay.
+    """
+
+    __tablename__ = "watchlist_entries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    label: Mapped[str] = mapped_column(String(128))
+    list_name: Mapped[str] = mapped_column(String(64), index=True)
+    authorised_by: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    legal_basis: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The embedder (record name and version) the vectors were made with.
+    embedder: Mapped[str] = mapped_column(String(160))
+
+    vectors: Mapped[list[WatchlistVector]] = relationship(
+        back_populates="entry", cascade="all, delete-orphan", order_by="WatchlistVector.id"
+    )
+
+
+class WatchlistVector(Base):
+    """One appearance embedding of an entry: float32, L2-normalised, from one image."""
+
+    __tablename__ = "watchlist_vectors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[str] = mapped_column(
+        ForeignKey("watchlist_entries.id", ondelete="CASCADE"), index=True
+    )
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    dim: Mapped[int] = mapped_column(Integer)
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    # The person box in the enrolment image (xyxy pixels) and the stored crop.
+    box: Mapped[list[float]] = mapped_column(JSON)
+    crop_path: Mapped[str | None] = mapped_column(Text)
+
+    entry: Mapped[WatchlistEntry] = relationship(back_populates="vectors")
+
+
+class ReidTrack(Base):
+    """A finished track on a camera: its mean embedding and best crop.
+
+    Kept for ``reid_retention_days`` and then deleted with its crop, unless it
+    matched a watch-list entry (``matched``).
+    """
+
+    __tablename__ = "reid_tracks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    camera_id: Mapped[str] = mapped_column(ForeignKey("cameras.id"), index=True)
+    track_id: Mapped[int] = mapped_column(Integer)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    frames: Mapped[int] = mapped_column(Integer, default=0)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    dim: Mapped[int] = mapped_column(Integer)
+    crop_path: Mapped[str | None] = mapped_column(Text)
+    matched: Mapped[bool] = mapped_column(default=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_reid_tracks_camera_track", "camera_id", "track_id"),)
+
+
+class Sighting(Base):
+    """A track that matched a watch-list entry: a candidate until an inspector decides.
+
+    ``state``: ``candidate`` -> ``confirmed`` (the same person) | ``rejected`` (not
+    the same person). ``box`` is ``xyxy`` pixels of the stored frame.
+    """
+
+    __tablename__ = "sightings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("watchlist_entries.id"), index=True)
+    camera_id: Mapped[str] = mapped_column(ForeignKey("cameras.id"), index=True)
+    track_id: Mapped[int] = mapped_column(Integer)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    similarity: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    box: Mapped[list[float]] = mapped_column(JSON)
+    frame_path: Mapped[str | None] = mapped_column(Text)
+    crop_path: Mapped[str | None] = mapped_column(Text)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="candidate", index=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str | None] = mapped_column(Text)
+    alert_seq: Mapped[int | None] = mapped_column(ForeignKey("alerts.seq"), index=True)
+    images_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEntry(Base):
+    """One line of the append-only audit log of the re-identification system.
+
+    Who (``actor``: a token name, or ``system``), when, what (``action``), on which
+    list / entry, with which input (an image's sha256, a camera and track), and the
+    details. Database triggers refuse UPDATE and DELETE on this table.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16), index=True)
+    list_name: Mapped[str | None] = mapped_column(String(64))
+    entry_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    camera_id: Mapped[str | None] = mapped_column(String(64))
+    track_id: Mapped[int | None] = mapped_column(Integer)
+    sighting_id: Mapped[int | None] = mapped_column(Integer)
+    input_sha256: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 def make_engine(url: str) -> Engine:

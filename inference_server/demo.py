@@ -28,6 +28,15 @@ the same scan id after that many seconds; a 504 means the scan is stored and wil
 be inferred later; a broken connection drops that scan and the next one follows
 on schedule. :meth:`DemoFeed.stop` cancels it at shutdown.
 
+CCTV (:class:`CctvDemo`): when the re-ID models are loaded (``demo_cctv``, on by
+default), the demo also plays two customs-control cameras. It generates a
+synthetic two-camera sequence once (:func:`cv.datasets.cctv.generate_sequences`,
+kept beside the server's data folder), registers its cameras, enrols one of the
+travellers who walk through them on a ``demo`` watch list (authorised by "demo",
+expiring in a day, audited like any enrolment), and starts a looping video
+source per camera, so re-ID sightings reach the handheld next to the X-ray
+alerts. The cameras' videos go through the same worker an RTSP camera would.
+
 Tokens (:func:`demo_tokens`): the feed posts with the scanner bootstrap token. On a
 database that had tokens already (so no bootstrap tokens were made), it creates
 its own ``demo-<role>-<run>`` tokens for a scanner, a reader and an inspector, and
@@ -47,6 +56,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -495,16 +505,231 @@ def revoke_tokens(sessions: sessionmaker, names: Sequence[str]) -> None:
             revoke_token(session, name=name)
 
 
-class DemoRun:
-    """A running demo feed and the tokens it created, stopped as one (see :func:`start_demo_feed`)."""
+# -- the CCTV cameras -------------------------------------------------------------------
 
-    def __init__(self, feed: DemoFeed, sessions: sessionmaker, created: list[str]) -> None:
+CCTV_SEED = 0
+"""Seed of the demo's synthetic CCTV sequence (made once, then reused)."""
+CCTV_SECONDS = 30.0
+"""Length of each demo camera's video; the sources loop it."""
+CCTV_PEOPLE = 8
+"""Travellers walking past the demo cameras."""
+DEMO_ACTOR = "demo"
+"""Who the demo's cameras and watch-list entry are recorded as (audit log)."""
+
+
+def cctv_demo_dir(data_dir: Path) -> Path:
+    """Where the demo's CCTV sequence is kept: beside the server's image folder."""
+    return Path(data_dir).parent / "demo-cctv"
+
+
+def make_cctv_scene(out: Path, *, seed: int = CCTV_SEED) -> dict[str, Any]:
+    """The demo's two-camera sequence and its ``scene.json`` (blocking; made once).
+
+    Returns:
+        The parsed ``scene.json``.
+    """
+    import json
+
+    scene_file = out / "scene.json"
+    if not scene_file.is_file():
+        from cv.datasets.cctv import generate_sequences
+
+        generate_sequences(
+            out,
+            cameras=2,
+            seconds=CCTV_SECONDS,
+            fps=10,
+            people=CCTV_PEOPLE,
+            enrol=1,
+            enrol_absent=0,
+            seed=seed,
+            workers=1,
+            overwrite=True,
+            progress=False,
+        )
+    return json.loads(scene_file.read_text(encoding="utf-8"))
+
+
+ENROL_SCENE = (640, 360)
+"""``(width, height)`` of the scene an enrolment crop is placed in (the cameras' size)."""
+ENROL_PERSON_HEIGHT = 120
+"""Height in pixels of the person in that scene: what the demo cameras see."""
+
+
+def enrolment_photo(crop: np.ndarray) -> bytes:
+    """A reference crop shown as a person in a plain scene, at the size cameras see people.
+
+    The person detector was trained on CCTV scenes; given a crop that is nothing but
+    the person, it finds heads and legs rather than the person. Scaled down to
+    :data:`ENROL_PERSON_HEIGHT` pixels on a :data:`ENROL_SCENE` background, the
+    crop is found whole.
+    """
+    import cv2
+
+    from cv.image import encode_png
+
+    h, w = crop.shape[:2]
+    ph = ENROL_PERSON_HEIGHT
+    pw = max(1, round(w * ph / h))
+    small = cv2.resize(crop, (pw, ph), interpolation=cv2.INTER_AREA)
+    width, height = ENROL_SCENE
+    canvas = np.full((height, width, 3), 114, dtype=np.uint8)
+    top, left = (height - ph) // 2, (width - pw) // 2
+    canvas[top : top + ph, left : left + pw] = small
+    return encode_png(canvas)
+
+
+class CctvDemo:
+    """The demo's CCTV part: its cameras, its watch-list entry and the looping sources.
+
+    Args:
+        cctv: The server's :class:`~cv.inference_server.cctv.CctvService` (models loaded).
+        out: Where the synthetic sequence is (made if missing).
+    """
+
+    def __init__(self, cctv: Any, out: Path) -> None:
+        self.cctv = cctv
+        self.out = out
+        self.cameras: list[str] = []
+        self.entry_id: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Sets the cameras up in the background (the first run generates the videos)."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="demo-cctv")
+
+    async def _run(self) -> None:
+        try:
+            scene = await asyncio.to_thread(make_cctv_scene, self.out)
+            await asyncio.to_thread(self._register, scene)
+            await self._enrol(scene)
+            for camera_id, video in self._videos(scene):
+                await asyncio.to_thread(
+                    self.cctv.start_source, camera_id, str(video), realtime=True, loop=True
+                )
+            log.info(
+                "demo CCTV: cameras %s play %s; watch-list entry %s",
+                ", ".join(self.cameras),
+                self.out,
+                self.entry_id,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the X-ray demo goes on without its cameras
+            log.exception("demo CCTV: setting the cameras up failed")
+
+    def _videos(self, scene: dict[str, Any]) -> list[tuple[str, Path]]:
+        return [
+            (c["id"], self.out / c["video"]) for c in scene["cameras"] if c["id"] in self.cameras
+        ]
+
+    def _register(self, scene: dict[str, Any]) -> None:
+        from cv.inference_server.cctv import PURPOSES, register_camera
+
+        with self.cctv.sessions() as session:
+            for cam in scene["cameras"]:
+                register_camera(
+                    session,
+                    camera_id=cam["id"],
+                    site=cam["site"][:64],
+                    location=cam["location"][:64],
+                    purpose=cam["purpose"],
+                    fps=float(cam["fps"]),
+                    actor=DEMO_ACTOR,
+                )
+                if PURPOSES.get(cam["purpose"]):
+                    self.cameras.append(cam["id"])
+
+    async def _enrol(self, scene: dict[str, Any]) -> None:
+        from datetime import timedelta
+
+        from cv.errors import DataValidationError
+        from cv.image import read_image
+        from cv.inference_server.cctv import Authorisation, list_entries
+        from cv.inference_server.db import utcnow
+
+        person = next(e for e in scene["enrolled"] if e["appears"])
+        label = f"DEMO-{person['pid']:04d}"
+
+        def active_entry() -> str | None:
+            with self.cctv.sessions() as session:
+                rows = list_entries(session, now=utcnow(), state="active", list_name="demo")
+                return next((e.id for e in rows if e.label == label), None)
+
+        self.entry_id = await asyncio.to_thread(active_entry)
+        if self.entry_id is not None:
+            return  # enrolled by an earlier run on this database, still valid
+        photos = [
+            (Path(rel).name, enrolment_photo(read_image(self.out / rel))) for rel in person["files"]
+        ]
+        auth = Authorisation(
+            label=label,
+            list_name="demo",
+            authorised_by=DEMO_ACTOR,
+            reason="synthetic traveller of the demo",
+            legal_basis="none: synthetic data, for demonstration only",
+            expires_at=utcnow() + timedelta(days=1),
+        )
+        while photos:
+            try:
+                entry = await self.cctv.enrol(auth, photos, actor=DEMO_ACTOR)
+            except DataValidationError as exc:
+                # A view the person detector misses: enrol from the others.
+                bad = [
+                    i for i in range(len(photos)) if (exc.field or "").startswith(f"images[{i}]")
+                ]
+                if not bad:
+                    raise
+                photos = [p for i, p in enumerate(photos) if i not in bad]
+                continue
+            self.entry_id = entry.id
+            return
+        raise RuntimeError(f"no enrolment photo of {label} shows a person to the detector")
+
+    async def stop(self) -> None:
+        """Stops the setup if still running and the cameras' sources."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for camera_id in self.cameras:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.cctv.stop_source, camera_id)
+
+
+def start_cctv_demo(services: Any) -> CctvDemo | None:
+    """Starts the CCTV part of the demo when it is on and the re-ID models are loaded."""
+    cctv = services.extra.get("cctv")
+    if not services.settings.demo_cctv or cctv is None:
+        return None
+    if not cctv.ready:
+        log.info("demo CCTV is off: %s", cctv.not_ready)
+        return None
+    demo = CctvDemo(cctv, cctv_demo_dir(services.data_dir))
+    demo.start()
+    return demo
+
+
+class DemoRun:
+    """A running demo feed, its cameras and the tokens it created, stopped as one
+    (see :func:`start_demo_feed`)."""
+
+    def __init__(
+        self,
+        feed: DemoFeed,
+        sessions: sessionmaker,
+        created: list[str],
+        cctv: CctvDemo | None = None,
+    ) -> None:
         self.feed = feed
         self.sessions = sessions
         self.created = created
+        self.cctv = cctv
 
     async def stop(self) -> None:
-        """Stops the feed and revokes the tokens it created."""
+        """Stops the feed and the cameras, and revokes the tokens it created."""
+        if self.cctv is not None:
+            await self.cctv.stop()
         await self.feed.stop()
         if self.created:
             await asyncio.to_thread(revoke_tokens, self.sessions, self.created)
@@ -537,4 +762,4 @@ async def start_demo_feed(app: Any, services: Any) -> DemoRun:
         run=run,
     )
     await feed.start()
-    return DemoRun(feed, services.sessions, created)
+    return DemoRun(feed, services.sessions, created, cctv=start_cctv_demo(services))

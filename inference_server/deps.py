@@ -129,6 +129,8 @@ def require(permission: str) -> Callable[..., Principal]:
 
 
 Scanner = Annotated[Principal, Depends(require("scans:write"))]
+Camera = Annotated[Principal, Depends(require("frames:write"))]
+SightingReader = Annotated[Principal, Depends(require("sightings:read"))]
 Reader = Annotated[Principal, Depends(require("scans:read"))]
 Inspector = Annotated[Principal, Depends(require("alerts:write"))]
 AlertReader = Annotated[Principal, Depends(require("alerts:read"))]

@@ -20,8 +20,10 @@ How the pages use the API:
 
 * the handheld lists the open alerts (``GET /v1/alerts?state=open,acknowledged``),
   then follows ``GET /v1/alerts/stream`` with the last ``seq`` it saw (kept in
-  ``localStorage``), draws a tapped alert's boxes over ``/v1/scans/{id}/image``
-  and posts ``ack`` / ``confirm`` / ``reject``;
+  ``localStorage``), draws a tapped alert's boxes over its ``image_url`` (the
+  scan, or for a re-ID alert the CCTV frame, with the watch-list entry's
+  enrolment photo beside the camera's crop) and posts ``ack`` / ``confirm`` /
+  ``reject`` (for a re-ID candidate: "same person" / "not the same person");
 * the console polls ``GET /v1/scans?site=&lane=`` every second and shows each
   scan's ``overlay.png`` with its detections. Polling, not a stream: the scans
   table is already the single source of truth that every server process writes,

@@ -6,6 +6,7 @@ Only the app factory and the CLI read these; services get explicit values.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +39,29 @@ class ServerSettings(BaseSettings):
         risk_pack: The declaration risk rule pack (``pack.yaml`` or its folder) served
             at start-up when no pack was activated through the API; by default the
             shipped Korean pack.
+        reid_model_dir: The re-ID embedder's model directory (CCTV watch list).
+            Relative paths are taken from the working directory (``make run`` runs
+            from the repository root). Without it the CCTV routes answer 503 and
+            the X-ray path is unaffected.
+        person_model_dir: The person detector's model directory (class ``person``).
+        reid_runtime: ``onnx`` or ``torch`` for the re-ID embedder.
+        reid_match_threshold: Cosine similarity at which a track matches a
+            watch-list entry; by default the embedder's calibrated
+            ``thresholds["match"]`` (written by ``eval reid --save-threshold``).
+        reid_retention_days: Embeddings and crops of tracks that matched nothing
+            (and the images of rejected sightings) are deleted after this many days.
+        reid_maintenance_s: Seconds between rounds of the maintenance loop, which
+            records expired watch-list entries, keeps every process's search index
+            in step with the database and purges data past its retention.
+        watchlist_max_days: Longest a watch-list authorisation may run from enrolment.
+        cctv_workers: Threads that run camera pipelines (frames of one camera are
+            always processed in order, one at a time).
+        enrol_person_conf: Person-detector score a person needs in an enrolment image.
+        reid_pipeline: Further settings of every camera's
+            :class:`cv.models.cctv.CameraPipeline` (``conf``, ``min_track_frames``,
+            ``embed_every``, ``tracker_params``...), as JSON in the environment.
+        demo_cctv: Add the synthetic two-camera CCTV feed to the demo (only when
+            the re-ID models are present).
     """
 
     model_config = SettingsConfigDict(env_prefix="CV_SERVER_", env_file=".env", extra="ignore")
@@ -59,3 +83,14 @@ class ServerSettings(BaseSettings):
     demo_rate: float = Field(default=0.5, gt=0)
     bootstrap_tokens: bool = False
     risk_pack: Path | None = None
+    reid_model_dir: Path = Path("models/zoo/reid-osnet")
+    person_model_dir: Path = Path("models/zoo/person-yolo11n")
+    reid_runtime: str = Field(default="onnx", pattern="^(onnx|torch)$")
+    reid_match_threshold: float | None = Field(default=None, gt=0, le=1)
+    reid_retention_days: float = Field(default=30.0, gt=0)
+    reid_maintenance_s: float = Field(default=5.0, gt=0)
+    watchlist_max_days: float = Field(default=90.0, gt=0)
+    cctv_workers: int = Field(default=2, ge=1, le=64)
+    enrol_person_conf: float = Field(default=0.25, gt=0, le=1)
+    reid_pipeline: dict[str, Any] = Field(default_factory=dict)
+    demo_cctv: bool = True

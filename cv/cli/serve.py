@@ -19,7 +19,7 @@ app = typer.Typer(
     help="Inference server: run it, manage API tokens, migrate its database.",
     no_args_is_help=True,
 )
-token_app = typer.Typer(help="API tokens with roles: scanner, reader, inspector, admin.")
+token_app = typer.Typer(help="API tokens with roles: scanner, camera, reader, inspector, admin.")
 app.add_typer(token_app, name="token")
 
 CONSOLE_PATH = "/console"
@@ -31,9 +31,16 @@ _DB_HELP = "Database URL (default: CV_SERVER_DATABASE_URL, else SQLite under run
 
 
 def _settings(**overrides: Any) -> Any:
+    from pydantic import ValidationError
+
+    from cv.errors import ConfigError
     from cv.inference_server.settings import ServerSettings
 
-    return ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        return ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(err["msg"], field=".".join(str(x) for x in err["loc"])) from None
 
 
 def _sessions(db: str | None) -> Any:
@@ -94,10 +101,50 @@ def migrate(db: str | None = typer.Option(None, "--db", help=_DB_HELP)) -> None:
     typer.echo(f"database at newest schema: {url.split('@')[-1]}")
 
 
+@app.command()
+def purge(
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="The server's image folder (default: CV_SERVER_DATA_DIR)."
+    ),
+    retention_days: float | None = typer.Option(
+        None,
+        "--retention-days",
+        help="Keep unmatched CCTV tracks this long (default: CV_SERVER_REID_RETENTION_DAYS, 30).",
+    ),
+    actor: str = typer.Option("cli", "--actor", help="Who runs the purge, for the audit log."),
+) -> None:
+    """Delete CCTV embeddings and crops past their retention now (audited).
+
+    The server does this by itself every few minutes; this is for a server that is
+    stopped, or a shorter retention decided today.
+    """
+    from cv.inference_server import cctv
+    from cv.inference_server.db import utcnow
+    from cv.inference_server.storage import ImageStore
+
+    settings = _settings(data_dir=data_dir, reid_retention_days=retention_days)
+    store = ImageStore(Path(settings.data_dir) / "cctv")
+    with _sessions(db)() as session:
+        report = cctv.purge(
+            session,
+            store,
+            now=utcnow(),
+            retention_days=settings.reid_retention_days,
+            actor=actor,
+            always_audit=True,
+        )
+    typer.echo(
+        f"purged {report.tracks} unmatched tracks and the images of "
+        f"{report.sighting_images} rejected sightings ({report.files} files) "
+        f"captured before {report.cutoff.isoformat(timespec='seconds')}"
+    )
+
+
 @token_app.command("create")
 def token_create(
     name: str = typer.Argument(..., help="A name for the token (a device, a person)."),
-    role: str = typer.Option(..., "--role", help="scanner, reader, inspector or admin."),
+    role: str = typer.Option(..., "--role", help="scanner, camera, reader, inspector or admin."),
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:
     """Create a token and print its secret (shown this once; only its hash is stored)."""

@@ -6,6 +6,12 @@
 // seq, so a replayed alert replaces the one shown instead of appearing twice. A new
 // history epoch (the server's database was replaced) drops the stored seq and
 // reloads the open alerts.
+//
+// Two kinds of alert arrive on the same stream (`alert_kind`): X-ray alerts (a scan
+// with its detections) and re-ID alerts (`reid`: a CCTV frame in which a person
+// resembles a watch-list entry). A re-ID alert is a *candidate*: its view shows the
+// camera, the time, the person's box, the enrolment photo beside the camera's crop,
+// and asks "same person?" — confirm means the same person, reject not the same person.
 "use strict";
 
 (() => {
@@ -152,7 +158,19 @@
   }
 
   function reference(alert) {
+    if (isReid(alert)) return `camera ${alert.camera_id}`;
     return alert.bag_tag || alert.awb || alert.declaration_ref || alert.scan_id;
+  }
+
+  /** A re-ID alert: a CCTV sighting of a watch-list entry, a candidate to confirm. */
+  function isReid(alert) {
+    return alert.alert_kind === "reid";
+  }
+
+  /** The alert's headline: the watch-list entry, or the classes found in the scan. */
+  function headline(alert) {
+    if (isReid(alert)) return `Watch-list ${alert.label}`;
+    return categories(alert).map(([c]) => c).join(", ") || "alert";
   }
 
   function renderList() {
@@ -162,19 +180,21 @@
       if (alert.escalated && ACTIVE.includes(alert.state)) li.classList.add("escalated");
       if (alert.fresh) li.classList.add("fresh");
       li.dataset.seq = String(alert.seq);
+      li.dataset.kind = alert.alert_kind || "xray";
+      if (isReid(alert)) li.classList.add("reid");
       li.tabIndex = 0;
       li.setAttribute("role", "button");
       const head = CV.el("div", "alert-head");
-      const names = categories(alert).map(([c]) => c).join(", ") || "alert";
-      head.append(CV.el("span", "alert-classes", names), CV.el("span", "score", CV.score(topScore(alert))));
+      head.append(CV.el("span", "alert-classes", headline(alert)), CV.el("span", "score", CV.score(topScore(alert))));
       const meta = CV.el("div", "alert-meta");
       meta.append(
         CV.el("span", "where", `${alert.site} · ${alert.lane}`),
         CV.el("span", "ref", reference(alert)),
-        CV.el("time", "time", CV.clock(alert.created_at)),
+        CV.el("time", "time", CV.clock(isReid(alert) ? alert.seen_at : alert.created_at)),
       );
       const foot = CV.el("div", "alert-foot");
       foot.append(CV.el("span", `state state-${alert.state}`, alert.state));
+      if (isReid(alert) && ACTIVE.includes(alert.state)) foot.append(CV.el("span", "tag reid-tag", "re-ID · candidate"));
       if (alert.escalated && ACTIVE.includes(alert.state)) foot.append(CV.el("span", "tag escalated-tag", "escalated"));
       foot.append(CV.el("span", "muted small", `#${alert.seq}`));
       li.append(head, meta, foot);
@@ -313,9 +333,26 @@
     ui.listView.hidden = true;
     ui.detail.hidden = false;
     window.scrollTo(0, 0);
-    $("d-title").textContent = categories(alert).map(([c]) => c).join(", ") || "alert";
+    const reid = isReid(alert);
+    ui.detail.classList.toggle("reid", reid);
+    $("d-title").textContent = headline(alert);
     $("d-error").textContent = "";
-    $("d-image-note").textContent = "Loading the scan…";
+    $("d-image-note").textContent = reid ? "Loading the camera frame…" : "Loading the scan…";
+    // A re-ID alert: a candidate match, judged by a person ("same person?"); its box is
+    // a person, not a class to correct.
+    $("d-notice").hidden = !reid;
+    $("d-notice").textContent = reid ? alert.notice || "candidate — confirm identity before any action" : "";
+    $("d-correct").hidden = reid;
+    $("d-compare").hidden = !reid;
+    $("d-ref").removeAttribute("src");
+    $("d-crop").removeAttribute("src");
+    if (reid) {
+      if (alert.reference_url) $("d-ref").src = alert.reference_url;
+      if (alert.crop_url) $("d-crop").src = alert.crop_url;
+    }
+    $("confirm").textContent = reid ? "Same person" : "Confirm";
+    $("reject").textContent = reid ? "Not the same person" : "Reject";
+    $("d-boxes-title").textContent = reid ? "Person" : "Detections";
     const select = $("d-category");
     select.replaceChildren(...categories(alert).map(([c]) => CV.el("option", "", c)));
     renderDetailState();
@@ -337,13 +374,22 @@
     img.onload = () => {
       if (state.openSeq !== alert.seq) return;
       state.image = img;
-      $("d-image-note").textContent = isOverlay
-        ? "The original image cannot be shown here; this is the server's overlay."
-        : `${alert.width} × ${alert.height} px · boxes drawn to scale`;
+      if (isReid(alert)) {
+        $("d-image-note").textContent =
+          `camera ${alert.camera_id} · ${alert.width} × ${alert.height} px · person box drawn to scale`;
+      } else {
+        $("d-image-note").textContent = isOverlay
+          ? "The original image cannot be shown here; this is the server's overlay."
+          : `${alert.width} × ${alert.height} px · boxes drawn to scale`;
+      }
       drawScan();
     };
     img.onerror = () => {
       if (state.openSeq !== alert.seq) return;
+      if (isReid(alert)) {
+        $("d-image-note").textContent = "The camera frame could not be loaded (deleted past retention?).";
+        return;
+      }
       // Browsers cannot show TIFF: the server's PNG overlay has the same size.
       if (!isOverlay) loadImage(alert, alert.overlay_url, true);
       else $("d-image-note").textContent = "The scan image could not be loaded.";
@@ -451,15 +497,24 @@
   }
 
   function renderFacts(alert) {
-    const rows = [
-      ["Site · lane", `${alert.site} · ${alert.lane}`],
-      ["Kind", (alert.kind || "").replace("_", " ")],
-      ["Bag tag", alert.bag_tag],
-      ["Air waybill", alert.awb],
-      ["Declaration", alert.declaration_ref],
-      ["Scan", alert.scan_id],
-      ["Time", CV.clock(alert.created_at)],
-    ].filter(([, v]) => v);
+    const rows = isReid(alert)
+      ? [
+          ["Watch list", alert.list_name],
+          ["Entry", alert.label],
+          ["Camera", alert.camera_id],
+          ["Site · location", `${alert.site} · ${alert.lane}`],
+          ["Seen at", CV.clock(alert.seen_at)],
+          ["Similarity", `${CV.score(alert.similarity)} (threshold ${CV.score(alert.threshold)})`],
+        ].filter(([, v]) => v)
+      : [
+          ["Site · lane", `${alert.site} · ${alert.lane}`],
+          ["Kind", (alert.kind || "").replace("_", " ")],
+          ["Bag tag", alert.bag_tag],
+          ["Air waybill", alert.awb],
+          ["Declaration", alert.declaration_ref],
+          ["Scan", alert.scan_id],
+          ["Time", CV.clock(alert.created_at)],
+        ].filter(([, v]) => v);
     $("d-meta").replaceChildren(
       ...rows.map(([k, v]) => {
         const wrap = CV.el("div");

@@ -1,0 +1,2073 @@
+"""CCTV re-identification in the server: cameras, the watch list, sightings, safeguards.
+
+The path of a frame, in the order it runs (``POST /v1/cameras/{id}/frames`` and
+the video-source workers call :meth:`CctvService.process_frame`):
+
+1. the camera is looked up: it must exist, be active, and have a declared
+   purpose that allows watch-list matching (:data:`PURPOSES`); frames of other
+   cameras are refused (:class:`CameraRefused`, HTTP 403) and nothing of them
+   is processed or stored;
+2. the camera's :class:`cv.models.cctv.CameraPipeline` detects people, tracks
+   them, embeds their crops and aggregates each track's embedding; its
+   :class:`~cv.models.cctv.WatchlistMatcher` searches the index of the *active*
+   watch-list entries and turns a similarity at or above the calibrated threshold
+   into a :class:`~cv.models.cctv.Sighting`, once per (entry, camera, track);
+3. :func:`record_sighting` writes, in **one transaction**, the frame and crop,
+   the sighting row (state ``candidate``), a ``reid`` alert in the durable outbox
+   (:mod:`.alerts`: next ``alert_seq``, delivered to handhelds over SSE and
+   WebSocket exactly like X-ray alerts) and a ``match`` line in the audit log;
+   after the commit the alert service is woken;
+4. tracks that ended are stored (:func:`record_tracks`): their mean embedding and
+   best crop, kept for ``reid_retention_days`` unless they matched.
+
+The safeguards (``../shared/facts/reid.md``, privacy and law), where they live:
+
+* **authorisation**: :func:`check_authorisation` — an entry needs who authorised
+  it, why, on what legal basis, and an expiry in the future but at most
+  ``watchlist_max_days`` away; enrolment is an admin action;
+* **expiry**: an entry matches only while active (:func:`is_active`, checked in
+  the database when a sighting is recorded, so an expired or revoked entry never
+  matches, whatever an index still holds); the maintenance loop records each
+  expiry (:func:`expire_due`), deletes the entry's vectors and reference crops
+  and rebuilds the index of every server process (the ``watchlist_version``
+  counter);
+* **audit**: :func:`audit` adds a line to ``audit_log`` for every enrolment,
+  revocation, expiry, search, match, confirmation, rejection, camera change and
+  purge; the database refuses UPDATE and DELETE on that table (migration 0002);
+* **human confirmation**: a sighting is a ``candidate`` until an inspector
+  confirms ("same person") or rejects ("not the same person") its alert
+  (:func:`stage_verdict`, in the same transaction as the alert's verdict);
+* **retention**: :func:`purge` deletes the embeddings and crops of tracks that
+  matched nothing (or whose sightings were all rejected) and the images of
+  rejected sightings once they are older than ``reid_retention_days``;
+* **purpose**: only cameras whose declared purpose allows it feed the matcher.
+
+A camera's tracker lives in the server process that receives its frames: send
+each camera to one process (one video source, or one gateway posting to one
+worker). The watch list is shared through the database: every process rebuilds
+its index when the ``watchlist_version`` counter moves.
+
+This module knows HTTP only where :mod:`.uploads` does (its image checks answer
+``HTTPException``); everything else raises the toolkit's own errors, which
+:mod:`cv.inference_server.app` turns into JSON answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import math
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from fastapi import HTTPException
+from numpy.typing import NDArray
+from sqlalchemy import and_, delete, exists, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from cv.errors import ConfigError, CustomsVisionError, DataValidationError, NotFoundError
+from cv.inference_server import alerts, db, uploads
+from cv.inference_server.storage import ImageStore
+
+if TYPE_CHECKING:
+    from cv.models.cctv import FrameResult, MultiCameraPipeline, TrackSummary, WatchlistMatcher
+    from cv.models.cctv import Sighting as PipelineSighting
+    from cv.models.gallery import VectorIndex
+    from cv.models.reid import Embedder
+    from cv.models.runtime import Detector
+
+log = logging.getLogger(__name__)
+
+PURPOSES: dict[str, bool] = {
+    "customs-control": True,
+    "safety": False,
+    "crowd-counting": False,
+    "passenger-flow": False,
+}
+"""Declared camera purposes and whether each allows watch-list matching.
+
+Only ``customs-control`` cameras (customs halls, baggage reclaim, exits: places
+where customs has the legal task of finding a flagged traveller) feed the
+watch-list matcher. Cameras installed for safety, crowd counting or passenger
+flow were put up, and signposted, for another purpose; using them to identify
+people would need a purpose of their own (PIPA art. 25). They are registered so
+that the inventory is complete, but their frames are refused.
+"""
+
+SIGHTING_STATES: tuple[str, ...] = ("candidate", "confirmed", "rejected")
+"""A sighting is a candidate until an inspector confirms or rejects it."""
+
+AUDIT_ACTIONS: tuple[str, ...] = (
+    "enrol",
+    "revoke",
+    "expire",
+    "search",
+    "match",
+    "confirm",
+    "reject",
+    "purge",
+    "camera",
+)
+"""Every action the audit log records."""
+
+SYSTEM = "system"
+"""The actor of what the server does by itself (matches, expiries, scheduled purges)."""
+
+VERSION_COUNTER = "watchlist_version"
+"""Counter bumped whenever the set of active entries changes."""
+
+REID_PRIORITY = 2
+"""Priority of re-ID alerts (X-ray alerts start at 1): a person moves on."""
+
+CANDIDATE_NOTICE = "candidate — confirm identity before any action"
+"""Shown with every re-ID alert: a match is a lead for a person to check, never a decision."""
+
+JPEG_QUALITY = 90
+"""Quality of the stored frames and crops."""
+
+TRACK_WINDOW_S = 1.0
+"""Slack when a track's time span is compared with a sighting's time."""
+
+
+class CctvNotReady(Exception):
+    """The re-ID models are not loaded (HTTP 503): the CCTV routes cannot work."""
+
+
+class CameraRefused(Exception):
+    """The camera may not be used this way: its purpose or state forbids it (HTTP 403)."""
+
+
+class EntryEnded(CustomsVisionError):
+    """The watch-list entry was revoked or has expired (HTTP 409)."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored or given time as aware UTC (SQLite hands back naive UTC; naive means UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else as_utc(value).isoformat()
+
+
+def from_epoch(t: float) -> datetime:
+    """Seconds since the epoch as aware UTC."""
+    return datetime.fromtimestamp(t, UTC)
+
+
+def encode_jpeg(image: NDArray[np.uint8], *, quality: int = JPEG_QUALITY) -> bytes:
+    """JPEG bytes of an ``(H, W, 3) uint8`` RGB image."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def vector_bytes(vector: NDArray[np.floating]) -> bytes:
+    """A vector as the little-endian float32 bytes stored in the database."""
+    return np.asarray(vector, dtype="<f4").reshape(-1).tobytes()
+
+
+def vector_of(data: bytes, dim: int) -> NDArray[np.float32]:
+    """The ``(dim,)`` float32 vector stored as ``data``."""
+    return np.frombuffer(data, dtype="<f4", count=dim).astype(np.float32)
+
+
+def watchlist_allowed(purpose: str) -> bool:
+    """Whether a camera of this declared purpose may feed the watch-list matcher.
+
+    Raises:
+        DataValidationError: If the purpose is not one of :data:`PURPOSES`.
+    """
+    if purpose not in PURPOSES:
+        raise DataValidationError(
+            f"unknown purpose {purpose!r}; declared purposes: {', '.join(PURPOSES)}",
+            field="purpose",
+        )
+    return PURPOSES[purpose]
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def audit(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    list_name: str | None = None,
+    entry_id: str | None = None,
+    camera_id: str | None = None,
+    track_id: int | None = None,
+    sighting_id: int | None = None,
+    input_sha256: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+) -> db.AuditEntry:
+    """Adds one line to the audit log inside ``session``'s transaction (commit it yourself).
+
+    Args:
+        session: The session whose transaction makes the audited change.
+        actor: The token's name, or :data:`SYSTEM`.
+        action: One of :data:`AUDIT_ACTIONS`.
+        list_name: The watch list concerned.
+        entry_id: The entry concerned.
+        camera_id: The camera the input came from.
+        track_id: The track that was the input.
+        sighting_id: The sighting concerned.
+        input_sha256: sha256 of the input image (enrolment image, sighting frame).
+        detail: Everything else worth keeping (JSON).
+        at: When; now by default.
+    """
+    if action not in AUDIT_ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    row = db.AuditEntry(
+        at=at or db.utcnow(),
+        actor=actor,
+        action=action,
+        list_name=list_name,
+        entry_id=entry_id,
+        camera_id=camera_id,
+        track_id=track_id,
+        sighting_id=sighting_id,
+        input_sha256=input_sha256,
+        detail=dict(detail) if detail is not None else None,
+    )
+    session.add(row)
+    return row
+
+
+def list_audit(
+    session: Session,
+    *,
+    action: str | None = None,
+    actor: str | None = None,
+    entry_id: str | None = None,
+    camera_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after_id: int = 0,
+    limit: int = 100,
+) -> list[db.AuditEntry]:
+    """Audit lines with ``id > after_id`` matching the filters, oldest first."""
+    query = select(db.AuditEntry).where(db.AuditEntry.id > after_id)
+    if action is not None:
+        query = query.where(db.AuditEntry.action == action)
+    if actor is not None:
+        query = query.where(db.AuditEntry.actor == actor)
+    if entry_id is not None:
+        query = query.where(db.AuditEntry.entry_id == entry_id)
+    if camera_id is not None:
+        query = query.where(db.AuditEntry.camera_id == camera_id)
+    if since is not None:
+        query = query.where(db.AuditEntry.at >= as_utc(since))
+    if until is not None:
+        query = query.where(db.AuditEntry.at < as_utc(until))
+    return list(session.scalars(query.order_by(db.AuditEntry.id).limit(limit)))
+
+
+def audit_record(row: db.AuditEntry) -> dict[str, Any]:
+    """One audit line as JSON."""
+    return {
+        "id": row.id,
+        "at": _iso(row.at),
+        "actor": row.actor,
+        "action": row.action,
+        "list_name": row.list_name,
+        "entry_id": row.entry_id,
+        "camera_id": row.camera_id,
+        "track_id": row.track_id,
+        "sighting_id": row.sighting_id,
+        "input_sha256": row.input_sha256,
+        "detail": row.detail,
+    }
+
+
+# --------------------------------------------------------------------------- cameras
+
+
+def register_camera(
+    session: Session,
+    *,
+    camera_id: str,
+    site: str,
+    location: str,
+    purpose: str,
+    fps: float = 10.0,
+    active: bool = True,
+    actor: str,
+) -> tuple[db.Camera, bool]:
+    """Registers a camera, or updates it when the id exists; audited (``camera``).
+
+    ``watchlist_allowed`` follows from the purpose. Commits.
+
+    Returns:
+        The camera and whether it was created.
+
+    Raises:
+        DataValidationError: Unknown purpose, or a frame rate that is not positive.
+    """
+    allowed = watchlist_allowed(purpose)
+    if not (math.isfinite(fps) and 0 < fps <= 120):
+        raise DataValidationError(f"must be in (0, 120] frames/s, got {fps}", field="fps")
+    now = db.utcnow()
+    camera = session.get(db.Camera, camera_id)
+    created = camera is None
+    before = None if camera is None else camera_record(camera)
+    if camera is None:
+        camera = db.Camera(id=camera_id, created_by=actor, created_at=now)
+        session.add(camera)
+    camera.site = site
+    camera.location = location
+    camera.purpose = purpose
+    camera.watchlist_allowed = allowed
+    camera.fps = float(fps)
+    camera.active = active
+    camera.updated_at = now
+    after = {"site": site, "location": location, "purpose": purpose, "fps": fps, "active": active}
+    audit(
+        session,
+        actor=actor,
+        action="camera",
+        camera_id=camera_id,
+        detail={
+            "event": "registered" if created else "updated",
+            **after,
+            "watchlist_allowed": allowed,
+            **({} if before is None else {"before": {k: before[k] for k in after}}),
+        },
+        at=now,
+    )
+    session.commit()
+    return camera, created
+
+
+def get_camera(session: Session, camera_id: str) -> db.Camera:
+    """The camera ``camera_id``.
+
+    Raises:
+        NotFoundError: If there is none.
+    """
+    camera = session.get(db.Camera, camera_id)
+    if camera is None:
+        raise NotFoundError(
+            f"unknown camera {camera_id!r}; register it first (POST /v1/cameras)", field="camera_id"
+        )
+    return camera
+
+
+def list_cameras(session: Session) -> list[db.Camera]:
+    """Every camera, by id."""
+    return list(session.scalars(select(db.Camera).order_by(db.Camera.id)))
+
+
+def camera_record(camera: db.Camera) -> dict[str, Any]:
+    """A camera as JSON."""
+    return {
+        "id": camera.id,
+        "site": camera.site,
+        "location": camera.location,
+        "purpose": camera.purpose,
+        "watchlist_allowed": camera.watchlist_allowed,
+        "active": camera.active,
+        "fps": camera.fps,
+        "source_url": camera.source_url,
+        "created_by": camera.created_by,
+        "created_at": _iso(camera.created_at),
+        "updated_at": _iso(camera.updated_at),
+    }
+
+
+def check_feeds_watchlist(camera: db.Camera) -> None:
+    """Refuses a camera that may not feed the watch-list matcher.
+
+    Raises:
+        CameraRefused: If the camera is inactive or its purpose does not allow it.
+    """
+    if not camera.watchlist_allowed:
+        raise CameraRefused(
+            f"camera {camera.id!r} is declared for purpose {camera.purpose!r}, which does not "
+            "allow watch-list matching; its frames are not processed or stored "
+            f"(purposes that allow it: {', '.join(p for p, ok in PURPOSES.items() if ok)})"
+        )
+    if not camera.active:
+        raise CameraRefused(f"camera {camera.id!r} is inactive; activate it first")
+
+
+# --------------------------------------------------------------------------- watch list
+
+
+@dataclass(frozen=True, slots=True)
+class Authorisation:
+    """What puts a person on a watch list: who decided it, why, on what basis, until when.
+
+    Attributes:
+        label: How inspectors see the entry (a case reference, not necessarily a name).
+        list_name: The watch list it belongs to.
+        authorised_by: Who authorised it (a person and office, a warrant number).
+        reason: Why.
+        legal_basis: The legal provision or decision it rests on.
+        expires_at: When the authorisation ends (the entry stops matching).
+    """
+
+    label: str
+    list_name: str
+    authorised_by: str
+    reason: str
+    legal_basis: str
+    expires_at: datetime
+
+
+def check_authorisation(auth: Authorisation, *, now: datetime, max_days: float) -> Authorisation:
+    """Checks an enrolment's authorisation; returns it with the fields trimmed.
+
+    Raises:
+        DataValidationError: Naming the field: an empty label, list, authoriser,
+            reason or legal basis; an expiry that is not in the future or lies more
+            than ``max_days`` ahead.
+    """
+    values = {}
+    for name in ("label", "list_name", "authorised_by", "reason", "legal_basis"):
+        value = getattr(auth, name).strip()
+        if not value:
+            raise DataValidationError(
+                "required: a watch-list entry must record who authorised it, why and on "
+                "what legal basis",
+                field=name,
+            )
+        values[name] = value
+    expires = as_utc(auth.expires_at)
+    if expires <= now:
+        raise DataValidationError(
+            f"{expires.isoformat()} is not in the future (now {now.isoformat(timespec='seconds')})"
+            "; an entry needs an expiry ahead of its enrolment",
+            field="expires_at",
+        )
+    latest = now + timedelta(days=max_days)
+    if expires > latest:
+        raise DataValidationError(
+            f"{expires.isoformat()} is more than {max_days:g} days ahead (latest "
+            f"{latest.isoformat(timespec='seconds')}); renew the authorisation instead",
+            field="expires_at",
+        )
+    return Authorisation(**values, expires_at=expires)
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentImage:
+    """One enrolment image after its person was found and embedded.
+
+    Attributes:
+        name: Its file name as uploaded.
+        sha256: sha256 of its bytes.
+        box: The person's ``xyxy`` box in it (the largest person found).
+        crop: The person crop, ``(h, w, 3) uint8`` RGB (stored as the reference).
+        vector: The crop's embedding, float32, L2-normalised.
+    """
+
+    name: str
+    sha256: str
+    box: tuple[float, float, float, float]
+    crop: NDArray[np.uint8]
+    vector: NDArray[np.float32]
+
+
+def is_active(entry: db.WatchlistEntry, now: datetime) -> bool:
+    """Whether an entry may match now: neither revoked nor expired."""
+    return entry.revoked_at is None and as_utc(entry.expires_at) > now
+
+
+def entry_state(entry: db.WatchlistEntry, now: datetime) -> str:
+    """``active``, ``revoked`` or ``expired``."""
+    if entry.revoked_at is not None:
+        return "revoked"
+    return "active" if as_utc(entry.expires_at) > now else "expired"
+
+
+def entry_record(entry: db.WatchlistEntry, now: datetime) -> dict[str, Any]:
+    """An entry as JSON (its vectors are never shown)."""
+    return {
+        "id": entry.id,
+        "label": entry.label,
+        "list_name": entry.list_name,
+        "state": entry_state(entry, now),
+        "authorised_by": entry.authorised_by,
+        "reason": entry.reason,
+        "legal_basis": entry.legal_basis,
+        "created_by": entry.created_by,
+        "created_at": _iso(entry.created_at),
+        "expires_at": _iso(entry.expires_at),
+        "revoked_at": _iso(entry.revoked_at),
+        "revoked_by": entry.revoked_by,
+        "revoke_reason": entry.revoke_reason,
+        "expired_at": _iso(entry.expired_at),
+        "embedder": entry.embedder,
+        "images": len(entry.vectors),
+        "reference_url": reference_url(entry.id)
+        if any(v.crop_path for v in entry.vectors)
+        else None,
+    }
+
+
+def reference_url(entry_id: str) -> str:
+    """Where an entry's reference crop is served (for inspectors to compare)."""
+    return f"/v1/watchlist/entries/{entry_id}/reference"
+
+
+def get_entry(session: Session, entry_id: str) -> db.WatchlistEntry:
+    """The entry ``entry_id``.
+
+    Raises:
+        NotFoundError: If there is none.
+    """
+    entry = session.get(db.WatchlistEntry, entry_id)
+    if entry is None:
+        raise NotFoundError(f"no watch-list entry {entry_id!r}", field="entry_id")
+    return entry
+
+
+def list_entries(
+    session: Session, *, now: datetime, state: str | None = None, list_name: str | None = None
+) -> list[db.WatchlistEntry]:
+    """Entries, newest first, filtered by state (``active``, ``revoked``, ``expired``) and list."""
+    query = select(db.WatchlistEntry)
+    if list_name is not None:
+        query = query.where(db.WatchlistEntry.list_name == list_name)
+    if state == "active":
+        query = query.where(
+            db.WatchlistEntry.revoked_at.is_(None), db.WatchlistEntry.expires_at > now
+        )
+    elif state == "revoked":
+        query = query.where(db.WatchlistEntry.revoked_at.is_not(None))
+    elif state == "expired":
+        query = query.where(
+            db.WatchlistEntry.revoked_at.is_(None), db.WatchlistEntry.expires_at <= now
+        )
+    return list(session.scalars(query.order_by(db.WatchlistEntry.created_at.desc())))
+
+
+def bump_version(session: Session) -> None:
+    """Tells every server process that the set of active entries changed."""
+    session.execute(
+        update(db.Counter)
+        .where(db.Counter.name == VERSION_COUNTER)
+        .values(value=db.Counter.value + 1)
+    )
+
+
+def watchlist_version(session: Session) -> int:
+    """The current value of the ``watchlist_version`` counter."""
+    return int(
+        session.scalar(select(db.Counter.value).where(db.Counter.name == VERSION_COUNTER)) or 0
+    )
+
+
+def store_enrolment(
+    session: Session,
+    store: ImageStore,
+    *,
+    auth: Authorisation,
+    images: Sequence[EnrolmentImage],
+    embedder_id: str,
+    actor: str,
+    now: datetime,
+) -> db.WatchlistEntry:
+    """Stores a checked enrolment: the entry, its vectors and reference crops, the audit line.
+
+    One transaction; commits. ``auth`` must have passed :func:`check_authorisation`
+    and every image must hold a person (:meth:`CctvService.embed_enrolment`).
+    """
+    entry = db.WatchlistEntry(
+        id="wl-" + secrets.token_hex(6),
+        label=auth.label,
+        list_name=auth.list_name,
+        authorised_by=auth.authorised_by,
+        reason=auth.reason,
+        legal_basis=auth.legal_basis,
+        created_by=actor,
+        created_at=now,
+        expires_at=auth.expires_at,
+        embedder=embedder_id,
+    )
+    saved: list[str] = []
+    try:
+        for image in images:
+            crop = store.save(encode_jpeg(image.crop), "image/jpeg")
+            saved.append(crop.path)
+            entry.vectors.append(
+                db.WatchlistVector(
+                    vector=vector_bytes(image.vector),
+                    dim=int(image.vector.shape[-1]),
+                    image_sha256=image.sha256,
+                    box=[float(v) for v in image.box],
+                    crop_path=crop.path,
+                )
+            )
+        session.add(entry)
+        audit(
+            session,
+            actor=actor,
+            action="enrol",
+            list_name=entry.list_name,
+            entry_id=entry.id,
+            input_sha256=images[0].sha256,
+            detail={
+                "label": entry.label,
+                "authorised_by": entry.authorised_by,
+                "reason": entry.reason,
+                "legal_basis": entry.legal_basis,
+                "expires_at": _iso(entry.expires_at),
+                "embedder": embedder_id,
+                "images": [
+                    {"name": i.name, "sha256": i.sha256, "box": [round(v, 1) for v in i.box]}
+                    for i in images
+                ],
+            },
+            at=now,
+        )
+        bump_version(session)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        delete_unreferenced(session, store, saved)
+        raise
+    return entry
+
+
+def _drop_vectors(session: Session, entry: db.WatchlistEntry) -> tuple[int, list[str]]:
+    paths = [v.crop_path for v in entry.vectors if v.crop_path]
+    count = len(entry.vectors)
+    entry.vectors.clear()  # delete-orphan: the rows go with the flush
+    return count, paths
+
+
+def revoke_entry(
+    session: Session,
+    store: ImageStore,
+    entry_id: str,
+    *,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> db.WatchlistEntry:
+    """Revokes an entry: it stops matching at once; its vectors and crops are deleted. Commits.
+
+    Raises:
+        NotFoundError: If there is no such entry.
+        EntryEnded: If it was revoked or has expired already.
+        DataValidationError: If the reason is empty.
+    """
+    if not reason.strip():
+        raise DataValidationError("required: say why the entry is revoked", field="reason")
+    entry = get_entry(session, entry_id)
+    if not is_active(entry, now):
+        raise EntryEnded(f"entry {entry_id} is {entry_state(entry, now)} already", field="state")
+    entry.revoked_at = now
+    entry.revoked_by = actor
+    entry.revoke_reason = reason.strip()
+    count, paths = _drop_vectors(session, entry)
+    audit(
+        session,
+        actor=actor,
+        action="revoke",
+        list_name=entry.list_name,
+        entry_id=entry.id,
+        detail={"reason": entry.revoke_reason, "vectors_deleted": count},
+        at=now,
+    )
+    bump_version(session)
+    session.commit()
+    delete_unreferenced(session, store, paths)
+    return entry
+
+
+def expire_due(session: Session, store: ImageStore, *, now: datetime) -> list[str]:
+    """Records the expiry of every entry whose ``expires_at`` has passed. Commits.
+
+    Each gets ``expired_at``, loses its vectors and reference crops, and an
+    ``expire`` audit line by :data:`SYSTEM`.
+
+    Returns:
+        The ids of the entries that expired.
+    """
+    due = list(
+        session.scalars(
+            select(db.WatchlistEntry).where(
+                db.WatchlistEntry.expires_at <= now,
+                db.WatchlistEntry.expired_at.is_(None),
+                db.WatchlistEntry.revoked_at.is_(None),
+            )
+        )
+    )
+    paths: list[str] = []
+    for entry in due:
+        entry.expired_at = now
+        count, dropped = _drop_vectors(session, entry)
+        paths += dropped
+        audit(
+            session,
+            actor=SYSTEM,
+            action="expire",
+            list_name=entry.list_name,
+            entry_id=entry.id,
+            detail={"expires_at": _iso(entry.expires_at), "vectors_deleted": count},
+            at=now,
+        )
+    if due:
+        bump_version(session)
+    session.commit()
+    delete_unreferenced(session, store, paths)
+    return [e.id for e in due]
+
+
+@dataclass(slots=True)
+class IndexSnapshot:
+    """The active entries' vectors, as every matcher of this process sees them.
+
+    Attributes:
+        index: The vector index (keys are entry ids).
+        labels: Entry id -> label.
+        version: The ``watchlist_version`` it was built at.
+        entries: Active entries in the index.
+        other_embedder: Active entries whose vectors another embedder made (left
+            out: they cannot be compared; re-enrol them).
+    """
+
+    index: VectorIndex
+    labels: dict[str, str]
+    version: int
+    entries: int
+    other_embedder: int
+
+
+def build_index(session: Session, *, dim: int, embedder_id: str, now: datetime) -> IndexSnapshot:
+    """An index of the vectors of every active entry made by ``embedder_id``."""
+    from cv.models.gallery import VectorIndex
+
+    version = watchlist_version(session)
+    index = VectorIndex(dim)
+    labels: dict[str, str] = {}
+    other = 0
+    entries = session.scalars(
+        select(db.WatchlistEntry).where(
+            db.WatchlistEntry.revoked_at.is_(None), db.WatchlistEntry.expires_at > now
+        )
+    )
+    for entry in entries:
+        if entry.embedder != embedder_id:
+            other += 1
+            continue
+        vectors = [vector_of(v.vector, v.dim) for v in entry.vectors if v.dim == dim]
+        if not vectors:
+            continue
+        index.add([entry.id] * len(vectors), np.stack(vectors))
+        labels[entry.id] = entry.label
+    if other:
+        log.warning(
+            "%d active watch-list entries were enrolled with another re-ID model than %s; "
+            "they cannot match until they are enrolled again",
+            other,
+            embedder_id,
+        )
+    return IndexSnapshot(index, labels, version, len(labels), other)
+
+
+# --------------------------------------------------------------------------- sightings
+
+
+def reid_payload(
+    *,
+    sighting: db.Sighting,
+    camera: db.Camera,
+    entry: db.WatchlistEntry,
+    created_at: datetime,
+) -> dict[str, Any]:
+    """What a handheld receives for a re-ID alert; drawn like an X-ray alert's boxes."""
+    seen = as_utc(sighting.seen_at)
+    when = seen.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return {
+        "sighting_id": sighting.id,
+        "camera_id": camera.id,
+        "entry_id": entry.id,
+        "label": entry.label,
+        "list_name": entry.list_name,
+        "site": camera.site,
+        "lane": camera.location,
+        "location": camera.location,
+        "track_id": sighting.track_id,
+        "seen_at": seen.isoformat(),
+        "image_url": f"/v1/sightings/{sighting.id}/frame",
+        "crop_url": f"/v1/sightings/{sighting.id}/crop",
+        "reference_url": reference_url(entry.id),
+        "width": sighting.width,
+        "height": sighting.height,
+        "boxes": [
+            {
+                "box": [float(v) for v in sighting.box],
+                "category": entry.label,
+                "score": float(sighting.similarity),
+            }
+        ],
+        "similarity": float(sighting.similarity),
+        "threshold": float(sighting.threshold),
+        "reasons": [
+            f"watch-list {entry.label}: similarity {sighting.similarity:.2f} >= threshold "
+            f"{sighting.threshold:.2f}, camera {camera.id}, {when}"
+        ],
+        "candidate": True,
+        "notice": CANDIDATE_NOTICE,
+        "created_at": created_at.isoformat(),
+    }
+
+
+def record_sighting(
+    session: Session,
+    store: ImageStore,
+    *,
+    found: PipelineSighting,
+    camera: db.Camera,
+    ack_deadline_s: float,
+    source: str,
+    embedder_id: str,
+) -> tuple[db.Sighting, db.Alert] | None:
+    """Stores a pipeline sighting, its ``reid`` alert and a ``match`` audit line; commits.
+
+    The entry is checked in the database first: a revoked or expired entry never
+    makes a sighting, whatever an index still held.
+
+    Args:
+        session: A fresh session (this commits).
+        store: Where frames and crops are stored.
+        found: The matcher's sighting (frame and crop RGB, box, similarity...).
+        camera: The camera it was seen on.
+        ack_deadline_s: Seconds an inspector has to acknowledge the alert.
+        source: Who delivered the frame (a token name, or ``source:<url>``).
+        embedder_id: The embedder that made the track's embedding.
+
+    Returns:
+        The sighting and its alert, or ``None`` when the entry is no longer active.
+    """
+    now = db.utcnow()
+    entry = session.get(db.WatchlistEntry, found.entry_key)
+    if entry is None or not is_active(entry, now):
+        log.info("dropped a match of %s: the entry is no longer active", found.entry_key)
+        return None
+    saved: list[str] = []
+    try:
+        frame = found.frame
+        height, width = (0, 0) if frame is None else frame.shape[:2]
+        frame_ref = crop_ref = None
+        if frame is not None:
+            frame_ref = store.save(encode_jpeg(frame), "image/jpeg")
+            saved.append(frame_ref.path)
+        if found.crop is not None:
+            crop_ref = store.save(encode_jpeg(found.crop), "image/jpeg")
+            saved.append(crop_ref.path)
+        sighting = db.Sighting(
+            entry_id=entry.id,
+            camera_id=camera.id,
+            track_id=int(found.track_id),
+            seen_at=from_epoch(found.time),
+            # Float rounding can put the cosine of a vector with itself a hair above 1.
+            similarity=min(1.0, float(found.similarity)),
+            threshold=float(found.threshold),
+            box=[float(v) for v in found.box],
+            frame_path=None if frame_ref is None else frame_ref.path,
+            crop_path=None if crop_ref is None else crop_ref.path,
+            width=int(width),
+            height=int(height),
+            state="candidate",
+            created_at=now,
+        )
+        session.add(sighting)
+        session.flush()  # the payload names the sighting's id
+        seq = alerts.next_alert_seq(session)
+        alert = db.Alert(
+            seq=seq,
+            scan_id=None,
+            kind="reid",
+            site=camera.site,
+            lane=camera.location,
+            priority=REID_PRIORITY,
+            state="open",
+            escalated=False,
+            payload=reid_payload(sighting=sighting, camera=camera, entry=entry, created_at=now),
+            created_at=now,
+            ack_deadline=now + timedelta(seconds=ack_deadline_s),
+            resend_count=0,
+        )
+        session.add(alert)
+        session.flush()
+        session.add(db.AlertEvent(alert_seq=seq, event="created", at=now, data={"boxes": 1}))
+        sighting.alert_seq = seq
+        audit(
+            session,
+            actor=SYSTEM,
+            action="match",
+            list_name=entry.list_name,
+            entry_id=entry.id,
+            camera_id=camera.id,
+            track_id=sighting.track_id,
+            sighting_id=sighting.id,
+            input_sha256=None if frame_ref is None else frame_ref.sha256,
+            detail={
+                "similarity": round(float(found.similarity), 4),
+                "threshold": round(float(found.threshold), 4),
+                "seen_at": _iso(sighting.seen_at),
+                "alert_seq": seq,
+                "crop_sha256": None if crop_ref is None else crop_ref.sha256,
+                "embedder": embedder_id,
+                "source": source,
+            },
+            at=now,
+        )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        delete_unreferenced(session, store, saved)
+        raise
+    return sighting, alert
+
+
+def sighting_record(
+    sighting: db.Sighting, entry: db.WatchlistEntry | None = None
+) -> dict[str, Any]:
+    """A sighting as JSON."""
+    return {
+        "id": sighting.id,
+        "entry_id": sighting.entry_id,
+        "label": None if entry is None else entry.label,
+        "list_name": None if entry is None else entry.list_name,
+        "camera_id": sighting.camera_id,
+        "track_id": sighting.track_id,
+        "seen_at": _iso(sighting.seen_at),
+        "similarity": sighting.similarity,
+        "threshold": sighting.threshold,
+        "box": sighting.box,
+        "width": sighting.width,
+        "height": sighting.height,
+        "state": sighting.state,
+        "resolved_by": sighting.resolved_by,
+        "resolved_at": _iso(sighting.resolved_at),
+        "note": sighting.note,
+        "alert_seq": sighting.alert_seq,
+        "frame_url": None if sighting.frame_path is None else f"/v1/sightings/{sighting.id}/frame",
+        "crop_url": None if sighting.crop_path is None else f"/v1/sightings/{sighting.id}/crop",
+        "images_purged_at": _iso(sighting.images_purged_at),
+        "created_at": _iso(sighting.created_at),
+    }
+
+
+def get_sighting(session: Session, sighting_id: int) -> db.Sighting:
+    """The sighting ``sighting_id``.
+
+    Raises:
+        NotFoundError: If there is none.
+    """
+    sighting = session.get(db.Sighting, sighting_id)
+    if sighting is None:
+        raise NotFoundError(f"no sighting {sighting_id}", field="sighting_id")
+    return sighting
+
+
+def list_sightings(
+    session: Session,
+    *,
+    state: str | None = None,
+    camera_id: str | None = None,
+    entry_id: str | None = None,
+    site: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[tuple[db.Sighting, db.WatchlistEntry]]:
+    """Sightings matching the filters, newest first (``before_id`` pages back)."""
+    query = select(db.Sighting, db.WatchlistEntry).join(
+        db.WatchlistEntry, db.WatchlistEntry.id == db.Sighting.entry_id
+    )
+    if state is not None:
+        query = query.where(db.Sighting.state == state)
+    if camera_id is not None:
+        query = query.where(db.Sighting.camera_id == camera_id)
+    if entry_id is not None:
+        query = query.where(db.Sighting.entry_id == entry_id)
+    if site is not None:
+        query = query.join(db.Camera, db.Camera.id == db.Sighting.camera_id).where(
+            db.Camera.site == site
+        )
+    if since is not None:
+        query = query.where(db.Sighting.seen_at >= as_utc(since))
+    if until is not None:
+        query = query.where(db.Sighting.seen_at < as_utc(until))
+    if before_id is not None:
+        query = query.where(db.Sighting.id < before_id)
+    rows = session.execute(query.order_by(db.Sighting.id.desc()).limit(limit)).all()
+    return [(s, e) for s, e in rows]
+
+
+def _track_window(sighting: db.Sighting) -> Any:
+    """Rows of ``reid_tracks`` that are the sighting's track (same camera, id and time)."""
+    slack = timedelta(seconds=TRACK_WINDOW_S)
+    seen = as_utc(sighting.seen_at)
+    return and_(
+        db.ReidTrack.camera_id == sighting.camera_id,
+        db.ReidTrack.track_id == sighting.track_id,
+        db.ReidTrack.first_seen <= seen + slack,
+        db.ReidTrack.last_seen >= seen - slack,
+    )
+
+
+def stage_verdict(
+    session: Session, alert_seq: int, *, verdict: str, actor: str, note: str | None
+) -> db.Sighting | None:
+    """Applies an inspector's verdict on a re-ID alert to its sighting, without committing.
+
+    Call before :func:`cv.inference_server.alerts.confirm` / ``reject`` on the same
+    session: their commit makes the sighting's new state, its audit line and the
+    alert's verdict one transaction, and a verdict the alert's state refuses
+    (HTTP 409) rolls all of it back. Alerts of other kinds are left alone.
+
+    Args:
+        session: The request's session.
+        alert_seq: The alert the inspector decided on.
+        verdict: ``confirmed`` (the same person) or ``rejected`` (not the same person).
+        actor: The inspector's token name.
+        note: The inspector's note.
+
+    Returns:
+        The sighting, or ``None`` for an alert that is not a re-ID alert.
+    """
+    if verdict not in ("confirmed", "rejected"):
+        raise ValueError(f"verdict must be confirmed or rejected, got {verdict!r}")
+    alert = session.get(db.Alert, alert_seq)
+    if alert is None or alert.kind != "reid":
+        return None
+    sighting = session.scalar(select(db.Sighting).where(db.Sighting.alert_seq == alert_seq))
+    if sighting is None or sighting.state != "candidate":
+        return sighting  # the alert's own state check answers the conflict
+    now = db.utcnow()
+    sighting.state = verdict
+    sighting.resolved_by = actor
+    sighting.resolved_at = now
+    sighting.note = note
+    entry = session.get(db.WatchlistEntry, sighting.entry_id)
+    audit(
+        session,
+        actor=actor,
+        action="confirm" if verdict == "confirmed" else "reject",
+        list_name=None if entry is None else entry.list_name,
+        entry_id=sighting.entry_id,
+        camera_id=sighting.camera_id,
+        track_id=sighting.track_id,
+        sighting_id=sighting.id,
+        detail={
+            "alert_seq": alert_seq,
+            "similarity": round(sighting.similarity, 4),
+            "meaning": "same person" if verdict == "confirmed" else "not the same person",
+            "note": note,
+        },
+        at=now,
+    )
+    if verdict == "rejected":
+        # Not the same person: their track matched nothing after all, and falls under
+        # the retention period unless another sighting of it still stands.
+        standing = exists().where(
+            db.Sighting.id != sighting.id,
+            db.Sighting.state != "rejected",
+            db.Sighting.camera_id == sighting.camera_id,
+            db.Sighting.track_id == sighting.track_id,
+            db.Sighting.seen_at >= db.ReidTrack.first_seen - timedelta(seconds=TRACK_WINDOW_S),
+            db.Sighting.seen_at <= db.ReidTrack.last_seen + timedelta(seconds=TRACK_WINDOW_S),
+        )
+        session.execute(
+            update(db.ReidTrack)
+            .where(_track_window(sighting), ~standing)
+            .values(matched=False)
+            .execution_options(synchronize_session=False)
+        )
+    session.flush()
+    return sighting
+
+
+# --------------------------------------------------------------------------- tracks
+
+
+def record_tracks(
+    session: Session, store: ImageStore, camera_id: str, finished: Iterable[TrackSummary]
+) -> int:
+    """Stores the finished tracks that were embedded: mean embedding and best crop. Commits.
+
+    A track is marked ``matched`` when a sighting of it stands (a candidate or
+    confirmed one on the same camera, track id and time); others are deleted by
+    :func:`purge` after the retention period.
+
+    Returns:
+        Tracks stored.
+    """
+    slack = timedelta(seconds=TRACK_WINDOW_S)
+    saved: list[str] = []
+    count = 0
+    try:
+        for tr in finished:
+            if tr.embedding is None:
+                continue  # never embedded: nothing biometric to keep
+            first, last = from_epoch(tr.first_time), from_epoch(tr.last_time)
+            crop_path = None
+            if tr.best_crop is not None:
+                crop_path = store.save(encode_jpeg(tr.best_crop), "image/jpeg").path
+                saved.append(crop_path)
+            matched = session.scalar(
+                select(
+                    exists().where(
+                        db.Sighting.camera_id == camera_id,
+                        db.Sighting.track_id == tr.track_id,
+                        db.Sighting.state != "rejected",
+                        db.Sighting.seen_at >= first - slack,
+                        db.Sighting.seen_at <= last + slack,
+                    )
+                )
+            )
+            session.add(
+                db.ReidTrack(
+                    camera_id=camera_id,
+                    track_id=int(tr.track_id),
+                    first_seen=first,
+                    last_seen=last,
+                    frames=int(tr.frames),
+                    embedding=vector_bytes(tr.embedding),
+                    dim=int(tr.embedding.shape[-1]),
+                    crop_path=crop_path,
+                    matched=bool(matched),
+                )
+            )
+            count += 1
+        session.commit()
+    except BaseException:
+        session.rollback()
+        delete_unreferenced(session, store, saved)
+        raise
+    return count
+
+
+# --------------------------------------------------------------------------- retention
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    """What one purge deleted.
+
+    Attributes:
+        cutoff: Data captured before this time was due.
+        tracks: Unmatched tracks deleted (embedding and crop).
+        sighting_images: Rejected sightings whose frame and crop were deleted.
+        files: Image files removed from disk.
+    """
+
+    cutoff: datetime
+    tracks: int
+    sighting_images: int
+    files: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "cutoff": self.cutoff.isoformat(),
+            "tracks": self.tracks,
+            "sighting_images": self.sighting_images,
+            "files": self.files,
+        }
+
+
+def purge(
+    session: Session,
+    store: ImageStore,
+    *,
+    now: datetime,
+    retention_days: float,
+    actor: str = SYSTEM,
+    always_audit: bool = False,
+) -> PurgeReport:
+    """Deletes what the retention period no longer allows keeping. Commits.
+
+    * tracks last seen before ``now - retention_days`` that matched nothing (or
+      whose sightings were all rejected): the row with its embedding, and its crop;
+    * rejected sightings seen before the cutoff: their frame and crop (the row stays,
+      with ``images_purged_at``, as the record of a false match).
+
+    Tracks that matched (a candidate or confirmed sighting) are kept. A purge that
+    deleted something, or one run by a person (``always_audit``), is audited.
+    """
+    cutoff = now - timedelta(days=retention_days)
+    due = and_(db.ReidTrack.last_seen < cutoff, db.ReidTrack.matched.is_(False))
+    paths = [p for p in session.scalars(select(db.ReidTrack.crop_path).where(due)) if p is not None]
+    tracks = session.execute(
+        delete(db.ReidTrack).where(due).execution_options(synchronize_session=False)
+    ).rowcount
+    rejected = list(
+        session.scalars(
+            select(db.Sighting).where(
+                db.Sighting.state == "rejected",
+                db.Sighting.seen_at < cutoff,
+                db.Sighting.images_purged_at.is_(None),
+            )
+        )
+    )
+    for sighting in rejected:
+        paths += [p for p in (sighting.frame_path, sighting.crop_path) if p]
+        sighting.frame_path = None
+        sighting.crop_path = None
+        sighting.images_purged_at = now
+    if tracks or rejected or always_audit:
+        audit(
+            session,
+            actor=actor,
+            action="purge",
+            detail={
+                "cutoff": cutoff.isoformat(),
+                "retention_days": retention_days,
+                "tracks": tracks,
+                "sighting_images": len(rejected),
+            },
+            at=now,
+        )
+    session.commit()
+    files = delete_unreferenced(session, store, paths)
+    return PurgeReport(cutoff, tracks, len(rejected), files)
+
+
+def delete_unreferenced(session: Session, store: ImageStore, paths: Iterable[str]) -> int:
+    """Removes stored images that no row refers to any more (content-addressed files
+    may be shared).
+
+    Returns:
+        Files removed.
+    """
+    removed = 0
+    for rel in dict.fromkeys(paths):
+        used = session.scalar(
+            select(
+                or_(
+                    exists().where(db.ReidTrack.crop_path == rel),
+                    exists().where(db.Sighting.frame_path == rel),
+                    exists().where(db.Sighting.crop_path == rel),
+                    exists().where(db.WatchlistVector.crop_path == rel),
+                )
+            )
+        )
+        if used:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            (store.root / rel).unlink()
+            removed += 1
+    session.commit()  # ends the read transaction
+    return removed
+
+
+# --------------------------------------------------------------------------- search
+
+
+def search_tracks(
+    session: Session,
+    *,
+    entry_id: str,
+    actor: str,
+    reason: str,
+    threshold: float,
+    now: datetime,
+    since: datetime | None = None,
+    camera_id: str | None = None,
+    limit: int = 20,
+) -> list[dict[str, Any]]:
+    """Searches the stored tracks (within retention) for an active entry; audited. Commits.
+
+    A retrospective search ("where was this person seen?"): every stored track's
+    embedding is compared with the entry's vectors; tracks at or above
+    ``threshold`` are returned, best first.
+
+    Raises:
+        NotFoundError: Unknown entry.
+        EntryEnded: The entry is revoked or expired (its vectors are gone).
+        DataValidationError: An empty reason.
+    """
+    if not reason.strip():
+        raise DataValidationError("required: say why this search is made", field="reason")
+    entry = get_entry(session, entry_id)
+    if not is_active(entry, now):
+        raise EntryEnded(f"entry {entry_id} is {entry_state(entry, now)}", field="state")
+    vectors = np.stack([vector_of(v.vector, v.dim) for v in entry.vectors])
+    query = select(db.ReidTrack)
+    if since is not None:
+        query = query.where(db.ReidTrack.last_seen >= as_utc(since))
+    if camera_id is not None:
+        query = query.where(db.ReidTrack.camera_id == camera_id)
+    hits: list[tuple[float, db.ReidTrack]] = []
+    searched = 0
+    for track in session.scalars(query):
+        if track.dim != vectors.shape[1]:
+            continue
+        searched += 1
+        sim = float(np.max(vectors @ vector_of(track.embedding, track.dim)))
+        if sim >= threshold:
+            hits.append((sim, track))
+    hits.sort(key=lambda h: -h[0])
+    hits = hits[:limit]
+    audit(
+        session,
+        actor=actor,
+        action="search",
+        list_name=entry.list_name,
+        entry_id=entry.id,
+        camera_id=camera_id,
+        detail={
+            "reason": reason.strip(),
+            "since": _iso(since),
+            "tracks_searched": searched,
+            "hits": [{"track": t.id, "similarity": round(s, 4)} for s, t in hits],
+            "threshold": threshold,
+        },
+        at=now,
+    )
+    session.commit()
+    return [
+        {
+            "track_row": t.id,
+            "camera_id": t.camera_id,
+            "track_id": t.track_id,
+            "first_seen": _iso(t.first_seen),
+            "last_seen": _iso(t.last_seen),
+            "similarity": round(s, 4),
+            "matched": t.matched,
+        }
+        for s, t in hits
+    ]
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(slots=True)
+class CctvModels:
+    """The loaded re-ID models.
+
+    Attributes:
+        detector: The person detector (class ``person``).
+        embedder: The re-ID embedder.
+        threshold: Cosine similarity at which a track matches an entry.
+        embedder_id: Name, version and weights hash of the embedder: vectors made
+            by another embedder are not compared with its embeddings.
+        reid_dir: Where the embedder was loaded from.
+        person_dir: Where the detector was loaded from.
+    """
+
+    detector: Detector
+    embedder: Embedder
+    threshold: float
+    embedder_id: str
+    reid_dir: Path
+    person_dir: Path
+
+
+def embedder_id_of(embedder: Embedder) -> str:
+    """``<name>@<version>:<sha256 prefix of its weights>``."""
+    record = embedder.record
+    digest = ""
+    if record.sha256:
+        digest = sorted(record.sha256.values())[0][:12]
+    return f"{record.name}@{record.version}:{digest}"[:160]
+
+
+def load_cctv_models(
+    reid_dir: Path, person_dir: Path, *, runtime: str, threshold: float | None
+) -> CctvModels:
+    """Loads the embedder and the person detector (blocking: call it in a thread).
+
+    Raises:
+        NotFoundError: A model directory does not exist.
+        ConfigError: The detector has no ``person`` class, or no match threshold
+            was given and the embedder has no calibrated ``thresholds["match"]``.
+        DataFormatError, DataValidationError: A model directory is broken.
+    """
+    for what, where in (("re-ID embedder", reid_dir), ("person detector", person_dir)):
+        if not Path(where).is_dir():
+            raise NotFoundError(f"no {what} model directory", path=where)
+    from cv.models.cctv import MATCH_THRESHOLD_KEY, PERSON
+    from cv.models.load import load_detector
+    from cv.models.reid import load_embedder
+
+    embedder = load_embedder(reid_dir, runtime=runtime, spin_wait=False)  # type: ignore[arg-type]
+    detector = load_detector(person_dir, runtime=runtime, max_batch=4, spin_wait=False)  # type: ignore[arg-type]
+    if PERSON not in detector.classes:
+        raise ConfigError(
+            f"the person detector has no class {PERSON!r}; its classes are {detector.classes}",
+            path=person_dir,
+        )
+    if threshold is None:
+        threshold = embedder.record.thresholds.get(MATCH_THRESHOLD_KEY)
+        if threshold is None:
+            raise ConfigError(
+                f"the re-ID model has no calibrated {MATCH_THRESHOLD_KEY!r} threshold; run "
+                "`customs-vision eval reid --save-threshold` on it or set "
+                "CV_SERVER_REID_MATCH_THRESHOLD",
+                path=reid_dir,
+            )
+    # One pass each, so the first frame does not pay for allocation and kernel choice.
+    detector.predict([np.full((detector.input_size, detector.input_size, 3), 114, np.uint8)])
+    embedder.embed([np.full((256, 128, 3), 114, np.uint8)])
+    return CctvModels(
+        detector=detector,
+        embedder=embedder,
+        threshold=float(threshold),
+        embedder_id=embedder_id_of(embedder),
+        reid_dir=Path(reid_dir),
+        person_dir=Path(person_dir),
+    )
+
+
+# --------------------------------------------------------------------------- the service
+
+
+@dataclass(slots=True)
+class FrameOutcome:
+    """What one frame gave, for the camera's answer.
+
+    Attributes:
+        camera_id: The camera.
+        time: The frame's time (UTC).
+        width: Frame width in pixels.
+        height: Frame height in pixels.
+        result: The pipeline's result (tracks, counts).
+        sightings: Ids of the sightings recorded from this frame.
+        tracks_stored: Finished tracks stored after this frame.
+        ms: Milliseconds of processing.
+    """
+
+    camera_id: str
+    time: datetime
+    width: int
+    height: int
+    result: FrameResult
+    sightings: list[int]
+    tracks_stored: int
+    ms: float
+
+
+@dataclass(slots=True)
+class SourceStatus:
+    """A video source's worker, as ``GET /v1/cameras/{id}/source`` shows it."""
+
+    camera_id: str
+    url: str
+    realtime: bool
+    loop: bool
+    state: str = "starting"  # starting | running | finished | stopped | error
+    frames: int = 0
+    sightings: int = 0
+    fps: float = 0.0
+    error: str | None = None
+    started_at: datetime = field(default_factory=db.utcnow)
+    stopped_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "camera_id": self.camera_id,
+            "url": self.url,
+            "realtime": self.realtime,
+            "loop": self.loop,
+            "state": self.state,
+            "frames": self.frames,
+            "sightings": self.sightings,
+            "fps": self.fps,
+            "error": self.error,
+            "started_at": _iso(self.started_at),
+            "stopped_at": _iso(self.stopped_at),
+        }
+
+
+class CctvService:
+    """The server's CCTV part: per-camera pipelines, watch-list index, sightings, upkeep.
+
+    Args:
+        sessions: Database sessions.
+        store: Where CCTV frames, crops and reference crops are stored (a folder of
+            its own, apart from the X-ray scans).
+        alert_service: Told after each committed re-ID alert (``notify(seq)``).
+        models: The loaded models, or ``None`` (then every CCTV call answers 503
+            with ``not_ready``).
+        not_ready: Why the models are not loaded.
+        ack_deadline_s: Seconds an inspector has to acknowledge an alert.
+        retention_days: See :func:`purge`.
+        maintenance_s: Seconds between maintenance rounds (expiry, index sync, purge).
+        watchlist_max_days: Longest authorisation accepted at enrolment.
+        enrol_person_conf: Detector score a person needs in an enrolment image.
+        max_upload_bytes: Largest accepted image.
+        max_pixels: Largest accepted width × height.
+        workers: Threads that run pipelines.
+        pipeline_kwargs: Further :class:`cv.models.cctv.CameraPipeline` settings.
+    """
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker,
+        store: ImageStore,
+        alert_service: Any,
+        models: CctvModels | None,
+        not_ready: str | None = None,
+        ack_deadline_s: float = 60.0,
+        retention_days: float = 30.0,
+        maintenance_s: float = 5.0,
+        watchlist_max_days: float = 90.0,
+        enrol_person_conf: float = 0.25,
+        max_upload_bytes: int = 50 * 1024 * 1024,
+        max_pixels: int = 40_000_000,
+        workers: int = 2,
+        pipeline_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.store = store
+        self.alert_service = alert_service
+        self.models = models
+        self.not_ready = not_ready
+        self.ack_deadline_s = ack_deadline_s
+        self.retention_days = retention_days
+        self.maintenance_s = maintenance_s
+        self.watchlist_max_days = watchlist_max_days
+        self.enrol_person_conf = enrol_person_conf
+        self.max_upload_bytes = max_upload_bytes
+        self.max_pixels = max_pixels
+        self.pipeline_kwargs = dict(pipeline_kwargs or {})
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cv-cctv")
+        self._snapshot: IndexSnapshot | None = None
+        self._index_lock = threading.Lock()
+        self._matcher: WatchlistMatcher | None = None
+        self._pipeline: MultiCameraPipeline | None = None
+        self._camera_lock = threading.Lock()
+        self._sources: dict[str, tuple[SourceStatus, threading.Event, threading.Thread]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.last_purge: PurgeReport | None = None
+
+    # -- readiness
+
+    @property
+    def ready(self) -> bool:
+        """Whether the models are loaded."""
+        return self.models is not None
+
+    def require_models(self) -> CctvModels:
+        """The models.
+
+        Raises:
+            CctvNotReady: If they are not loaded (with why).
+        """
+        if self.models is None:
+            raise CctvNotReady(
+                "CCTV re-identification is not available: "
+                + (self.not_ready or "the re-ID models are not loaded")
+            )
+        return self.models
+
+    def status(self) -> dict[str, Any]:
+        """Models, threshold, index and sources, for ``GET /v1/cctv/status``."""
+        snap = self._snapshot
+        models = self.models
+        return {
+            "ready": self.ready,
+            "detail": None if self.ready else self.not_ready,
+            "embedder": None if models is None else models.embedder_id,
+            "reid_model_dir": None if models is None else str(models.reid_dir),
+            "person_model_dir": None if models is None else str(models.person_dir),
+            "match_threshold": None if models is None else models.threshold,
+            "index": None
+            if snap is None
+            else {
+                "entries": snap.entries,
+                "vectors": len(snap.index),
+                "version": snap.version,
+                "other_embedder": snap.other_embedder,
+            },
+            "retention_days": self.retention_days,
+            "watchlist_max_days": self.watchlist_max_days,
+            "cameras_live": [] if self._pipeline is None else self._pipeline.camera_ids,
+            "sources": [s.to_dict() for s, _, _ in self._sources.values()],
+            "last_purge": None if self.last_purge is None else self.last_purge.to_dict(),
+        }
+
+    # -- life cycle
+
+    async def start(self) -> None:
+        """Builds the index and the pipelines (when the models are loaded) and starts upkeep."""
+        if self.models is not None:
+            try:
+                await self._start_pipelines(self.models)
+            except (CustomsVisionError, TypeError) as exc:  # bad pipeline settings
+                self.models = None
+                self.not_ready = f"the camera pipeline cannot start: {exc}"
+                log.error("CCTV re-identification is off: %s", self.not_ready)
+        self._task = asyncio.get_running_loop().create_task(
+            self._maintenance_loop(), name="cctv-maintenance"
+        )
+
+    async def _start_pipelines(self, models: CctvModels) -> None:
+        from cv.models.cctv import MultiCameraPipeline, WatchlistMatcher
+
+        snapshot = await asyncio.to_thread(self._build_snapshot)
+        self._snapshot = snapshot
+        self._matcher = WatchlistMatcher(
+            snapshot.index, threshold=models.threshold, labels=snapshot.labels
+        )
+        self._pipeline = MultiCameraPipeline(
+            detector=models.detector,
+            embedder=models.embedder,
+            matcher=self._matcher,
+            **self.pipeline_kwargs,
+        )
+        # A camera's first pipeline loads the tracker (and ultralytics with it):
+        # done now, so that no camera's first frame waits seconds for it.
+        warm = "__warm-up__"
+        await asyncio.to_thread(self._pipeline.add_camera, warm)
+        await asyncio.to_thread(self._pipeline.remove_camera, warm)
+
+    async def stop(self) -> None:
+        """Stops the sources and upkeep; stores the tracks still open."""
+        for camera_id in list(self._sources):
+            await asyncio.to_thread(self.stop_source, camera_id)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._pipeline is not None:
+            for camera_id in self._pipeline.camera_ids:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.flush_camera, camera_id)
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+
+    async def _maintenance_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.maintenance_s)
+            try:
+                await asyncio.to_thread(self.maintain)
+            except Exception:  # the database may be briefly unavailable; next round
+                log.exception("CCTV maintenance round failed; trying again")
+
+    def maintain(self, now: datetime | None = None) -> None:
+        """One maintenance round (blocking): record expiries, sync the index, purge."""
+        now = now or db.utcnow()
+        with self.sessions() as session:
+            expired = expire_due(session, self.store, now=now)
+        if expired:
+            log.info("watch-list entries expired: %s", ", ".join(expired))
+        self.sync_index()
+        with self.sessions() as session:
+            report = purge(session, self.store, now=now, retention_days=self.retention_days)
+        if report.tracks or report.sighting_images:
+            self.last_purge = report
+            log.info("purged past retention: %s", report.to_dict())
+
+    # -- the index
+
+    def _build_snapshot(self) -> IndexSnapshot:
+        models = self.require_models()
+        with self.sessions() as session:
+            return build_index(
+                session,
+                dim=models.embedder.dim,
+                embedder_id=models.embedder_id,
+                now=db.utcnow(),
+            )
+
+    def indexed_entries(self) -> dict[str, str]:
+        """Entry id -> label of the entries this process's matcher can match now."""
+        snap = self._snapshot
+        return {} if snap is None else dict(snap.labels)
+
+    def sync_index(self, *, force: bool = False) -> bool:
+        """Rebuilds the index when the watch list changed (any process); returns whether it did."""
+        if self.models is None or self._matcher is None:
+            return False
+        with self._index_lock:
+            with self.sessions() as session:
+                version = watchlist_version(session)
+            if not force and self._snapshot is not None and self._snapshot.version == version:
+                return False
+            snapshot = self._build_snapshot()
+            self._matcher.set_index(snapshot.index, snapshot.labels)
+            self._snapshot = snapshot
+        log.info("watch-list index: %d active entries (version %d)", snapshot.entries, version)
+        return True
+
+    # -- frames
+
+    async def process_frame(
+        self, camera_id: str, pixels: NDArray[np.uint8], t: float, *, source: str
+    ) -> FrameOutcome:
+        """Runs one frame of a camera through its pipeline, off the event loop.
+
+        Raises:
+            CctvNotReady: No models.
+            NotFoundError: Unknown camera.
+            CameraRefused: The camera's purpose or state forbids watch-list use.
+            DataValidationError: The frame's time goes back before the camera's last frame.
+        """
+        self.require_models()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, self.process_frame_blocking, camera_id, pixels, t, source
+        )
+
+    def _camera_pipeline(self, camera: db.Camera) -> Any:
+        assert self._pipeline is not None
+        with self._camera_lock:
+            if camera.id in self._pipeline.camera_ids:
+                return self._pipeline.camera(camera.id)
+            pipe = self._pipeline.add_camera(camera.id, fps=camera.fps)
+        with self.sessions() as session:
+            audit(
+                session,
+                actor=SYSTEM,
+                action="search",
+                camera_id=camera.id,
+                detail={
+                    "event": "watch-list matching started on this camera",
+                    "entries": 0 if self._snapshot is None else self._snapshot.entries,
+                    "threshold": self.require_models().threshold,
+                },
+            )
+            session.commit()
+        return pipe
+
+    def process_frame_blocking(
+        self, camera_id: str, pixels: NDArray[np.uint8], t: float, source: str
+    ) -> FrameOutcome:
+        """:meth:`process_frame` in the calling thread."""
+        models = self.require_models()
+        started = time.perf_counter()
+        with self.sessions() as session:
+            camera = get_camera(session, camera_id)
+            check_feeds_watchlist(camera)
+        pipe = self._camera_pipeline(camera)
+        result = pipe.process(pixels, t)
+        finished = pipe.finished_tracks()
+        sighting_ids: list[int] = []
+        for found in result.sightings:
+            with self.sessions() as session:
+                recorded = record_sighting(
+                    session,
+                    self.store,
+                    found=found,
+                    camera=camera,
+                    ack_deadline_s=self.ack_deadline_s,
+                    source=source,
+                    embedder_id=models.embedder_id,
+                )
+            if recorded is None:
+                self.sync_index()  # it held an entry that has ended
+                continue
+            sighting, alert = recorded
+            sighting_ids.append(sighting.id)
+            self.alert_service.notify(alert.seq)
+        stored = 0
+        if finished:
+            with self.sessions() as session:
+                stored = record_tracks(session, self.store, camera.id, finished)
+        height, width = pixels.shape[:2]
+        return FrameOutcome(
+            camera_id=camera.id,
+            time=from_epoch(t),
+            width=int(width),
+            height=int(height),
+            result=result,
+            sightings=sighting_ids,
+            tracks_stored=stored,
+            ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def flush_camera(self, camera_id: str) -> int:
+        """Ends a camera's live tracks and stores them (camera changed or its source stopped).
+
+        Returns:
+            Tracks stored.
+        """
+        if self._pipeline is None:
+            return 0
+        with self._camera_lock:
+            if camera_id not in self._pipeline.camera_ids:
+                return 0
+            finished = self._pipeline.remove_camera(camera_id)
+        with self.sessions() as session:
+            return record_tracks(session, self.store, camera_id, finished)
+
+    def decode_frame(self, data: bytes) -> NDArray[np.uint8]:
+        """Checks and decodes a posted frame (see :func:`cv.inference_server.uploads.validate`).
+
+        Raises:
+            HTTPException: 413 / 415 / 422 naming the problem.
+        """
+        return uploads.validate(
+            data, max_bytes=self.max_upload_bytes, max_pixels=self.max_pixels
+        ).pixels
+
+    # -- enrolment
+
+    def embed_enrolment(self, images: Sequence[tuple[str, bytes]]) -> list[EnrolmentImage]:
+        """Finds the largest person in each image and embeds it (blocking).
+
+        Raises:
+            HTTPException: An image is too large, not an image, or corrupt (the
+                detail names it: ``images[1] (b.jpg): ...``).
+            DataValidationError: An image holds no person (``field`` names it).
+        """
+        import hashlib
+
+        from cv.models.cctv import PERSON
+        from cv.models.reid import crop_box
+
+        models = self.require_models()
+        if not images:
+            raise DataValidationError("at least one image of the person is needed", field="images")
+        found: list[tuple[str, str, tuple[float, float, float, float], NDArray[np.uint8]]] = []
+        for i, (name, data) in enumerate(images):
+            where = f"images[{i}] ({name})"
+            try:
+                pixels = self.decode_frame(data)
+            except HTTPException as exc:
+                detail = str(exc.detail).removeprefix("image: ")
+                raise HTTPException(exc.status_code, detail=f"{where}: {detail}") from None
+            people = models.detector.predict(
+                [pixels], conf=self.enrol_person_conf, classes=[PERSON]
+            )[0]
+            if not people:
+                raise DataValidationError(
+                    "no person found in this image (person detector score >= "
+                    f"{self.enrol_person_conf:g}); send photos in which the person is visible",
+                    field=where,
+                )
+            largest = max(people, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+            crop = crop_box(pixels, largest.box)
+            found.append((name, hashlib.sha256(data).hexdigest(), largest.box, crop))
+        vectors = models.embedder.embed([crop for _, _, _, crop in found])
+        return [
+            EnrolmentImage(name, sha, box, crop, np.asarray(vec, dtype=np.float32))
+            for (name, sha, box, crop), vec in zip(found, vectors, strict=True)
+        ]
+
+    async def enrol(
+        self, auth: Authorisation, images: Sequence[tuple[str, bytes]], *, actor: str
+    ) -> db.WatchlistEntry:
+        """Checks the authorisation, finds and embeds the person in every image, then stores.
+
+        Nothing is stored unless every check passes: the authorisation first (no
+        model work for a refused enrolment), then every image.
+
+        Raises:
+            CctvNotReady: No models.
+            DataValidationError: A missing authorisation field, a bad expiry, no
+                image or an image without a person (the field names it).
+            HTTPException: An unreadable image (named).
+        """
+        models = self.require_models()
+        now = db.utcnow()
+        checked = check_authorisation(auth, now=now, max_days=self.watchlist_max_days)
+        loop = asyncio.get_running_loop()
+        enrolled = await loop.run_in_executor(self._executor, self.embed_enrolment, images)
+
+        def store() -> db.WatchlistEntry:
+            with self.sessions() as session:
+                entry = store_enrolment(
+                    session,
+                    self.store,
+                    auth=checked,
+                    images=enrolled,
+                    embedder_id=models.embedder_id,
+                    actor=actor,
+                    now=now,
+                )
+                entry_id = entry.id
+            self.sync_index()
+            with self.sessions() as session:
+                return self._loaded_entry(session, entry_id)
+
+        return await asyncio.to_thread(store)
+
+    def _loaded_entry(self, session: Session, entry_id: str) -> db.WatchlistEntry:
+        entry = get_entry(session, entry_id)
+        _ = list(entry.vectors)  # loaded before the session closes
+        return entry
+
+    def revoke(self, entry_id: str, *, actor: str, reason: str) -> db.WatchlistEntry:
+        """Revokes an entry (blocking) and rebuilds the index at once (see :func:`revoke_entry`)."""
+        with self.sessions() as session:
+            revoke_entry(session, self.store, entry_id, actor=actor, reason=reason, now=db.utcnow())
+        self.sync_index()
+        with self.sessions() as session:
+            return self._loaded_entry(session, entry_id)
+
+    # -- video sources
+
+    def start_source(
+        self, camera_id: str, url: str, *, realtime: bool = True, loop: bool = False
+    ) -> SourceStatus:
+        """Opens a video file or stream for a camera and starts a worker that feeds it.
+
+        Raises:
+            CctvNotReady: No models.
+            NotFoundError: Unknown camera, or a file that does not exist.
+            CameraRefused: The camera may not feed the watch list.
+            DataFormatError: OpenCV cannot open the source.
+        """
+        from cv.models.cctv import VideoReader
+
+        self.require_models()
+        with self.sessions() as session:
+            camera = get_camera(session, camera_id)
+            check_feeds_watchlist(camera)
+        if camera_id in self._sources:
+            self.stop_source(camera_id)
+        reader = VideoReader(url, fps=None)  # opening now gives the caller a clear error
+        status = SourceStatus(camera_id=camera_id, url=url, realtime=realtime, loop=loop)
+        status.fps = reader.fps
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._run_source,
+            args=(status, reader, stop),
+            name=f"cctv-source-{camera_id}",
+            daemon=True,
+        )
+        self._sources[camera_id] = (status, stop, thread)
+        with self.sessions() as session:
+            camera = get_camera(session, camera_id)
+            camera.source_url = url
+            camera.updated_at = db.utcnow()
+            session.commit()
+        thread.start()
+        return status
+
+    def _run_source(self, status: SourceStatus, reader: Any, stop: threading.Event) -> None:
+        from cv.models.cctv import VideoReader
+
+        name = f"source:{status.url}"
+        origin = time.time()
+        last_t = 0.0
+        index = 0
+        try:
+            status.state = "running"
+            while not stop.is_set():
+                for frame in reader:
+                    if stop.is_set():
+                        break
+                    if reader.stream:
+                        # A live stream's frames happen now; never let the clock step back.
+                        t = max(last_t, time.time())
+                    else:
+                        # A file's frames are spaced by its frame rate from the start.
+                        t = origin + index / status.fps
+                        wait = t - time.time()
+                        if status.realtime and wait > 0 and stop.wait(wait):
+                            break
+                    last_t = t
+                    outcome = self.process_frame_blocking(status.camera_id, frame, t, name)
+                    index += 1
+                    status.frames += 1
+                    status.sightings += len(outcome.sightings)
+                reader.close()
+                if stop.is_set() or not status.loop:
+                    break
+                reader = VideoReader(status.url, fps=status.fps)
+            status.state = "stopped" if stop.is_set() else "finished"
+        except Exception as exc:  # a broken stream or file ends this worker, visibly
+            status.state = "error"
+            status.error = f"{type(exc).__name__}: {exc}"
+            log.exception("video source of camera %s failed", status.camera_id)
+        finally:
+            reader.close()
+            status.stopped_at = db.utcnow()
+            with contextlib.suppress(Exception):
+                self.flush_camera(status.camera_id)
+
+    def stop_source(self, camera_id: str) -> SourceStatus:
+        """Stops a camera's video source and stores its open tracks.
+
+        Raises:
+            NotFoundError: If the camera has no source.
+        """
+        if camera_id not in self._sources:
+            raise NotFoundError(f"camera {camera_id!r} has no video source", field="camera_id")
+        status, stop, thread = self._sources.pop(camera_id)
+        stop.set()
+        thread.join(timeout=30)
+        if status.state in ("starting", "running"):
+            status.state = "stopped"
+        with self.sessions() as session:
+            camera = session.get(db.Camera, camera_id)
+            if camera is not None:
+                camera.source_url = None
+                session.commit()
+        return status
+
+    def source_status(self, camera_id: str) -> SourceStatus:
+        """The camera's video source.
+
+        Raises:
+            NotFoundError: If the camera has no source.
+        """
+        if camera_id not in self._sources:
+            raise NotFoundError(f"camera {camera_id!r} has no video source", field="camera_id")
+        return self._sources[camera_id][0]
+
+    # -- retention, on demand
+
+    def purge_now(self, *, actor: str) -> PurgeReport:
+        """Runs the retention purge now (blocking), audited with ``actor``."""
+        with self.sessions() as session:
+            report = purge(
+                session,
+                self.store,
+                now=db.utcnow(),
+                retention_days=self.retention_days,
+                actor=actor,
+                always_audit=True,
+            )
+        self.last_purge = report
+        return report
+
+
+def parse_time(value: str | None, *, field: str, default: float | None = None) -> float:
+    """A time given as epoch seconds or ISO 8601 (naive means UTC), as epoch seconds.
+
+    Raises:
+        DataValidationError: Naming ``field`` when the value is neither.
+    """
+    if value is None or not value.strip():
+        if default is None:
+            raise DataValidationError("required", field=field)
+        return default
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            seconds = as_utc(datetime.fromisoformat(text.replace("Z", "+00:00"))).timestamp()
+        except ValueError:
+            raise DataValidationError(
+                f"{value!r} is neither seconds since the epoch nor an ISO 8601 time",
+                field=field,
+            ) from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise DataValidationError(f"{value!r} is not a valid time", field=field)
+    return seconds

@@ -1,0 +1,130 @@
+"""CCTV re-identification on a real PostgreSQL (``CV_TEST_POSTGRES_URL``, set by
+``tests/services.sh``): the migration, the append-only audit log, and the frame to
+sighting to alert path with its verdict.
+
+Without the variable these tests skip with the reason shown, except under
+``CI=true``, where a missing database is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import server_cctv_helpers as ch
+import server_helpers as h
+from sqlalchemy import text
+
+from cv.inference_server import db
+
+PG_URL = os.environ.get("CV_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A fresh schema of the test PostgreSQL, dropped afterwards."""
+    if not PG_URL:
+        why = "CV_TEST_POSTGRES_URL is not set: no PostgreSQL to test against"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{why} (CI=true requires it)")
+        pytest.skip(why)
+    engine = db.make_engine(PG_URL)
+    schema = f"cv_cctv_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def test_migration_and_append_only_audit_log_on_postgres(pg_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    engine = db.make_engine(pg_url)
+    db.migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO audit_log (at, actor, action) VALUES (now(), 'a', 'enrol')"))
+    for sql in ("UPDATE audit_log SET actor = 'b'", "DELETE FROM audit_log", "TRUNCATE audit_log"):
+        with pytest.raises(Exception, match="audit_log is append-only"), engine.begin() as conn:
+            conn.execute(text(sql))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT actor FROM audit_log")).scalars().all() == ["a"]
+        version = conn.execute(text("SELECT value FROM counters WHERE name = 'watchlist_version'"))
+        assert version.scalar_one() == 0
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+    with engine.connect() as conn:
+        tables = (
+            conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+            )
+            .scalars()
+            .all()
+        )
+    assert "audit_log" not in tables and "scans" in tables
+    db.migrate(engine)
+    engine.dispose()
+
+
+def test_frames_to_sighting_alert_and_verdict_on_postgres(
+    pg_url: str,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    models = tmp_path_factory.getbasetemp() / "cctv-models"
+    models.mkdir(exist_ok=True)
+    settings = ch.cctv_settings(tmp_path, models, database_url=pg_url)
+    with ch.ThreadServer(settings) as server:
+        assert server.services.engine.dialect.name == "postgresql"
+        tokens = h.make_tokens(server.app)
+        http = httpx.Client(base_url=server.base, timeout=60)
+
+        def post(path: str, who: str = "admin", **kwargs: Any) -> httpx.Response:
+            return http.post(path, headers=tokens[who], **kwargs)
+
+        camera = {
+            "id": "pg-cam",
+            "site": "ICN-T1",
+            "location": "hall",
+            "purpose": "customs-control",
+        }
+        assert post("/v1/cameras", json=camera).status_code == 201
+        person = ch.person("a")
+        files = [("images", ("ref.png", ch.png(person), "image/png"))]
+        r = post("/v1/watchlist/entries", files=files, data=ch.enrol_form())
+        assert r.status_code == 201, r.text
+        t0 = time.time()
+        for i in range(4):
+            r = http.post(
+                "/v1/cameras/pg-cam/frames",
+                content=ch.png(person),
+                params={"timestamp": t0 + i / 10},
+                headers={**tokens["camera"], "Content-Type": "image/png"},
+            )
+            assert r.status_code == 200, r.text
+        sightings = http.get("/v1/sightings", headers=tokens["inspector"]).json()["sightings"]
+        (sighting,) = sightings
+        alert = http.get(f"/v1/alerts/{sighting['alert_seq']}", headers=tokens["inspector"]).json()
+        assert alert["alert_kind"] == "reid" and alert["boxes"][0]["category"] == "W-17"
+        r = post(f"/v1/alerts/{sighting['alert_seq']}/reject", "inspector", json={"note": "no"})
+        assert r.status_code == 200
+        got = http.get(f"/v1/sightings/{sighting['id']}", headers=tokens["inspector"]).json()
+        assert got["state"] == "rejected"
+        actions = [
+            e["action"] for e in http.get("/v1/audit", headers=tokens["admin"]).json()["entries"]
+        ]
+        assert actions == ["camera", "enrol", "search", "match", "reject"]
+        assert post("/v1/admin/cctv/purge").status_code == 200
