@@ -214,12 +214,14 @@ async def start_cctv(
     A missing or broken model leaves the service unready with the reason (the
     CCTV routes answer 503 with it; ``/v1/cctv/ready`` reports it).
     """
+    from cv.models.cctv import default_detector_dir, default_embedder_dir
+
     models, why = None, None
     try:
         models = await asyncio.to_thread(
             cctv.load_cctv_models,
-            Path(settings.reid_model_dir),
-            Path(settings.person_model_dir),
+            Path(settings.reid_model_dir or default_embedder_dir()),
+            Path(settings.person_model_dir or default_detector_dir()),
             runtime=settings.reid_runtime,
             threshold=settings.reid_match_threshold,
         )

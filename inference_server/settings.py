@@ -39,11 +39,11 @@ class ServerSettings(BaseSettings):
         risk_pack: The declaration risk rule pack (``pack.yaml`` or its folder) served
             at start-up when no pack was activated through the API; by default the
             shipped Korean pack.
-        reid_model_dir: The re-ID embedder's model directory (CCTV watch list).
-            Relative paths are taken from the working directory (``make run`` runs
-            from the repository root). Without it the CCTV routes answer 503 and
-            the X-ray path is unaffected.
-        person_model_dir: The person detector's model directory (class ``person``).
+        reid_model_dir: The re-ID embedder's model directory (CCTV watch list); by
+            default the one shipped in ``models/zoo/reid-osnet``. Without it the
+            CCTV routes answer 503 and the X-ray path is unaffected.
+        person_model_dir: The person detector's model directory (class ``person``);
+            by default ``models/zoo/person-yolo11n``.
         reid_runtime: ``onnx`` or ``torch`` for the re-ID embedder.
         reid_match_threshold: Cosine similarity at which a track matches a
             watch-list entry; by default the embedder's calibrated
@@ -83,8 +83,8 @@ class ServerSettings(BaseSettings):
     demo_rate: float = Field(default=0.5, gt=0)
     bootstrap_tokens: bool = False
     risk_pack: Path | None = None
-    reid_model_dir: Path = Path("models/zoo/reid-osnet")
-    person_model_dir: Path = Path("models/zoo/person-yolo11n")
+    reid_model_dir: Path | None = None
+    person_model_dir: Path | None = None
     reid_runtime: str = Field(default="onnx", pattern="^(onnx|torch)$")
     reid_match_threshold: float | None = Field(default=None, gt=0, le=1)
     reid_retention_days: float = Field(default=30.0, gt=0)

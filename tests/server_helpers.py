@@ -126,6 +126,8 @@ def server_settings(tmp: Path, model_dir: Path, **overrides: Any) -> Any:
         "model_dir": model_dir,
         "max_batch": 4,
         "max_wait_ms": 2.0,
+        # The X-ray tests leave the CCTV part off (its own tests load tiny models).
+        "reid_model_dir": tmp / "no-reid-model",
     }
     values.update(overrides)
     return ServerSettings(_env_file=None, **values)
