@@ -32,7 +32,9 @@ def test_import_is_lazy() -> None:
         "print('torch' in sys.modules, 'ultralytics' in sys.modules, cv.models.list_models())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False False ['yolo11n', 'yolo11s', 'yolov8n']"
+    names = "['osnet_x0_25', 'osnet_x1_0', 'resnet18_bnneck', 'resnet50_bnneck', "
+    names += "'yolo11n', 'yolo11s', 'yolov8n']"
+    assert out.stdout.strip() == f"False False {names}"
 
 
 def test_registry_duplicate_and_unknown() -> None:

@@ -245,3 +245,19 @@ def test_cli_export(exported: Path, tmp_path: Path) -> None:
     assert main(["reid", "export", str(d), "--images", str(crops)]) == 0
     assert read_reid_record(d).metrics["onnx_parity"]["crops"] == 3
     assert main(["reid", "export", str(tmp_path / "missing")]) == 5
+
+
+def test_default_model_ships_and_loads() -> None:
+    from cv.models.reid import default_model_dir
+
+    d = default_model_dir()
+    record = read_reid_record(d)  # every file checked against its sha256
+    assert record.architecture == "osnet_x0_25" and record.input_hw == (256, 128)
+    assert 0.0 < record.thresholds["match"] < 1.0
+    held_out = record.metrics["heldout-synth"]
+    assert held_out["rank1"] >= 0.90 and held_out["mAP"] >= 0.75
+    assert record.metrics["onnx_parity"]["passed"]
+    assert (d / "MODEL_CARD.md").is_file()
+    emb = load_embedder(runtime="onnx", threads=1)
+    out = emb.embed(parity_crops(2))
+    assert out.shape == (2, 128) and emb.match_threshold == record.thresholds["match"]

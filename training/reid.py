@@ -149,14 +149,14 @@ class ReidAugmentConfig(BaseModel):
     saturation: float = Field(default=0.3, ge=0, le=1)
     hue: float = Field(default=0.05, ge=0, le=0.5)
     gray_p: float = Field(default=0.0, ge=0, le=1)
-    gain_p: float = Field(default=0.0, ge=0, le=1)
+    gain_p: float = Field(default=0.8, ge=0, le=1)
     gain: float = Field(default=0.15, ge=0, lt=1)
-    gamma_p: float = Field(default=0.0, ge=0, le=1)
+    gamma_p: float = Field(default=0.5, ge=0, le=1)
     gamma: float = Field(default=0.25, ge=0, lt=1)
-    downscale_p: float = Field(default=0.0, ge=0, le=1)
-    blur_p: float = Field(default=0.0, ge=0, le=1)
-    noise_p: float = Field(default=0.0, ge=0, le=1)
-    jpeg_p: float = Field(default=0.0, ge=0, le=1)
+    downscale_p: float = Field(default=0.5, ge=0, le=1)
+    blur_p: float = Field(default=0.3, ge=0, le=1)
+    noise_p: float = Field(default=0.3, ge=0, le=1)
+    jpeg_p: float = Field(default=0.3, ge=0, le=1)
     erasing_p: float = Field(default=0.0, ge=0, le=1)
 
 
@@ -209,9 +209,9 @@ class ReidTrainConfig(BaseModel):
     epochs: int = Field(default=30, ge=1)
     p: int = Field(default=16, ge=2)
     k: int = Field(default=4, ge=2)
-    lr: float = Field(default=0.002, gt=0)
+    lr: float = Field(default=0.006, gt=0)
     weight_decay: float = Field(default=5e-4, ge=0)
-    warmup_epochs: float = Field(default=2.0, ge=0)
+    warmup_epochs: float = Field(default=0.5, ge=0)
     warmup_factor: float = Field(default=0.1, gt=0, le=1)
     min_lr_ratio: float = Field(default=0.01, ge=0, le=1)
     label_smoothing: float = Field(default=0.1, ge=0, lt=1)
@@ -977,7 +977,7 @@ def validate_model(
 
 def _figures(report: Any) -> dict[str, float]:
     """rank1, rank5, mAP, mINP from the evaluation's report."""
-    m = getattr(report, "metrics", report)
+    m = report.metrics
     return {
         "rank1": float(m.rank(1)),
         "rank5": float(m.rank(5)),
