@@ -73,3 +73,15 @@ def test_the_shipped_person_detector_is_a_complete_model_directory() -> None:
     assert {"state_dict", "onnx"} <= set(record.files)
     assert (d / "MODEL_CARD.md").is_file()
     assert record.metrics.get("heldout", {}).get("AP50", 0) > 0.5
+
+
+def test_a_tiny_person_training_run_gives_a_loadable_detector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cv.models.load import load_detector
+
+    monkeypatch.chdir(tmp_path)  # the synthetic set is cached under ./data/cache
+    args = ["train", "person", "--synth-images", "8", "--epochs", "1", "--imgsz", "64"]
+    assert main([*args, "--batch", "4", "--workers", "0", "--out", str(tmp_path / "runs")]) == 0
+    detector = load_detector(tmp_path / "runs" / "person" / "best", runtime="torch")
+    assert detector.record.classes == ["person"]

@@ -179,7 +179,7 @@ class XrayTrainConfig(BaseModel):
         return self.out / self.name
 
 
-def _node_line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+def node_line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     """The 1-based line of the YAML node at ``loc`` (or of its deepest existing parent)."""
     line = None
     for key in loc:
@@ -199,7 +199,7 @@ def _node_line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-ConfigT = TypeVar("ConfigT", bound=XrayTrainConfig)
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
 def validate_config(
@@ -209,14 +209,15 @@ def validate_config(
     root: yaml.Node | None = None,
     model: type[ConfigT] = XrayTrainConfig,  # type: ignore[assignment]
 ) -> ConfigT:
-    """Validates a mapping into :class:`XrayTrainConfig` (or a subclass of it).
+    """Validates a mapping into :class:`XrayTrainConfig` (or another experiment model).
 
     Args:
         doc: The settings.
         path: The file they came from, for error messages.
         root: The file's YAML node tree, for line numbers in error messages.
-        model: The config class: ``XrayTrainConfig``, or a detector recipe built on
-            it (``cv.training.person.PersonTrainConfig``).
+        model: The config class: ``XrayTrainConfig``, a detector recipe built on
+            it (``cv.training.person.PersonTrainConfig``) or the re-ID trainer's
+            ``cv.training.reid.ReidTrainConfig``.
 
     Raises:
         ConfigError: Naming the file, line and field of the first error.
@@ -227,12 +228,12 @@ def validate_config(
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         field = ".".join(str(x) for x in loc) or None
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         elif "input" in err and err["type"] != "missing" and not isinstance(err["input"], dict):
             msg = f"{msg} (got {err['input']!r})"
-        raise ConfigError(msg, path=path, line=_node_line(root, loc), field=field) from None
+        raise ConfigError(msg, path=path, line=node_line(root, loc), field=field) from None
 
 
 def load_config(

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cv.errors import ConfigError, DataValidationError, NotFoundError
 
@@ -252,30 +252,10 @@ def validate_reid_config(
     path: str | PathLike[str] | None = None,
     root: yaml.Node | None = None,
 ) -> ReidTrainConfig:
-    """Validates a mapping into :class:`ReidTrainConfig`.
+    """Validates a mapping into :class:`ReidTrainConfig` (errors name file, line, field)."""
+    from cv.training.config import validate_config
 
-    Args:
-        doc: The settings.
-        path: The file they came from, for error messages.
-        root: The file's YAML node tree, for line numbers in error messages.
-
-    Raises:
-        ConfigError: Naming the file, line and field of the first error.
-    """
-    from cv.training.config import _node_line
-
-    try:
-        return ReidTrainConfig.model_validate(doc)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        field_ = ".".join(str(x) for x in loc) or None
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif "input" in err and err["type"] != "missing" and not isinstance(err["input"], dict):
-            msg = f"{msg} (got {err['input']!r})"
-        raise ConfigError(msg, path=path, line=_node_line(root, loc), field=field_) from None
+    return validate_config(doc, path=path, root=root, model=ReidTrainConfig)
 
 
 def load_reid_config(
@@ -295,29 +275,11 @@ def load_reid_config(
         ConfigError: If it is not valid YAML or a field is invalid (file, line and
             field are named).
     """
-    from cv.training.config import apply_overrides
+    from cv.training.config import apply_overrides, load_config
 
     if path is None:
         return validate_reid_config(apply_overrides({}, overrides or {}))
-    p = Path(path)
-    if not p.is_file():
-        raise NotFoundError("experiment config file does not exist", path=p)
-    text = p.read_text(encoding="utf-8")
-    try:
-        root = yaml.compose(text)
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(
-            f"not valid YAML ({getattr(exc, 'problem', exc)})",
-            path=p,
-            line=None if mark is None else mark.line + 1,
-        ) from None
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, dict):
-        raise ConfigError("an experiment file must be a mapping of fields", path=p, line=1)
-    return validate_reid_config(apply_overrides(doc, overrides or {}), path=p, root=root)
+    return load_config(path, overrides=overrides, model=ReidTrainConfig)
 
 
 # --------------------------------------------------------------------------- losses
@@ -813,7 +775,7 @@ def write_reid_model_dir(
     """Writes one model directory (``model.safetensors`` + ``model.json``) with the
     epoch's validation figures and the run's recipe."""
     from cv.models.reid import make_reid_record, save_embedder
-    from cv.training.xray import _git_commit
+    from cv.training.xray import git_commit
 
     v = record.values
     metrics: dict[str, Any] = {"epoch": record.epoch, "split": run.val_name}
@@ -833,7 +795,7 @@ def write_reid_model_dir(
             "device": run.device,
             "seed": run.config.seed,
             "dataset": run.dataset,
-            "commit": _git_commit(),
+            "commit": git_commit(),
         },
         metrics=metrics,
     )

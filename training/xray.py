@@ -226,7 +226,7 @@ def write_model_dir(
             "device": run.device,
             "seed": run.config.seed,
             "dataset": run.dataset,
-            "commit": _git_commit(),
+            "commit": git_commit(),
         },
     )
     save_model(model, record_, out_dir)
@@ -845,7 +845,7 @@ def _overrides(
     }
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],

@@ -201,10 +201,8 @@ def train_person_command(
     resume: bool = typer.Option(False, "--resume", help="Continue the run OUT/NAME."),
 ) -> None:
     """Train the CCTV person detector (YOLO through ultralytics, class 'person'), offline."""
-    from rich.table import Table
-
+    from cv.cli.train import show_detector_run
     from cv.errors import ConfigError
-    from cv.log import console
     from cv.training.config import apply_overrides
     from cv.training.person import load_person_config, person_config, train_person
 
@@ -237,20 +235,7 @@ def train_person_command(
         cfg = person_config(apply_overrides({}, overrides))
     command = "customs-vision " + shlex.join(sys.argv[1:]) if sys.argv else None
     result = train_person(cfg, resume=resume, command=command)
-
-    best = result.best()
-    table = Table(title=f"{cfg.model} on {cfg.run_dir}")
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    table.add_row("epochs", str(len(result.history)))
-    table.add_row("time", f"{result.seconds:.0f} s")
-    if best:
-        table.add_row("best epoch", f"{best['epoch']:.0f}")
-        for key in ("precision", "recall", "mAP50", "mAP50-95"):
-            table.add_row(f"val {key}", f"{best.get(key, float('nan')):.3f}")
-    table.add_row("best model", str(result.best_dir))
-    table.add_row("metrics", str(result.run_dir / "metrics.csv"))
-    console.print(table)
+    show_detector_run(cfg.model, cfg.run_dir, result)
 
 
 @eval_app.command("person")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -68,10 +69,8 @@ def xray(
     ),
 ) -> None:
     """Train the X-ray threat detector (YOLO through ultralytics), offline, into OUT/NAME."""
-    from rich.table import Table
 
     from cv.errors import ConfigError
-    from cv.log import console
     from cv.training.config import apply_overrides, load_config, validate_config
     from cv.training.xray import train_xray
 
@@ -108,9 +107,17 @@ def xray(
         cfg = validate_config(apply_overrides({}, overrides))
     command = "customs-vision " + shlex.join(sys.argv[1:]) if sys.argv else None
     result = train_xray(cfg, resume=resume, command=command)
+    show_detector_run(cfg.model, cfg.run_dir, result)
+
+
+def show_detector_run(model: str, run_dir: Path, result: Any) -> None:
+    """Prints a detector training run's summary table (``train xray``, ``train person``)."""
+    from rich.table import Table
+
+    from cv.log import console
 
     best = result.best()
-    table = Table(title=f"{cfg.model} on {cfg.run_dir}")
+    table = Table(title=f"{model} on {run_dir}")
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("epochs", str(len(result.history)))
