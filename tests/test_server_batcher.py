@@ -145,10 +145,13 @@ def test_swap_under_load_fails_no_request(tmp_path, models):
             answers = []
 
             async def load(worker):
-                i = 0
-                # Keep posting until well after the swap, so requests straddle it.
-                while not swapped.is_set() or i < 6:
+                i = after = 0
+                # Keep posting until three requests started after the swap, so
+                # requests straddle it whatever the machine's speed.
+                while after < 3:
+                    started_after = swapped.is_set()
                     answers.append(await apost(client, tokens, f"swap-{worker}-{i}", i))
+                    after += started_after
                     i += 1
 
             async def swap():
