@@ -134,10 +134,28 @@ async def stream_alerts(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     """Server-Sent Events: replay after the last id, then live alerts and updates."""
-    resume = _resume_point(last_event_id, last_id)
+    return event_stream(service, site=site, lane=lane, resume=_resume_point(last_event_id, last_id))
+
+
+def event_stream(
+    service: alerts.AlertService,
+    *,
+    site: str | None,
+    lane: str | None,
+    resume: int | None,
+    kind: str | None = None,
+) -> EventSourceResponse:
+    """The SSE response of the alert stream; with ``kind`` (``reid``...), only the
+    alerts and updates of that kind (hello and keep-alive messages always pass)."""
 
     async def events() -> Any:
         async for message in service.stream(site=site, lane=lane, last_id=resume):
+            if (
+                kind is not None
+                and message.event in ("alert", "update")
+                and message.data.get("alert_kind") != kind
+            ):
+                continue
             yield _sse(message)
 
     # Keep-alives come from the stream itself (only when idle), so no library pings.

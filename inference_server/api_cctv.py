@@ -59,7 +59,13 @@ from sse_starlette import EventSourceResponse
 
 from cv.errors import DataValidationError, NotFoundError
 from cv.inference_server import alerts, cctv, db
-from cv.inference_server.api_alerts import AlertServiceDep, Lane, Site, _resume_point, _sse
+from cv.inference_server.api_alerts import (
+    AlertServiceDep,
+    Lane,
+    Site,
+    _resume_point,
+    event_stream,
+)
 from cv.inference_server.auth import Principal
 from cv.inference_server.deps import Admin, Camera, Inspector, SessionDep, SightingReader
 
@@ -413,14 +419,7 @@ async def stream_sightings(
     """Server-Sent Events: the alert stream with only its re-ID alerts (ids are alert seqs,
     so ``Last-Event-ID`` resumes it as it does the alert stream)."""
     resume = _resume_point(last_event_id, last_id)
-
-    async def events() -> Any:
-        async for message in service.stream(site=site, lane=lane, last_id=resume):
-            if message.event in ("alert", "update") and message.data.get("alert_kind") != "reid":
-                continue
-            yield _sse(message)
-
-    return EventSourceResponse(events(), ping=0, headers={"Cache-Control": "no-store"})
+    return event_stream(service, site=site, lane=lane, resume=resume, kind="reid")
 
 
 @router.get("/v1/sightings/{sighting_id}")
