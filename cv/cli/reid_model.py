@@ -104,6 +104,7 @@ def train_command(
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from rich.table import Table
 
+    from cv.cli.train import resume_config
     from cv.errors import ConfigError
     from cv.log import console
     from cv.training.reid import load_reid_config, train_reid
@@ -140,11 +141,10 @@ def train_command(
         "export": export,
     }
     if resume:
-        # The run's own resolved config; what may change on resume is applied below.
-        if config is None:
-            config = (out or Path("runs/train")) / (name or "reid") / "config.yaml"
-        keep = {"epochs", "workers", "threads", "device", "val_every", "export"}
-        overrides = {key: v for key, v in overrides.items() if key in keep}
+        keep = frozenset({"epochs", "workers", "threads", "device", "val_every", "export"})
+        config, overrides = resume_config(
+            config, overrides, out=out, name=name or "reid", keep=keep
+        )
     cfg = load_reid_config(config, overrides=overrides)
     command = "customs-vision " + shlex.join(sys.argv[1:]) if sys.argv else None
     result = train_reid(cfg, resume=resume, command=command)

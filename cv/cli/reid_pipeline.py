@@ -201,7 +201,7 @@ def train_person_command(
     resume: bool = typer.Option(False, "--resume", help="Continue the run OUT/NAME."),
 ) -> None:
     """Train the CCTV person detector (YOLO through ultralytics, class 'person'), offline."""
-    from cv.cli.train import show_detector_run
+    from cv.cli.train import resume_config, show_detector_run
     from cv.errors import ConfigError
     from cv.training.config import apply_overrides
     from cv.training.person import load_person_config, person_config, train_person
@@ -225,10 +225,7 @@ def train_person_command(
         "out": out,
     }
     if resume:
-        if config is None:
-            config = (out or Path("runs/train")) / (name or "person") / "config.yaml"
-        keep = {"epochs", "batch", "workers", "device"}
-        overrides = {k: v for k, v in overrides.items() if k in keep}
+        config, overrides = resume_config(config, overrides, out=out, name=name or "person")
     if config is not None:
         cfg = load_person_config(config, overrides=overrides)
     else:

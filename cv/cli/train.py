@@ -96,11 +96,7 @@ def xray(
         "augment.tip_p": tip_p,
     }
     if resume:
-        # The run's own resolved config; what may change on resume is applied below.
-        if config is None:
-            config = (out or Path("runs/train")) / (name or "xray") / "config.yaml"
-        keep = {"epochs", "batch", "workers", "device"}
-        overrides = {k: v for k, v in overrides.items() if k in keep}
+        config, overrides = resume_config(config, overrides, out=out, name=name or "xray")
     if config is not None:
         cfg = load_config(config, overrides=overrides)
     else:
@@ -108,6 +104,25 @@ def xray(
     command = "customs-vision " + shlex.join(sys.argv[1:]) if sys.argv else None
     result = train_xray(cfg, resume=resume, command=command)
     show_detector_run(cfg.model, cfg.run_dir, result)
+
+
+RESUMABLE = frozenset({"epochs", "batch", "workers", "device"})
+"""Options that may change when a run is resumed; the rest come from its config."""
+
+
+def resume_config(
+    config: Path | None,
+    overrides: dict[str, object],
+    *,
+    out: Path | None,
+    name: str,
+    keep: frozenset[str] = RESUMABLE,
+) -> tuple[Path, dict[str, object]]:
+    """The config and overrides of a resumed run: the run's own resolved
+    ``config.yaml`` (unless one is given) and only the options in ``keep``."""
+    if config is None:
+        config = (out or Path("runs/train")) / name / "config.yaml"
+    return config, {k: v for k, v in overrides.items() if k in keep}
 
 
 def show_detector_run(model: str, run_dir: Path, result: Any) -> None:
