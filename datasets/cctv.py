@@ -40,12 +40,17 @@ from cv.datasets.cctv_run import (
     run_jobs,
     tool_version,
 )
-from cv.datasets.cctv_scenes import generate_person_detection, generate_sequences
+from cv.datasets.cctv_scenes import (
+    generate_person_detection,
+    generate_sequences,
+    render_scene_crop,
+)
 from cv.errors import ConfigError
 
 __all__ = [
     "GENERATOR_VERSION",
     "MARKET_FOLDERS",
+    "REID_SOURCES",
     "generate_person_detection",
     "generate_reid_dataset",
     "generate_sequences",
@@ -55,6 +60,11 @@ __all__ = [
 
 MARKET_FOLDERS = ("bounding_box_train", "query", "bounding_box_test")
 """The Market-1501 folders :func:`generate_reid_dataset` writes."""
+
+REID_SOURCES = ("crops", "scenes", "mixed")
+"""How :func:`generate_reid_dataset` draws a person crop: at crop scale
+(:func:`~cv.datasets.cctv_crops.render_crop`), cut out of a camera frame
+(:func:`~cv.datasets.cctv_scenes.render_scene_crop`), or each crop either way."""
 
 _MAX_CAMERAS = 9  # Market-1501 names hold the camera as one digit (c1..c9)
 _MAX_PID = 9999  # and the person id as four
@@ -109,6 +119,7 @@ class _CropJob:
     identity: Identity | None
     camera: Camera
     size: tuple[int, int]
+    source: str = "crops"
 
 
 def _crop_seed(seed: int, index: int) -> int:
@@ -123,7 +134,11 @@ def _run_crop(job: _CropJob) -> None:
         img = render_junk(job.camera, rng, size=job.size)
     else:
         ident = job.identity if job.identity is not None else make_identity(0, rng)
-        img = render_crop(ident, job.camera, rng, size=job.size)
+        scene = job.source == "scenes" or (job.source == "mixed" and rng.random() < 0.5)
+        if scene:
+            img = render_scene_crop(ident, job.camera, rng)
+        else:
+            img = render_crop(ident, job.camera, rng, size=job.size)
     quality = int(np.clip(job.camera.jpeg_quality + rng.integers(-5, 6), 30, 98))
     write_image(job.path, img, jpeg_quality=quality)
 
@@ -140,6 +155,7 @@ def generate_reid_dataset(
     distractors: int | None = None,
     junk: int | None = None,
     derived: float = 0.3,
+    source: str = "crops",
     seed: int = 0,
     workers: int = 0,
     overwrite: bool = False,
@@ -173,6 +189,11 @@ def generate_reid_dataset(
             gallery's identity crops.
         junk: Junk crops in the gallery; by default 2 % of them.
         derived: Share of identities that are look-alikes of an earlier one.
+        source: ``crops``: people drawn at crop scale, ``size`` each; ``scenes``:
+            people cut out of camera frames by a detector-like box, at the size they
+            had in the frame (36-300 pixels tall), as the CCTV pipeline sees them;
+            ``mixed``: each crop one way or the other, even odds (enrolment photos
+            against camera cut-outs). Junk crops are drawn at crop scale.
         seed: Seed of the run.
         workers: Worker processes; 0 means one per CPU core, 1 runs in this process.
         overwrite: Replace an earlier dataset in ``out``.
@@ -190,6 +211,10 @@ def generate_reid_dataset(
     _check_reid_options(
         identities, n_train, cameras, train_cameras, images_per_camera, size, derived
     )
+    if source not in REID_SOURCES:
+        raise ConfigError(
+            f"source must be one of {', '.join(REID_SOURCES)}, got {source!r}", field="source"
+        )
     n_workers = resolve_workers(workers)
     out = Path(out)
     prepare_out(out, (*MARKET_FOLDERS, "manifest.json"), overwrite=overwrite)
@@ -246,6 +271,7 @@ def generate_reid_dataset(
             identity=ident,
             camera=cams[cam - 1],
             size=(h, w),
+            source=source,
         )
         for i, (folder, pid, cam, kind, ident) in enumerate(plan)
     ]
@@ -277,6 +303,7 @@ def generate_reid_dataset(
             "distractors": n_distractors,
             "junk": n_junk,
             "derived": derived,
+            "source": source,
             "seed": seed,
             "workers": n_workers,
         },

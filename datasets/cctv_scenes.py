@@ -812,3 +812,101 @@ def generate_person_detection(
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return data_yaml
+
+
+# ------------------------------------------------------------ re-ID crops cut from scenes
+
+SCENE_CROP_FRAMES = ((640, 360), (960, 540), (1280, 720))
+"""Frame sizes a scene crop is cut from (``width, height``): people 40-300 pixels tall."""
+
+
+def render_scene_crop(
+    ident: Identity,
+    cam: Camera,
+    rng: np.random.Generator,
+    *,
+    min_visibility: float = 0.6,
+    min_height: int = 36,
+    attempts: int = 8,
+) -> NDArray[np.uint8]:
+    """``ident`` walking through ``cam``'s scene, cut out as a person detector would.
+
+    A frame of 640 × 360 to 1280 × 720 pixels is drawn with the person walking
+    somewhere on the floor (other walkers and pillars around them, some in front),
+    passed through the camera's whole-frame degradation and a video codec's loss (a
+    JPEG round trip), and the person's box is cut out with a detector's error (a few
+    per cent on each side), at the frame's own pixels: a crop is as small as the
+    person was. This is the domain the CCTV pipeline embeds, unlike
+    :func:`cv.datasets.cctv_crops.render_crop`, which draws the person at crop scale.
+
+    Args:
+        ident: Who.
+        cam: The camera (colours, lighting, noise, blur, viewpoints).
+        rng: Source of everything that varies.
+        min_visibility: Share of the body that must show; placements hiding more are
+            drawn again.
+        min_height: Shortest acceptable box, pixels.
+        attempts: Placements tried before the last one is taken as it is.
+
+    Returns:
+        ``(h, w, 3) uint8`` RGB at the person's size in the frame.
+    """
+    width, height = SCENE_CROP_FRAMES[int(rng.choice(3, p=[0.45, 0.3, 0.25]))]
+    geom = make_geometry(width, height, rng)
+    bg = scene_background(cam, geom, rng)
+    zn = geom.z_near()
+    crop: NDArray[np.uint8] | None = None
+    for attempt in range(attempts):
+        # The person: somewhere on the walkway, walking in some direction.
+        z = zn * math.exp(rng.uniform(math.log(0.85), math.log(4.0)))
+        if geom.pixels(PERSON_METRES * ident.height, z) < min_height and attempt < attempts - 1:
+            continue
+        x = rng.uniform(-0.7, 0.7) * geom.half_width(z)
+        heading = rng.uniform(-math.pi, math.pi)
+        view = walking_view(math.sin(heading), -math.cos(heading))
+        if rng.random() < 0.25:
+            view = cam.draw_view(rng)
+        pose = Pose(
+            phase=float(rng.uniform(0, 2 * math.pi)),
+            stride=float(rng.uniform(0.7, 1.0)),
+            arm=float(rng.uniform(0.5, 0.9)),
+        )
+        actors = [Actor(1, ident, x, z, view, pose)]
+        for k in range(int(rng.choice(4, p=[0.35, 0.3, 0.2, 0.15]))):
+            oz = z * math.exp(rng.uniform(-0.5, 0.5))
+            ox = x + rng.uniform(-1.2, 1.2)
+            actors.append(
+                Actor(2 + k, make_identity(0, rng), ox, oz, cam.draw_view(rng), random_pose(rng))
+            )
+        pillars = _pillars(geom, cam, rng, int(rng.choice(3, p=[0.6, 0.3, 0.1])))
+        frame, labels = render_scene(bg, geom, actors, pillars)
+        target = next((lab for lab in labels if lab.key == 1), None)
+        if target is None or (target.visibility < min_visibility and attempt < attempts - 1):
+            continue
+        x0, y0, x1, y1 = target.box
+        if y1 - y0 < min_height and attempt < attempts - 1:
+            continue
+        frame = apply_camera(frame, cam, rng, ref_height=512, jitter=0.5)
+        # A video codec's loss, then a detector's box: each side off by a few per cent.
+        quality = int(np.clip(cam.jpeg_quality + rng.integers(-15, 6), 30, 95))
+        ok, enc = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if ok:
+            frame = cv2.imdecode(enc, cv2.IMREAD_UNCHANGED)
+        bw, bh = x1 - x0, y1 - y0
+        e = rng.normal(0.0, 0.05, 4) * np.array([bw, bh, bw, bh])
+        e[:2] -= np.array([bw, bh]) * rng.uniform(0.0, 0.06)  # detectors box a little loose
+        e[2:] += np.array([bw, bh]) * rng.uniform(0.0, 0.06)
+        cx0 = int(np.clip(round(x0 + e[0]), 0, width - 2))
+        cy0 = int(np.clip(round(y0 + e[1]), 0, height - 2))
+        cx1 = int(np.clip(round(x1 + e[2]), cx0 + 2, width))
+        cy1 = int(np.clip(round(y1 + e[3]), cy0 + 2, height))
+        crop = np.ascontiguousarray(frame[cy0:cy1, cx0:cx1])
+        break
+    if crop is None:  # nobody visible in any placement: a last, unoccluded one
+        z = zn * 1.5
+        actors = [Actor(1, ident, 0.0, z, cam.draw_view(rng), random_pose(rng))]
+        frame, labels = render_scene(bg, geom, actors, [])
+        frame = apply_camera(frame, cam, rng, ref_height=512, jitter=0.5)
+        x0, y0, x1, y1 = labels[0].box
+        crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
+    return crop

@@ -26,6 +26,7 @@ from cv.datasets.cctv_scenes import (
     Geometry,
     Pillar,
     render_scene,
+    render_scene_crop,
     walking_view,
 )
 from cv.datasets.reid import read_market1501
@@ -153,6 +154,39 @@ def test_reid_dataset_refuses_bad_options_and_old_output(tmp_path: Path) -> None
     for b in bad:
         with pytest.raises(ConfigError):
             generate_reid_dataset(tmp_path / "bad", workers=1, **{**SMALL, **b})
+
+
+def test_scene_crops_are_cut_from_frames_at_the_persons_size(tmp_path: Path) -> None:
+    cam = camera_for(0, 1)
+    ident = make_identity(3, np.random.default_rng(0))
+    a = render_scene_crop(ident, cam, np.random.default_rng(5))
+    b = render_scene_crop(ident, cam, np.random.default_rng(5))
+    assert np.array_equal(a, b)
+    heights = [render_scene_crop(ident, cam, np.random.default_rng(i)).shape[0] for i in range(12)]
+    # Frame pixels, not a fixed crop size: as small as the person was in the frame.
+    assert min(heights) >= 30 and max(heights) <= 720 and len(set(heights)) > 6
+    assert all(
+        h > w
+        for h, w, _ in (
+            render_scene_crop(ident, cam, np.random.default_rng(i)).shape for i in range(3)
+        )
+    )
+
+    root = generate_reid_dataset(tmp_path / "scenes", seed=2, workers=1, source="scenes", **SMALL)
+    ds = read_market1501(root)
+    shapes = {read_image(s.path).shape[:2] for s in ds.train}
+    assert len(shapes) > 3 and (128, 64) not in shapes
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["options"]["source"] == "scenes"
+    # Junk stays at crop scale; mixed draws people both ways.
+    assert all(read_image(s.path).shape[:2] == (128, 64) for s in ds.gallery if s.pid < 0)
+    mixed = read_market1501(
+        generate_reid_dataset(tmp_path / "mixed", seed=2, workers=1, source="mixed", **SMALL)
+    )
+    sizes = [read_image(s.path).shape[:2] == (128, 64) for s in mixed.train]
+    assert any(sizes) and not all(sizes)
+    with pytest.raises(ConfigError, match="source must be one of"):
+        generate_reid_dataset(tmp_path / "bad", workers=1, source="video", **SMALL)
 
 
 def test_scene_visibility_and_boxes_are_exact() -> None:

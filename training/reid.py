@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import yaml
@@ -80,6 +80,8 @@ class ReidSynthSpec(BaseModel):
             by the others (cross-camera, cross-domain evaluation).
         images_per_camera: Crops per person and camera.
         derived: Share of identities that are look-alikes of an earlier one.
+        source: How people are drawn: ``crops``, ``scenes`` (cut out of camera
+            frames) or ``mixed`` (see :data:`cv.datasets.cctv.REID_SOURCES`).
         size: ``(height, width)`` of the crops.
         seed: Generator seed.
         workers: Worker processes (0: one per core); does not change the output.
@@ -93,6 +95,7 @@ class ReidSynthSpec(BaseModel):
     train_cameras: int = Field(default=5, ge=1)
     images_per_camera: int = Field(default=4, ge=1)
     derived: float = Field(default=0.3, ge=0, lt=1)
+    source: Literal["crops", "scenes", "mixed"] = "crops"
     size: tuple[int, int] = (256, 128)
     seed: int = 0
     workers: int = Field(default=0, ge=0)
@@ -110,7 +113,9 @@ class ReidSynthSpec(BaseModel):
 
     def key(self) -> str:
         """A short hash of everything that changes the generated images."""
-        doc = self.model_dump(mode="json", exclude={"workers"})
+        # ``source`` joined later: left out at its default, earlier sets keep their keys.
+        skip = {"workers"} | ({"source"} if self.source == "crops" else set())
+        doc = self.model_dump(mode="json", exclude=skip)
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -648,6 +653,7 @@ def _synth_dataset(config: ReidTrainConfig) -> Path:
         train_cameras=spec.train_cameras,
         images_per_camera=spec.images_per_camera,
         derived=spec.derived,
+        source=spec.source,
         size=spec.size,
         seed=spec.seed,
         workers=spec.workers,

@@ -51,6 +51,12 @@ def synth(
         4, "--images-per-camera", min=1, help="Crops per identity and camera."
     ),
     size: str = typer.Option("256x128", "--size", help="Crop HEIGHTxWIDTH."),
+    source: str = typer.Option(
+        "crops",
+        "--source",
+        help="How people are drawn: crops (at crop scale), scenes (cut out of camera "
+        "frames, as the CCTV pipeline sees them) or mixed (each crop either way).",
+    ),
     distractors: int = typer.Option(
         -1, "--distractors", min=-1, help="Distractor crops (pid 0000); -1: 10 % of the gallery."
     ),
@@ -105,6 +111,7 @@ def synth(
             train_cameras=train_cameras,
             images_per_camera=images_per_camera,
             size=_size(size, "size"),
+            source=source,
             distractors=None if distractors < 0 else distractors,
             junk=None if junk < 0 else junk,
             seed=seed,
@@ -120,7 +127,7 @@ def synth(
             f"re-ID crops (Market-1501) in {root}: train {tr['ids']} ids / {tr['images']} crops "
             f"(cameras {manifest['train_cameras']}); query {q['images']}, gallery {g['images']} "
             f"(held-out cameras {manifest['test_cameras']}; {g['distractors']} distractors, "
-            f"{g['junk']} junk); {manifest['crops_per_second']:.0f} crops/s, "
+            f"{g['junk']} junk; source {source}); {manifest['crops_per_second']:.0f} crops/s, "
             f"{time.perf_counter() - t0:.1f} s"
         )
     if sequences:
