@@ -117,6 +117,7 @@ AUDIT_ACTIONS: tuple[str, ...] = (
     "reject",
     "purge",
     "camera",
+    "export",
 )
 """Every action the audit log records."""
 

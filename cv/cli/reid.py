@@ -18,4 +18,4 @@ app = typer.Typer(
 )
 
 # Imported for their side effect: each registers its commands.
-from cv.cli import reid_data, reid_eval, reid_model, reid_pipeline  # noqa: E402, F401
+from cv.cli import reid_data, reid_eval, reid_feedback, reid_model, reid_pipeline  # noqa: E402, F401
