@@ -33,7 +33,9 @@ Who may do what (roles in :mod:`cv.inference_server.auth`)::
     POST   /v1/sightings/{id}/confirm | /reject inspector or admin: "same person" / "not the
                                                 same person" (the same as on its alert)
 
-    GET    /v1/audit?action=&actor=&entry_id=&camera_id=&since=&until=&after_id=&limit=  admin
+    GET    /v1/audit?action=&actor=&entry_id=&camera_id=&since=&until=&after_id=&limit=  admin:
+                                                oldest first; ``order=desc`` (+ ``before_id=``)
+                                                for the newest first, paging back
     POST   /v1/admin/cctv/purge                 admin: run the retention purge now
 
 A re-ID alert can also be confirmed or rejected through ``/v1/alerts/{seq}/confirm``
@@ -42,7 +44,9 @@ transaction. Bad input answers a 4xx naming the problem and stores nothing:
 an unknown camera 404, a camera whose purpose forbids watch-list use 403, a
 missing authorisation field or past expiry 422, an image without a person 422
 naming the image, an unreadable frame 413 / 415 / 422. Without the re-ID models
-every CCTV route answers 503.
+the routes that need them (frames, video sources, enrolment, retrospective
+search) answer 503; cameras, entries, sightings and the audit log can still be
+read and cameras registered.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Uplo
 from fastapi.requests import HTTPConnection
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 
 from cv.errors import DataValidationError, NotFoundError
@@ -529,24 +535,70 @@ def audit_log(
     until: datetime | None = None,
     after_id: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    order: Annotated[
+        Literal["asc", "desc"],
+        Query(description="asc: oldest first after after_id; desc: the newest first."),
+    ] = "asc",
+    before_id: Annotated[
+        int | None, Query(ge=1, description="With order=desc: page back from this id.")
+    ] = None,
 ) -> dict[str, Any]:
-    """The CCTV audit log, oldest first after ``after_id``."""
+    """The CCTV audit log, oldest first after ``after_id`` (or newest first: ``order=desc``)."""
     if action is not None and action not in cctv.AUDIT_ACTIONS:
         raise DataValidationError(
             f"unknown action {action!r}; actions: {', '.join(cctv.AUDIT_ACTIONS)}", field="action"
         )
-    rows = cctv.list_audit(
-        session,
-        action=action,
-        actor=actor,
-        entry_id=entry_id,
-        camera_id=camera_id,
-        since=since,
-        until=until,
-        after_id=after_id,
-        limit=limit,
-    )
+    if before_id is not None and order != "desc":
+        raise DataValidationError("before_id pages back: it needs order=desc", field="before_id")
+    filters = {
+        "action": action,
+        "actor": actor,
+        "entry_id": entry_id,
+        "camera_id": camera_id,
+        "since": since,
+        "until": until,
+    }
+    if order == "desc":
+        rows = _newest_audit(
+            session, after_id=after_id, before_id=before_id, limit=limit, **filters
+        )
+    else:
+        rows = cctv.list_audit(session, after_id=after_id, limit=limit, **filters)
     return {"entries": [cctv.audit_record(r) for r in rows]}
+
+
+def _newest_audit(
+    session: Session,
+    *,
+    action: str | None,
+    actor: str | None,
+    entry_id: str | None,
+    camera_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    after_id: int,
+    before_id: int | None,
+    limit: int,
+) -> list[db.AuditEntry]:
+    # cctv.list_audit's filters read newest first (it only reads oldest first), so that
+    # the watch-list page gets the latest lines without paging through the whole log.
+    line = db.AuditEntry
+    query = select(line).where(line.id > after_id)
+    if before_id is not None:
+        query = query.where(line.id < before_id)
+    for column, value in (
+        (line.action, action),
+        (line.actor, actor),
+        (line.entry_id, entry_id),
+        (line.camera_id, camera_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(line.at >= cctv.as_utc(since))
+    if until is not None:
+        query = query.where(line.at < cctv.as_utc(until))
+    return list(session.scalars(query.order_by(line.id.desc()).limit(limit)))
 
 
 @router.post("/v1/admin/cctv/purge")

@@ -1,9 +1,10 @@
-"""The web pages: the inspectors' handheld page and the X-ray readers' console.
+"""The web pages: the inspectors' handheld, the readers' console, the watch-list admin page.
 
 ::
 
     GET    /handheld          the handheld page (inspector or admin token)
     GET    /console           the reader console (reader, inspector or admin token)
+    GET    /watchlist         the watch-list admin page (admin token)
     GET    /static/{name}     the pages' scripts and style sheet (no build step)
     POST   /v1/session        {"token": "cvt_..."}: sign in; sets the ``cv_token`` cookie
     GET    /v1/session        who is signed in (401 when nobody is)
@@ -29,6 +30,16 @@ How the pages use the API:
   table is already the single source of truth that every server process writes,
   so one indexed query a second per console needs no fan-out between processes
   and no change to the scan path, and a reader sees a scan within about a second.
+  For a token that may read sightings (inspector, admin) it also lists the recent
+  re-ID sightings (``GET /v1/sightings?site=``) and follows ``GET
+  /v1/sightings/stream`` for new ones and their verdicts; a reader never sees it;
+* the watch-list page (admin) shows the cameras (``GET /v1/cameras``, each one's
+  ``/source``), the entries (``GET /v1/watchlist/entries?state=``) with their
+  enrolment crops, the recent sightings and the newest audit lines (``GET
+  /v1/audit?order=desc``); it enrols through ``POST /v1/watchlist/entries``
+  (multipart, the API's errors shown by the field they name) and revokes with a
+  reason (``POST /v1/watchlist/entries/{id}/revoke``). It refreshes every few
+  seconds; nothing is decided by the page itself.
 """
 
 from __future__ import annotations
@@ -90,6 +101,12 @@ def handheld_page() -> FileResponse:
 def console_page() -> FileResponse:
     """The X-ray readers' console: the live scan feed with boxes and scores."""
     return _page("console.html")
+
+
+@router.get("/watchlist", response_class=FileResponse, include_in_schema=False)
+def watchlist_page() -> FileResponse:
+    """The watch-list admin page: cameras, entries, enrolment, revocation, sightings, audit."""
+    return _page("watchlist.html")
 
 
 @router.get("/static/{name}", response_class=FileResponse, include_in_schema=False)

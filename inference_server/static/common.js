@@ -1,15 +1,17 @@
-// Shared by the handheld page and the reader console: API calls, sign-in, formatting.
+// Shared by the handheld page, the reader console and the watch-list page: API calls,
+// sign-in, formatting.
 // The API token lives in the HttpOnly `cv_token` cookie set by POST /v1/session, so
 // every same-origin request (fetch, EventSource, <img>) carries it and no script
 // ever reads the secret.
 "use strict";
 
 const CV = (() => {
-  /** An API error: the answer's status and its JSON `detail`. */
+  /** An API error: the answer's status, its JSON `detail` and the request field it names. */
   class ApiError extends Error {
-    constructor(status, detail) {
+    constructor(status, detail, field) {
       super(detail);
       this.status = status;
+      this.field = field || null;
     }
   }
 
@@ -20,6 +22,18 @@ const CV = (() => {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
+    return send(path, init);
+  }
+
+  /** Posts a multipart form (a FormData of fields and files); resolves like `api`. */
+  function postForm(path, form) {
+    // No Content-Type: the browser sets multipart/form-data with its boundary.
+    const init = { method: "POST", credentials: "same-origin", headers: { Accept: "application/json" }, body: form };
+    return send(path, init);
+  }
+
+  /** One request; the parsed JSON (null for 204), or an ApiError with the named field. */
+  async function send(path, init) {
     let res;
     try {
       res = await fetch(path, init);
@@ -35,7 +49,10 @@ const CV = (() => {
     }
     if (!res.ok) {
       const detail = data && typeof data.detail === "string" ? data.detail : res.statusText;
-      throw new ApiError(res.status, detail || `HTTP ${res.status}`);
+      // A service error names its field; a request validation error lists its errors.
+      let field = data && typeof data.field === "string" ? data.field : null;
+      if (!field && data && Array.isArray(data.errors) && data.errors.length) field = data.errors[0].field;
+      throw new ApiError(res.status, detail || `HTTP ${res.status}`, field);
     }
     return data;
   }
@@ -89,6 +106,16 @@ const CV = (() => {
     return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour12: false });
   }
 
+  /** Local date and time of an ISO timestamp, e.g. 2025-03-14 14:03 (or 14:03:27). */
+  function stamp(iso, { seconds = false } = {}) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return "";
+    const two = (n) => String(n).padStart(2, "0");
+    const time = `${two(d.getHours())}:${two(d.getMinutes())}${seconds ? `:${two(d.getSeconds())}` : ""}`;
+    return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${time}`;
+  }
+
   const score = (s) => Number(s).toFixed(2);
 
   /** Creates an element with a class and text. */
@@ -116,7 +143,7 @@ const CV = (() => {
         const me = await signIn(input.value.trim());
         if (!me.permissions.includes(need)) {
           await signOut();
-          error.textContent = `“${me.name}” is a ${me.role} token; ${needText}`;
+          error.textContent = `“${me.name}” is ${/^[aeiou]/.test(me.role) ? "an" : "a"} ${me.role} token; ${needText}`;
           return;
         }
         input.value = "";
@@ -146,18 +173,20 @@ const CV = (() => {
     }
     if (!me) onSignIn("");
     else if (!me.permissions.includes(need)) {
-      onSignIn(`“${me.name}” is a ${me.role} token; ${needText}`);
+      onSignIn(`“${me.name}” is ${/^[aeiou]/.test(me.role) ? "an" : "a"} ${me.role} token; ${needText}`);
     } else onSignedIn(me);
   }
 
   return {
     ApiError,
     api,
+    postForm,
     whoami,
     signIn,
     signOut,
     query,
     clock,
+    stamp,
     score,
     el,
     setPill,

@@ -4,6 +4,13 @@
 // each finished scan's detections once. The selected scan (by default the newest)
 // is shown large as the server's overlay (/v1/scans/{id}/overlay.png: image, boxes,
 // class and score labels) beside its detection table.
+//
+// A token that may read re-ID sightings (inspector, admin; not a reader) also gets
+// the sightings panel: the recent sightings of the site (GET /v1/sightings?site=),
+// then the sightings stream (GET /v1/sightings/stream: the alert stream's re-ID
+// alerts) for new ones and their verdicts. The browser resumes a dropped stream
+// with Last-Event-ID; when it gives up, the panel reloads and follows again. On a
+// server without re-ID models (GET /v1/cctv/ready answers 503) the panel stays hidden.
 "use strict";
 
 (() => {
@@ -11,6 +18,9 @@
   const RETRY_MAX_MS = 10000;
   const LIMIT = 24;
   const KEY = { site: "cv.console.site", lane: "cv.console.lane" };
+  const SIGHTINGS_SHOWN = 20;
+  const STREAM_RETRY_MIN_MS = 1000;
+  const CCTV_CHECK_MS = 60000;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -24,6 +34,10 @@
     empty: $("empty"),
     signout: $("signout"),
     follow: $("follow"),
+    sightingsPanel: $("sightings-panel"),
+    sightings: $("sightings"),
+    sightingsEmpty: $("sightings-empty"),
+    sightingsConn: $("s-conn"),
   };
 
   const state = {
@@ -38,6 +52,12 @@
     generation: 0, // a poll of an older filter (or sign-in) neither renders nor reschedules
     sites: new Set(),
     lanes: new Set(),
+    sightings: new Map(), // sighting id -> {id, label, camera_id, seen_at, similarity, crop_url, state}
+    sightingCards: new Map(), // sighting id -> <li>
+    source: null, // the sightings EventSource
+    sightingGeneration: 0, // events and loads of an older stream are ignored
+    streamRetryMs: STREAM_RETRY_MIN_MS,
+    streamTimer: null,
   };
 
   function filter() {
@@ -204,12 +224,169 @@
     );
   }
 
+  // -- re-ID sightings (inspector and admin tokens) ----------------------------------------
+
+  function maySeeSightings() {
+    return Boolean(state.me && state.me.permissions.includes("sightings:read"));
+  }
+
+  /** A sighting's state from its alert's: a candidate until an inspector decides. */
+  function sightingState(alertState) {
+    return alertState === "confirmed" || alertState === "rejected" ? alertState : "candidate";
+  }
+
+  /** The panel's record of a re-ID alert message (the stream speaks in alerts). */
+  function fromAlert(alert) {
+    return {
+      id: alert.sighting_id,
+      label: alert.label,
+      camera_id: alert.camera_id,
+      seen_at: alert.seen_at,
+      similarity: alert.similarity,
+      crop_url: alert.crop_url,
+      state: sightingState(alert.state),
+      alert_seq: alert.seq,
+    };
+  }
+
+  function stopSightings() {
+    state.sightingGeneration += 1;
+    if (state.source) state.source.close();
+    state.source = null;
+    clearTimeout(state.streamTimer);
+  }
+
+  async function startSightings() {
+    stopSightings();
+    if (!maySeeSightings()) {
+      ui.sightingsPanel.hidden = true;
+      return;
+    }
+    const generation = state.sightingGeneration;
+    const { site } = filter();
+    ui.sightingsConn.textContent = "· connecting…";
+    try {
+      const ready = await CV.api("GET", "/v1/cctv/ready").then(
+        () => true,
+        (err) => {
+          if (err.status === 503) return false; // no re-ID models: an X-ray-only server
+          throw err;
+        },
+      );
+      if (generation !== state.sightingGeneration) return;
+      ui.sightingsPanel.hidden = !ready;
+      if (!ready) {
+        state.streamTimer = setTimeout(startSightings, CCTV_CHECK_MS);
+        return;
+      }
+      const page = await CV.api("GET", `/v1/sightings${CV.query({ site, limit: SIGHTINGS_SHOWN })}`);
+      if (generation !== state.sightingGeneration) return;
+      state.sightings = new Map(page.sightings.map((s) => [s.id, { ...s, fresh: false }]));
+      renderSightings();
+      const seqs = page.sightings.map((s) => s.alert_seq).filter((v) => v !== null && v !== undefined);
+      followSightings(generation, site, seqs.length ? Math.max(...seqs) : null);
+    } catch (err) {
+      if (generation !== state.sightingGeneration) return;
+      if (err.status === 401 || err.status === 403) return; // the scan poll signs out
+      retrySightings(generation);
+    }
+  }
+
+  function retrySightings(generation) {
+    if (generation !== state.sightingGeneration) return;
+    stopSightings();
+    ui.sightingsConn.textContent = "· offline, retrying";
+    state.streamTimer = setTimeout(startSightings, state.streamRetryMs);
+    state.streamRetryMs = Math.min(state.streamRetryMs * 2, RETRY_MAX_MS);
+  }
+
+  function followSightings(generation, site, lastSeq) {
+    // Without a resume point the stream replays the alerts still awaiting a verdict.
+    const source = new EventSource(`/v1/sightings/stream${CV.query({ site, last_id: lastSeq })}`);
+    state.source = source;
+    const mine = (handler) => (event) => {
+      if (generation === state.sightingGeneration) handler(event);
+    };
+    source.addEventListener(
+      "hello",
+      mine(() => {
+        state.streamRetryMs = STREAM_RETRY_MIN_MS;
+        ui.sightingsConn.textContent = "· live";
+      }),
+    );
+    source.addEventListener(
+      "alert",
+      mine((event) => {
+        const alert = JSON.parse(event.data);
+        if (alert.sighting_id === undefined || alert.sighting_id === null) return;
+        const known = state.sightings.get(alert.sighting_id);
+        state.sightings.set(alert.sighting_id, { ...known, ...fromAlert(alert), fresh: !known });
+        renderSightings();
+      }),
+    );
+    source.addEventListener(
+      "update",
+      mine((event) => {
+        const alert = JSON.parse(event.data);
+        const known = state.sightings.get(alert.sighting_id);
+        if (!known) return; // a verdict on a sighting this panel does not show
+        state.sightings.set(alert.sighting_id, { ...known, state: sightingState(alert.state), fresh: false });
+        renderSightings();
+      }),
+    );
+    source.onerror = mine(() => {
+      if (source.readyState === EventSource.CLOSED) retrySightings(generation);
+      else ui.sightingsConn.textContent = "· reconnecting…";
+    });
+  }
+
+  function sightingCard(s) {
+    const key = `${s.id}|${s.state}|${s.fresh}`;
+    let li = state.sightingCards.get(s.id);
+    if (li && li.dataset.key === key) return li;
+    li = CV.el("li", `sighting state-${s.state}`);
+    if (s.fresh) li.classList.add("fresh");
+    li.dataset.key = key;
+    li.dataset.id = String(s.id);
+    li.dataset.state = s.state;
+    let img;
+    if (s.crop_url) {
+      img = CV.el("img", "thumb");
+      img.src = s.crop_url;
+      img.alt = `crop of sighting ${s.id}`;
+    } else {
+      img = CV.el("span", "thumb none", "—");
+    }
+    const caption = CV.el("div", "caption");
+    caption.append(
+      CV.el("span", "top", s.label || "watch-list entry"),
+      CV.el("span", "score", CV.score(s.similarity)),
+      CV.el("span", "where", `camera ${s.camera_id}`),
+      CV.el("time", "time", CV.clock(s.seen_at)),
+      CV.el("span", `badge badge-${s.state}`, s.state),
+    );
+    li.append(img, caption);
+    state.sightingCards.set(s.id, li);
+    return li;
+  }
+
+  function renderSightings() {
+    const items = [...state.sightings.values()].sort((a, b) => b.id - a.id).slice(0, SIGHTINGS_SHOWN);
+    const keep = new Set(items.map((s) => s.id));
+    for (const id of [...state.sightings.keys()]) if (!keep.has(id)) state.sightings.delete(id);
+    for (const id of [...state.sightingCards.keys()]) if (!keep.has(id)) state.sightingCards.delete(id);
+    ui.sightings.replaceChildren(...items.map(sightingCard));
+    ui.sightingsEmpty.hidden = items.length > 0;
+  }
+
   // -- sign-in, filter, start ----------------------------------------------------------------
 
   function showSignIn(message) {
     state.me = null;
     state.generation += 1;
     clearTimeout(state.timer);
+    stopSightings();
+    ui.sightingsPanel.hidden = true;
     ui.signin.hidden = false;
     ui.feedView.hidden = true;
     ui.filter.hidden = true;
@@ -228,6 +405,7 @@
     CV.setPill(ui.conn, "connecting", "connecting…");
     state.generation += 1;
     poll();
+    startSightings();
   }
 
   function applyFilter() {
@@ -244,6 +422,7 @@
     state.generation += 1;
     state.delayMs = POLL_MS;
     poll();
+    startSightings();
   }
 
   function firstCheck() {
