@@ -246,6 +246,8 @@ async def start_cctv(
         max_pixels=settings.max_pixels,
         workers=settings.cctv_workers,
         pipeline_kwargs=settings.reid_pipeline,
+        redact_bystanders=settings.cctv_redact_bystanders,
+        restore_sources=settings.cctv_restore_sources,
     )
 
 

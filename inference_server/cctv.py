@@ -12,11 +12,12 @@ the video-source workers call :meth:`CctvService.process_frame`):
    :class:`~cv.models.cctv.WatchlistMatcher` searches the index of the *active*
    watch-list entries and turns a similarity at or above the calibrated threshold
    into a :class:`~cv.models.cctv.Sighting`, once per (entry, camera, track);
-3. :func:`record_sighting` writes, in **one transaction**, the frame and crop,
-   the sighting row (state ``candidate``), a ``reid`` alert in the durable outbox
-   (:mod:`.alerts`: next ``alert_seq``, delivered to handhelds over SSE and
-   WebSocket exactly like X-ray alerts) and a ``match`` line in the audit log;
-   after the commit the alert service is woken;
+3. :func:`record_sighting` writes, in **one transaction**, the frame (every
+   other person in it pixelated by the matcher) and crop, the sighting row
+   (state ``candidate``), a ``reid`` alert in the durable outbox (:mod:`.alerts`:
+   next ``alert_seq``, delivered to handhelds over SSE and WebSocket exactly
+   like X-ray alerts) and a ``match`` line in the audit log; after the commit
+   the alert service is woken;
 4. tracks that ended are stored (:func:`record_tracks`): their mean embedding and
    best crop, kept for ``reid_retention_days`` unless they matched.
 
@@ -40,11 +41,22 @@ The safeguards (``../shared/facts/reid.md``, privacy and law), where they live:
 * **retention**: :func:`purge` deletes the embeddings and crops of tracks that
   matched nothing (or whose sightings were all rejected) and the images of
   rejected sightings once they are older than ``reid_retention_days``;
-* **purpose**: only cameras whose declared purpose allows it feed the matcher.
+* **purpose**: only cameras whose declared purpose allows it feed the matcher;
+* **minimisation**: a sighting's stored frame shows the matched person only:
+  every other person detected in it is pixelated before it is stored
+  (:func:`cv.models.cctv.redact_bystanders`; ``redact_bystanders``), and the
+  ``match`` audit line says how many were.
+
+Video sources (``PUT /v1/cameras/{id}/source``) are kept in the ``cameras`` table
+and started again when the server starts (:meth:`CctvService.restore_sources`):
+a source that cannot be opened then shows state ``error`` with the reason, a
+file that was read to its end without looping is not read again, and only
+``DELETE`` forgets a source.
 
 A camera's tracker lives in the server process that receives its frames: send
 each camera to one process (one video source, or one gateway posting to one
-worker). The watch list is shared through the database: every process rebuilds
+worker; when several processes share a database, let only one restore the video
+sources). The watch list is shared through the database: every process rebuilds
 its index when the ``watchlist_version`` counter moves.
 
 This module knows HTTP only where :mod:`.uploads` does (its image checks answer
@@ -933,6 +945,9 @@ def record_sighting(
                 "crop_sha256": None if crop_ref is None else crop_ref.sha256,
                 "embedder": embedder_id,
                 "source": source,
+                # People other than the matched one pixelated in the stored frame;
+                # None: the frame is stored as the camera saw it (redaction off).
+                "bystanders_redacted": found.redacted,
             },
             at=now,
         )
@@ -1483,6 +1498,25 @@ class SourceStatus:
     started_at: datetime = field(default_factory=db.utcnow)
     stopped_at: datetime | None = None
 
+    @classmethod
+    def recorded(cls, camera: db.Camera) -> SourceStatus:
+        """The status a file source had when it was read to its end (after a restart)."""
+        report = camera.source_report or {}
+        stopped = as_utc(camera.source_finished_at or db.utcnow())
+        started = report.get("started_at")
+        return cls(
+            camera_id=camera.id,
+            url=camera.source_url or "",
+            realtime=camera.source_realtime,
+            loop=camera.source_loop,
+            state="finished",
+            frames=int(report.get("frames", 0)),
+            sightings=int(report.get("sightings", 0)),
+            fps=float(report.get("fps", 0.0)),
+            started_at=stopped if started is None else datetime.fromisoformat(started),
+            stopped_at=stopped,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {
@@ -1520,6 +1554,10 @@ class CctvService:
         max_pixels: Largest accepted width × height.
         workers: Threads that run pipelines.
         pipeline_kwargs: Further :class:`cv.models.cctv.CameraPipeline` settings.
+        redact_bystanders: Pixelate every person but the matched one in a
+            sighting's stored frame (:class:`cv.models.cctv.WatchlistMatcher`).
+        restore_sources: Start the video sources kept in the database again when
+            the service starts (:meth:`restore_sources`).
     """
 
     def __init__(
@@ -1539,6 +1577,8 @@ class CctvService:
         max_pixels: int = 40_000_000,
         workers: int = 2,
         pipeline_kwargs: Mapping[str, Any] | None = None,
+        redact_bystanders: bool = True,
+        restore_sources: bool = True,
     ) -> None:
         self.sessions = sessions
         self.store = store
@@ -1553,13 +1593,17 @@ class CctvService:
         self.max_upload_bytes = max_upload_bytes
         self.max_pixels = max_pixels
         self.pipeline_kwargs = dict(pipeline_kwargs or {})
+        self.redact_bystanders = redact_bystanders
+        self.restore_sources_on_start = restore_sources
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cv-cctv")
         self._snapshot: IndexSnapshot | None = None
         self._index_lock = threading.Lock()
         self._matcher: WatchlistMatcher | None = None
         self._pipeline: MultiCameraPipeline | None = None
         self._camera_lock = threading.Lock()
-        self._sources: dict[str, tuple[SourceStatus, threading.Event, threading.Thread]] = {}
+        # Camera -> its source's status, stop event and worker (None: not running,
+        # a finished file or one that could not be opened at start-up).
+        self._sources: dict[str, tuple[SourceStatus, threading.Event, threading.Thread | None]] = {}
         self._task: asyncio.Task[None] | None = None
         self.last_purge: PurgeReport | None = None
 
@@ -1604,6 +1648,7 @@ class CctvService:
             },
             "retention_days": self.retention_days,
             "watchlist_max_days": self.watchlist_max_days,
+            "redact_bystanders": self.redact_bystanders,
             "cameras_live": [] if self._pipeline is None else self._pipeline.camera_ids,
             "sources": [s.to_dict() for s, _, _ in self._sources.values()],
             "last_purge": None if self.last_purge is None else self.last_purge.to_dict(),
@@ -1612,7 +1657,8 @@ class CctvService:
     # -- life cycle
 
     async def start(self) -> None:
-        """Builds the index and the pipelines (when the models are loaded) and starts upkeep."""
+        """Builds the index and the pipelines (when the models are loaded), starts the
+        video sources kept in the database again, and starts upkeep."""
         if self.models is not None:
             try:
                 await self._start_pipelines(self.models)
@@ -1620,6 +1666,11 @@ class CctvService:
                 self.models = None
                 self.not_ready = f"the camera pipeline cannot start: {exc}"
                 log.error("CCTV re-identification is off: %s", self.not_ready)
+        if self.models is not None and self.restore_sources_on_start:
+            try:
+                await asyncio.to_thread(self.restore_sources)
+            except Exception:  # the database may be briefly unavailable: serve anyway
+                log.exception("the cameras' video sources could not be restored")
         self._task = asyncio.get_running_loop().create_task(
             self._maintenance_loop(), name="cctv-maintenance"
         )
@@ -1630,7 +1681,10 @@ class CctvService:
         snapshot = await asyncio.to_thread(self._build_snapshot)
         self._snapshot = snapshot
         self._matcher = WatchlistMatcher(
-            snapshot.index, threshold=models.threshold, labels=snapshot.labels
+            snapshot.index,
+            threshold=models.threshold,
+            labels=snapshot.labels,
+            redact_bystanders=self.redact_bystanders,
         )
         self._pipeline = MultiCameraPipeline(
             detector=models.detector,
@@ -1645,9 +1699,10 @@ class CctvService:
         await asyncio.to_thread(self._pipeline.remove_camera, warm)
 
     async def stop(self) -> None:
-        """Stops the sources and upkeep; stores the tracks still open."""
+        """Stops the sources (kept in the database for the next start) and upkeep;
+        stores the tracks still open."""
         for camera_id in list(self._sources):
-            await asyncio.to_thread(self.stop_source, camera_id)
+            await asyncio.to_thread(self._stop_worker, camera_id)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -1926,38 +1981,121 @@ class CctvService:
     ) -> SourceStatus:
         """Opens a video file or stream for a camera and starts a worker that feeds it.
 
+        The source is kept with the camera, so that the server starts it again
+        after a restart, until :meth:`stop_source`. It replaces the camera's
+        source, if any, once it has been opened (a source that cannot be opened
+        changes nothing).
+
         Raises:
             CctvNotReady: No models.
             NotFoundError: Unknown camera, or a file that does not exist.
             CameraRefused: The camera may not feed the watch list.
             DataFormatError: OpenCV cannot open the source.
         """
+        self.require_models()
+        worker = self._open_source(camera_id, url, realtime=realtime, loop=loop)
+        if camera_id in self._sources:
+            self._stop_worker(camera_id)
+        try:
+            with self.sessions() as session:
+                camera = get_camera(session, camera_id)
+                camera.source_url = url
+                camera.source_realtime = realtime
+                camera.source_loop = loop
+                camera.source_finished_at = None
+                camera.source_report = None
+                camera.updated_at = db.utcnow()
+                session.commit()
+        except BaseException:
+            worker[1].close()
+            raise
+        return self._launch(worker)
+
+    def _open_source(
+        self, camera_id: str, url: str, *, realtime: bool, loop: bool
+    ) -> tuple[SourceStatus, Any]:
+        """Checks the camera and opens the source: its status and reader.
+
+        Raises:
+            NotFoundError, CameraRefused, DataFormatError: See :meth:`start_source`.
+        """
         from cv.models.cctv import VideoReader
 
-        self.require_models()
         with self.sessions() as session:
             camera = get_camera(session, camera_id)
             check_feeds_watchlist(camera)
-        if camera_id in self._sources:
-            self.stop_source(camera_id)
         reader = VideoReader(url, fps=None)  # opening now gives the caller a clear error
         status = SourceStatus(camera_id=camera_id, url=url, realtime=realtime, loop=loop)
         status.fps = reader.fps
+        return status, reader
+
+    def _launch(self, worker: tuple[SourceStatus, Any]) -> SourceStatus:
+        """Starts the worker thread of an opened source."""
+        status, reader = worker
         stop = threading.Event()
         thread = threading.Thread(
             target=self._run_source,
             args=(status, reader, stop),
-            name=f"cctv-source-{camera_id}",
+            name=f"cctv-source-{status.camera_id}",
             daemon=True,
         )
-        self._sources[camera_id] = (status, stop, thread)
-        with self.sessions() as session:
-            camera = get_camera(session, camera_id)
-            camera.source_url = url
-            camera.updated_at = db.utcnow()
-            session.commit()
+        self._sources[status.camera_id] = (status, stop, thread)
         thread.start()
         return status
+
+    def restore_sources(self) -> list[SourceStatus]:
+        """Starts again the video sources kept in the database (blocking; at start-up).
+
+        A file that was read to its end without looping is not read again: its
+        last status is shown (``finished``). A source that cannot be started (the
+        file is gone, the stream does not answer, the camera was deactivated)
+        shows state ``error`` with the reason and stays kept, to be tried at the
+        next start, replaced (``PUT``) or forgotten (``DELETE``); the other
+        sources and the server go on.
+
+        Returns:
+            The status of every kept source.
+        """
+        with self.sessions() as session:
+            cameras = list(
+                session.scalars(
+                    select(db.Camera)
+                    .where(db.Camera.source_url.is_not(None))
+                    .order_by(db.Camera.id)
+                )
+            )
+        out: list[SourceStatus] = []
+        for camera in cameras:
+            url = camera.source_url or ""
+            if camera.id in self._sources:  # started since (a PUT): leave it
+                out.append(self._sources[camera.id][0])
+                continue
+            if camera.source_finished_at is not None:
+                status = SourceStatus.recorded(camera)
+                self._sources[camera.id] = (status, threading.Event(), None)
+                out.append(status)
+                continue
+            try:
+                worker = self._open_source(
+                    camera.id, url, realtime=camera.source_realtime, loop=camera.source_loop
+                )
+            except Exception as exc:  # one broken source must not stop the others
+                status = SourceStatus(
+                    camera_id=camera.id,
+                    url=url,
+                    realtime=camera.source_realtime,
+                    loop=camera.source_loop,
+                    state="error",
+                    error=f"not restarted: {type(exc).__name__}: {exc}",
+                    stopped_at=db.utcnow(),
+                )
+                self._sources[camera.id] = (status, threading.Event(), None)
+                log.warning("video source of camera %s not restarted: %s", camera.id, exc)
+            else:
+                status = self._launch(worker)
+                log.info("video source of camera %s restarted: %s", camera.id, url)
+            out.append(status)
+        return out
 
     def _run_source(self, status: SourceStatus, reader: Any, stop: threading.Event) -> None:
         from cv.models.cctv import VideoReader
@@ -1991,33 +2129,60 @@ class CctvService:
                     break
                 reader = VideoReader(status.url, fps=status.fps)
             status.state = "stopped" if stop.is_set() else "finished"
+            if status.state == "finished" and not reader.stream:
+                # A file read to its end: not read again when the server restarts.
+                # (A stream that ended is tried again: the camera may come back.)
+                self._record_finished(status)
         except Exception as exc:  # a broken stream or file ends this worker, visibly
             status.state = "error"
             status.error = f"{type(exc).__name__}: {exc}"
             log.exception("video source of camera %s failed", status.camera_id)
         finally:
             reader.close()
-            status.stopped_at = db.utcnow()
+            status.stopped_at = status.stopped_at or db.utcnow()
             with contextlib.suppress(Exception):
                 self.flush_camera(status.camera_id)
 
+    def _record_finished(self, status: SourceStatus) -> None:
+        """Keeps that a file source was read to its end (unless it was replaced since)."""
+        status.stopped_at = db.utcnow()
+        try:
+            with self.sessions() as session:
+                session.execute(
+                    update(db.Camera)
+                    .where(db.Camera.id == status.camera_id, db.Camera.source_url == status.url)
+                    .values(source_finished_at=status.stopped_at, source_report=status.to_dict())
+                )
+                session.commit()
+        except Exception:  # the file was read all the same; it is read again after a restart
+            log.exception("could not record that camera %s's video ended", status.camera_id)
+
+    def _stop_worker(self, camera_id: str) -> SourceStatus:
+        """Stops a camera's source worker; what the database keeps of it stays."""
+        status, stop, thread = self._sources.pop(camera_id)
+        stop.set()
+        if thread is not None and thread.is_alive():
+            thread.join(timeout=30)
+        if status.state in ("starting", "running"):
+            status.state = "stopped"
+        return status
+
     def stop_source(self, camera_id: str) -> SourceStatus:
-        """Stops a camera's video source and stores its open tracks.
+        """Stops a camera's video source, stores its open tracks and forgets the source
+        (it is not started again at the next start).
 
         Raises:
             NotFoundError: If the camera has no source.
         """
         if camera_id not in self._sources:
             raise NotFoundError(f"camera {camera_id!r} has no video source", field="camera_id")
-        status, stop, thread = self._sources.pop(camera_id)
-        stop.set()
-        thread.join(timeout=30)
-        if status.state in ("starting", "running"):
-            status.state = "stopped"
+        status = self._stop_worker(camera_id)
         with self.sessions() as session:
             camera = session.get(db.Camera, camera_id)
             if camera is not None:
                 camera.source_url = None
+                camera.source_finished_at = None
+                camera.source_report = None
                 session.commit()
         return status
 

@@ -50,6 +50,8 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    false,
+    true,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -204,6 +206,11 @@ class Camera(Base):
     (:data:`cv.inference_server.cctv.PURPOSES`); only such cameras feed the
     watch-list matcher. ``location`` is the camera's place at the site (a hall, a
     belt, a gate) and becomes the ``lane`` of its alerts.
+
+    ``source_*`` describe the camera's video source (a file or stream URL a worker
+    reads), so that the server starts it again after a restart: its URL (``None``
+    when it has none), pacing and looping, and for a file read to its end without
+    looping, when it finished and the worker's last status (it is not read again).
     """
 
     __tablename__ = "cameras"
@@ -215,6 +222,10 @@ class Camera(Base):
     watchlist_allowed: Mapped[bool] = mapped_column(default=False)
     active: Mapped[bool] = mapped_column(default=True)
     source_url: Mapped[str | None] = mapped_column(Text)
+    source_realtime: Mapped[bool] = mapped_column(default=True, server_default=true())
+    source_loop: Mapped[bool] = mapped_column(default=False, server_default=false())
+    source_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    source_report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     fps: Mapped[float] = mapped_column(Float, default=10.0)
     created_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -62,6 +62,14 @@ class ServerSettings(BaseSettings):
             ``embed_every``, ``tracker_params``...), as JSON in the environment.
         demo_cctv: Add the synthetic two-camera CCTV feed to the demo (only when
             the re-ID models are present).
+        cctv_redact_bystanders: Pixelate every person but the matched one in the
+            frame stored with a sighting (data minimisation: the other travellers
+            in view are not kept as long as the sighting). On by default.
+        cctv_restore_sources: Start the cameras' video sources again when the
+            server starts (those set with ``PUT /v1/cameras/{id}/source`` and not
+            stopped; a file that was read to its end is not read again). When
+            several server processes share one database, leave it on in exactly
+            one of them, or each process would read every source.
     """
 
     model_config = SettingsConfigDict(env_prefix="CV_SERVER_", env_file=".env", extra="ignore")
@@ -94,3 +102,5 @@ class ServerSettings(BaseSettings):
     enrol_person_conf: float = Field(default=0.25, gt=0, le=1)
     reid_pipeline: dict[str, Any] = Field(default_factory=dict)
     demo_cctv: bool = True
+    cctv_redact_bystanders: bool = True
+    cctv_restore_sources: bool = True

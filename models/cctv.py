@@ -18,7 +18,9 @@ For each frame of a camera, :class:`CameraPipeline`:
    searches the watch-list :class:`~cv.models.gallery.VectorIndex` and turns a
    similarity at or above the calibrated threshold into a :class:`Sighting`, once
    per (entry, camera, track). A sighting is a *candidate* for an inspector to
-   confirm, never a decision.
+   confirm, never a decision. The frame it carries shows the matched person
+   only: every other person detected in it is pixelated
+   (:func:`redact_bystanders`; data minimisation, an option of the matcher).
 
 Several cameras share one detector, one embedder and one matcher through
 :class:`MultiCameraPipeline`, whose :meth:`~MultiCameraPipeline.process_batch`
@@ -171,6 +173,9 @@ class Sighting:
         frame: ``(H, W, 3) uint8`` RGB, the frame in which it matched (a copy).
         label: The entry's display label (its key when no label is known).
         threshold: The threshold the similarity passed.
+        redacted: People other than the matched one pixelated in ``frame``
+            (:func:`redact_bystanders`); ``None`` when the frame was kept as it was
+            (redaction off, or no frame).
     """
 
     entry_key: str
@@ -183,6 +188,7 @@ class Sighting:
     frame: NDArray[np.uint8] | None
     label: str = ""
     threshold: float = 0.0
+    redacted: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The sighting without its images, JSON-ready."""
@@ -195,6 +201,7 @@ class Sighting:
             "similarity": round(self.similarity, 4),
             "threshold": round(self.threshold, 4),
             "box": [round(v, 1) for v in self.box],
+            "redacted": self.redacted,
         }
 
 
@@ -303,6 +310,92 @@ def l2_normalise(v: NDArray[np.floating]) -> NDArray[np.float32]:
     return v / np.where(n > 0, n, 1.0)
 
 
+REDACT_CELLS = 8
+"""Cells along the longer side of a redacted person's box (about 30 px cells on a
+person 240 px tall: a face becomes one flat patch)."""
+
+REDACT_MIN_CELL = 8
+"""Smallest cell side in pixels, so that small, distant people are not left legible."""
+
+
+def _pixel_span(box: Sequence[float], frame_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``box`` widened to whole pixels (as :func:`cv.models.reid.crop_box` does) and
+    clipped to the frame: ``(x0, y0, x1, y1)``, ends exclusive; empty when outside."""
+    h, w = frame_hw
+    x0 = min(max(math.floor(box[0]), 0), w)
+    y0 = min(max(math.floor(box[1]), 0), h)
+    x1 = min(max(math.ceil(box[2]), x0), w)
+    y1 = min(max(math.ceil(box[3]), y0), h)
+    return x0, y0, x1, y1
+
+
+def redact_bystanders(
+    frame: NDArray[np.uint8],
+    keep_box: Sequence[float] | None,
+    other_boxes: Iterable[Sequence[float]],
+    *,
+    cells: int = REDACT_CELLS,
+    min_cell: int = REDACT_MIN_CELL,
+    pad: float = 0.05,
+) -> tuple[NDArray[np.uint8], int]:
+    """A copy of ``frame`` in which every person but one is pixelated beyond recognition.
+
+    Each box of ``other_boxes``, grown by ``pad`` of its width and height on every
+    side (detector boxes are tight; hair and hands stick out), is replaced by the
+    mean colours of a coarse grid: ``cells`` cells along its longer side, each at
+    least ``min_cell`` pixels. The detail inside a cell is averaged away, so no
+    processing of the stored image brings a face or a pattern back (unlike a
+    light blur). The pixels of ``keep_box``, the matched person, are then put
+    back as they were: where boxes overlap, the kept person wins.
+
+    Args:
+        frame: ``(H, W, 3) uint8`` (any colour order); not changed.
+        keep_box: ``xyxy`` frame pixels of the person to keep sharp; ``None``
+            redacts every box.
+        other_boxes: ``xyxy`` frame pixels of everybody else (tracked or only
+            detected); may include ``keep_box`` itself or repeat a box.
+        cells: Cells along the longer side of a redacted box.
+        min_cell: Smallest cell side in pixels.
+        pad: Margin added to each redacted box, as a fraction of its size.
+
+    Returns:
+        The redacted copy, and how many boxes were redacted (distinct boxes with
+        at least one pixel outside ``keep_box``).
+
+    Raises:
+        DataValidationError: If ``frame`` is not ``(H, W, 3) uint8``.
+        ConfigError: If ``cells`` or ``min_cell`` is below 1 or ``pad`` is negative.
+    """
+    check_frame(frame)
+    if cells < 1 or min_cell < 1 or pad < 0:
+        raise ConfigError(
+            f"cells and min_cell must be >= 1 and pad >= 0, got {cells}, {min_cell}, {pad}",
+            field="redaction",
+        )
+    hw = (int(frame.shape[0]), int(frame.shape[1]))
+    kx0, ky0, kx1, ky1 = (0, 0, 0, 0) if keep_box is None else _pixel_span(keep_box, hw)
+    out = frame.copy()
+    redacted = 0
+    for box in dict.fromkeys(tuple(float(v) for v in b) for b in other_boxes):
+        x0, y0, x1, y1 = _pixel_span(box, hw)
+        if x1 <= x0 or y1 <= y0:
+            continue  # outside the frame
+        if kx0 <= x0 and ky0 <= y0 and x1 <= kx1 and y1 <= ky1:
+            continue  # the kept person's own box, or wholly inside it: the kept person wins
+        dx, dy = pad * (box[2] - box[0]), pad * (box[3] - box[1])
+        x0, y0, x1, y1 = _pixel_span((box[0] - dx, box[1] - dy, box[2] + dx, box[3] + dy), hw)
+        region = frame[y0:y1, x0:x1]
+        rh, rw = region.shape[:2]
+        cell = max(min_cell, math.ceil(max(rh, rw) / cells))
+        grid = (max(1, math.ceil(rw / cell)), max(1, math.ceil(rh / cell)))
+        small = cv2.resize(region, grid, interpolation=cv2.INTER_AREA)
+        out[y0:y1, x0:x1] = cv2.resize(small, (rw, rh), interpolation=cv2.INTER_NEAREST)
+        redacted += 1
+    if kx1 > kx0 and ky1 > ky0:
+        out[ky0:ky1, kx0:kx1] = frame[ky0:ky1, kx0:kx1]
+    return out, redacted
+
+
 # --------------------------------------------------------------------------- matcher
 
 
@@ -319,6 +412,9 @@ class WatchlistMatcher:
         k: Entries looked up per track (a track may match more than one entry).
         min_embeddings: Crops a track's embedding must average before it is
             matched (one crop is a noisy view).
+        redact_bystanders: Pixelate every other person in a sighting's frame
+            (:func:`redact_bystanders`), so that a stored sighting keeps nobody but
+            the person it is about. On by default: data minimisation.
 
     Raises:
         ConfigError: If the threshold is not in ``[-1, 1]`` or ``k < 1``.
@@ -332,6 +428,7 @@ class WatchlistMatcher:
         labels: Mapping[str, str] | None = None,
         k: int = 3,
         min_embeddings: int = 1,
+        redact_bystanders: bool = True,
     ) -> None:
         if not -1.0 <= threshold <= 1.0:
             raise ConfigError(
@@ -344,6 +441,7 @@ class WatchlistMatcher:
         self.labels: dict[str, str] = dict(labels or {})
         self.k = k
         self.min_embeddings = max(1, min_embeddings)
+        self.redact_bystanders = bool(redact_bystanders)
         self._lock = threading.Lock()
         self._emitted: dict[tuple[str, int], set[str]] = {}
         self._best: dict[tuple[str, int], tuple[str, float]] = {}
@@ -358,6 +456,7 @@ class WatchlistMatcher:
         labels: Mapping[str, str] | None = None,
         k: int = 3,
         min_embeddings: int = 1,
+        redact_bystanders: bool = True,
     ) -> WatchlistMatcher:
         """A matcher with the embedder's calibrated threshold unless one is given.
 
@@ -382,7 +481,14 @@ class WatchlistMatcher:
                 f"{embedder.dim}-d ones",
                 field="index",
             )
-        return cls(index, threshold=threshold, labels=labels, k=k, min_embeddings=min_embeddings)
+        return cls(
+            index,
+            threshold=threshold,
+            labels=labels,
+            k=k,
+            min_embeddings=min_embeddings,
+            redact_bystanders=redact_bystanders,
+        )
 
     def set_index(self, index: VectorIndex, labels: Mapping[str, str] | None = None) -> None:
         """Replaces the watch-list (after enrolment, revocation or expiry)."""
@@ -407,21 +513,29 @@ class WatchlistMatcher:
         frame: NDArray[np.uint8] | None = None,
         time: float | None = None,
         boxes: Mapping[int, tuple[float, float, float, float]] | None = None,
+        people: Iterable[Sequence[float]] | None = None,
     ) -> list[Sighting]:
         """Matches tracks; returns the sightings not raised before.
 
         Args:
             tracks: Track summaries (with embeddings) of one or more cameras.
-            frame: The frame the tracks are in now (copied into each sighting).
+            frame: The frame the tracks are in now (copied into each sighting; with
+                :attr:`redact_bystanders`, one copy per matched track, with
+                everybody else pixelated).
             time: Its time; each track's ``last_time`` by default.
             boxes: Track id -> box in ``frame``; each track's ``last_box`` by default.
+            people: Every person's box in ``frame``, tracked or only detected (the
+                bystanders to redact); the boxes of ``boxes`` by default.
 
         Returns:
             One new :class:`Sighting` per (entry, camera, track) whose similarity is
             at or above the threshold for the first time.
         """
         out: list[Sighting] = []
-        frame_copy: NDArray[np.uint8] | None = None
+        boxes = boxes or {}
+        others = list(boxes.values()) if people is None else list(people)
+        frames: dict[tuple[str, int], tuple[NDArray[np.uint8], int | None]] = {}
+        plain: NDArray[np.uint8] | None = None
         for tr in tracks:
             if tr.embedding is None or tr.embeddings < self.min_embeddings:
                 continue
@@ -437,8 +551,14 @@ class WatchlistMatcher:
                     if entry in done:
                         continue
                     done.add(entry)
-                if frame is not None and frame_copy is None:
-                    frame_copy = frame.copy()
+                box = boxes.get(tr.track_id, tr.last_box)
+                if frame is not None and key not in frames:
+                    if self.redact_bystanders:
+                        frames[key] = redact_bystanders(frame, box, others)
+                    else:  # one copy, shared by the frame's sightings
+                        plain = frame.copy() if plain is None else plain
+                        frames[key] = (plain, None)
+                stored, redacted = frames.get(key, (None, None))
                 out.append(
                     Sighting(
                         entry_key=entry,
@@ -446,11 +566,12 @@ class WatchlistMatcher:
                         track_id=tr.track_id,
                         time=tr.last_time if time is None else time,
                         similarity=sim,
-                        box=(boxes or {}).get(tr.track_id, tr.last_box),
+                        box=box,
                         crop=tr.best_crop,
-                        frame=frame_copy,
+                        frame=stored,
                         label=self.labels.get(entry, entry),
                         threshold=self.threshold,
+                        redacted=redacted,
                     )
                 )
         return out
@@ -555,6 +676,8 @@ class _Pending:
     time: float
     tracks: list[Track]
     detections: int
+    # Every person detected in the frame, tracked or not: the bystanders of a sighting.
+    people: list[tuple[float, float, float, float]] = field(default_factory=list)
     crops: list[NDArray[np.uint8]] = field(default_factory=list)
     crop_meta: list[tuple[int, tuple[float, float, float, float], float]] = field(
         default_factory=list
@@ -625,7 +748,9 @@ class CameraPipeline:
         fps: The camera's frame rate (for the tracker's lost-track buffer).
         min_track_frames: Frames a track must have been matched in before it is
             embedded (short tracks are often false detections).
-        matcher: The watch-list matcher; without one no sightings are raised.
+        matcher: The watch-list matcher; without one no sightings are raised. It
+            is given every person detected in the frame, tracked or not, to
+            redact from a sighting's frame (:attr:`WatchlistMatcher.redact_bystanders`).
         conf: Detector score threshold (low: ByteTrack uses low-score boxes to keep
             tracks alive; new tracks need ``new_track_thresh``).
         iou: Detector NMS IoU.
@@ -760,7 +885,14 @@ class CameraPipeline:
         tracks = self.tracker.update(dets, frame)
         fi = self.tracker.frame_index
         h, w = frame.shape[:2]
-        pending = _Pending(camera=self, frame=frame, time=t, tracks=tracks, detections=len(dets))
+        pending = _Pending(
+            camera=self,
+            frame=frame,
+            time=t,
+            tracks=tracks,
+            detections=len(dets),
+            people=[d.box for d in dets],
+        )
         due: list[tuple[int, int, Track, float]] = []
         boxes = [tr.box for tr in tracks]
         for i, tr in enumerate(tracks):
@@ -818,6 +950,7 @@ class CameraPipeline:
                 frame=pending.frame,
                 time=pending.time,
                 boxes={tr.track_id: tr.box for tr in pending.tracks},
+                people=pending.people + [tr.box for tr in pending.tracks],
             )
         self._collect_finished()
         boxes: list[TrackBox] = []

@@ -1,6 +1,6 @@
 """CCTV re-identification on a real PostgreSQL (``CV_TEST_POSTGRES_URL``, set by
-``tests/services.sh``): the migration, the append-only audit log, and the frame to
-sighting to alert path with its verdict.
+``tests/services.sh``): the migration, the append-only audit log, the frame to
+sighting to alert path with its verdict, and video sources across a restart.
 
 Without the variable these tests skip with the reason shown, except under
 ``CI=true``, where a missing database is a failure.
@@ -19,7 +19,7 @@ import httpx
 import pytest
 import server_cctv_helpers as ch
 import server_helpers as h
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from cv.inference_server import db
 
@@ -128,3 +128,57 @@ def test_frames_to_sighting_alert_and_verdict_on_postgres(
         ]
         assert actions == ["camera", "enrol", "search", "match", "reject"]
         assert post("/v1/admin/cctv/purge").status_code == 200
+
+
+def test_video_sources_survive_a_restart_on_postgres(
+    pg_url: str,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The source columns (migration 0003) on PostgreSQL: kept, restored, finished, deleted."""
+    import cv2
+
+    from cv.inference_server.auth import create_token
+
+    models = tmp_path_factory.getbasetemp() / "cctv-models"
+    models.mkdir(exist_ok=True)
+    person = ch.person("c", 144, 240)
+    video = tmp_path / "hall.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (144, 240))
+    for _ in range(6):
+        writer.write(cv2.cvtColor(person, cv2.COLOR_RGB2BGR))
+    writer.release()
+    settings = ch.cctv_settings(tmp_path, models, database_url=pg_url)
+    with ch.ThreadServer(settings) as server:
+        with server.services.sessions() as session:
+            secret = create_token(session, name="pg-sources-admin", role="admin")
+        http = httpx.Client(
+            base_url=server.base, timeout=60, headers={"Authorization": f"Bearer {secret}"}
+        )
+        for cam, source in (("pg-once", {"realtime": False}), ("pg-loop", {"loop": True})):
+            body = {"id": cam, "site": "ICN-T1", "location": "hall", "purpose": "customs-control"}
+            assert http.post("/v1/cameras", json=body).status_code == 201
+            r = http.put(f"/v1/cameras/{cam}/source", json={"url": str(video), **source})
+            assert r.status_code == 200, r.text
+        ch.wait_for(
+            lambda: http.get("/v1/cameras/pg-once/source").json()["state"] == "finished",
+            90,
+            "the file to be read",
+        )
+    with ch.ThreadServer(settings) as server:
+        http = httpx.Client(
+            base_url=server.base, timeout=60, headers={"Authorization": f"Bearer {secret}"}
+        )
+        once = http.get("/v1/cameras/pg-once/source").json()
+        assert once["state"] == "finished" and once["frames"] == 6
+        ch.wait_for(
+            lambda: http.get("/v1/cameras/pg-loop/source").json()["frames"] > 0, 60, "the restart"
+        )
+        for cam in ("pg-once", "pg-loop"):
+            assert http.delete(f"/v1/cameras/{cam}/source").status_code == 200
+    engine = db.make_engine(pg_url)
+    with db.session_factory(engine)() as session:
+        ids = ["pg-once", "pg-loop"]
+        urls = session.scalars(select(db.Camera.source_url).where(db.Camera.id.in_(ids))).all()
+    engine.dispose()
+    assert urls == [None, None]  # DELETE forgets them
