@@ -79,11 +79,13 @@ MAX_RETRY_AFTER_S = 30.0
 SIGN_IN_PAGES: tuple[tuple[str, str, str], ...] = (
     ("reader console", "/console", "reader"),
     ("handheld", "/handheld", "inspector"),
+    ("watch list", "/watchlist", "admin"),
 )
 """(label, path, role) of the pages printed with a token (routes of :mod:`.pages`)."""
 
-DEMO_ROLES = ("scanner", "reader", "inspector")
-"""Roles the demo needs: the feed itself, the console's reader, the handheld's inspector."""
+DEMO_ROLES = ("scanner", "reader", "inspector", "admin")
+"""Roles the demo needs: the feed itself, the console's reader, the handheld's inspector,
+the watch-list page's admin."""
 
 
 @dataclass(frozen=True, slots=True)

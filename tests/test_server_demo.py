@@ -40,7 +40,9 @@ from cv.inference_server.demo import (
 )
 
 SITES = {lane.site for lane in LANES}
-LINK = re.compile(r"^\s+(reader console|handheld)\s+(http://\S+)\?token=(cvt_\S+)$", re.M)
+LINK = re.compile(
+    r"^\s+(reader console|handheld|watch list)\s+(http://\S+)\?token=(cvt_\S+)$", re.M
+)
 
 
 # -- metadata and images -----------------------------------------------------------------
@@ -159,7 +161,7 @@ def _links(proc: subprocess.Popen, out: Path) -> dict[str, tuple[str, str]]:
     while True:
         text = out.read_text(errors="replace")
         links = {m[1]: (m[2], m[3]) for m in LINK.finditer(text)}
-        if len(links) == 2:
+        if len(links) == 3:
             return links
         assert proc.poll() is None, text
         assert time.monotonic() < deadline, text
@@ -226,6 +228,10 @@ def test_serve_run_demo_feeds_scans_and_alerts_to_a_handheld(tmp_path):
         base = handheld_url.rsplit("/", 1)[0]
         assert httpx.get(handheld_url, timeout=10).status_code == 200
         assert httpx.get(console_url, timeout=10).status_code == 200
+        watchlist_url, admin = links["watch list"]
+        assert httpx.get(watchlist_url, timeout=10).status_code == 200
+        me = httpx.post(f"{base}/v1/session", json={"token": admin}, timeout=10).json()
+        assert me["role"] == "admin"
         # A handheld signed in with the printed inspector token gets the demo's alerts.
         with (
             httpx.Client(timeout=30) as client,
@@ -262,6 +268,6 @@ def test_serve_run_demo_feeds_scans_and_alerts_to_a_handheld(tmp_path):
         demo = session.scalars(select(db.Token).where(db.Token.name.like("demo-%"))).all()
         boot = session.scalars(select(db.Token).where(db.Token.name.like("bootstrap-%"))).all()
     engine.dispose()
-    assert sorted(t.role for t in demo) == ["inspector", "reader", "scanner"]
+    assert sorted(t.role for t in demo) == ["admin", "inspector", "reader", "scanner"]
     assert all(t.revoked_at is not None for t in demo)  # revoked when the demo stopped
     assert all(t.revoked_at is None for t in boot)

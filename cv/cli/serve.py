@@ -26,6 +26,8 @@ CONSOLE_PATH = "/console"
 """Where the reader console page is served."""
 HANDHELD_PATH = "/handheld"
 """Where the inspectors' handheld page is served."""
+WATCHLIST_PATH = "/watchlist"
+"""Where the admins' watch-list page is served."""
 
 _DB_HELP = "Database URL (default: CV_SERVER_DATABASE_URL, else SQLite under runs/server)."
 
@@ -80,7 +82,7 @@ def run(
     base = f"http://{host}:{port}"
     console.print(
         f"reader console: {base}{CONSOLE_PATH}\nhandheld:       {base}{HANDHELD_PATH}\n"
-        f"API docs:       {base}/docs",
+        f"watch list:     {base}{WATCHLIST_PATH}\nAPI docs:       {base}/docs",
         highlight=False,
     )
     if settings.demo_feed:
