@@ -25,6 +25,14 @@ the same camera, and pairs with junk, are left out as in ranking. A pair is a
 *match* when its similarity is ≥ the threshold; the false-positive rate (FPR) is
 the share of negatives that match, the true-positive rate (TPR) that of positives.
 
+**Tracklets** (:func:`tracklet_means`, ``evaluate_embedder(..., verify="tracklets")``):
+the watch-list matcher compares an enrolment image with a *track's* running mean
+embedding, not with one crop. Verifying on tracklets mirrors that: the gallery
+images of one person on one camera are averaged into one unit vector (as video
+re-ID protocols such as MARS pool a tracklet's frames), distractors stay single
+images, and the pairs above are formed between query images and tracklets.
+Ranking is always per image (the Market-1501 protocol).
+
 **The match threshold** (:func:`threshold_at_fpr`) is the lowest similarity at
 which at most the target share of negatives match: the watch-list match
 threshold (``model.json`` ``thresholds["match"]``), chosen by default at
@@ -321,6 +329,51 @@ def verification_pairs(
         neg.append(s[~same])
     empty = np.zeros(0, dtype=np.float32)
     return (np.concatenate(pos) if pos else empty, np.concatenate(neg) if neg else empty)
+
+
+def tracklet_means(
+    embeddings: NDArray[np.floating],
+    pids: ArrayLike,
+    camids: ArrayLike,
+    *,
+    distractor_pid: int | None = DISTRACTOR_PID,
+) -> tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.int64]]:
+    """Gallery embeddings pooled per (person, camera): one unit vector per tracklet.
+
+    Images of a labelled person on one camera are averaged and normalised again
+    (what the CCTV pipeline does over a track's crops). Distractors and junk are
+    kept one by one: each is somebody of their own.
+
+    Args:
+        embeddings: ``(G, D)`` unit vectors.
+        pids: ``(G,)`` person ids.
+        camids: ``(G,)`` camera ids.
+        distractor_pid: As in :func:`evaluate_rank`.
+
+    Returns:
+        ``(vectors, pids, camids)`` of the tracklets, in order of first appearance.
+    """
+    emb = np.asarray(embeddings, dtype=np.float32)
+    gp = _ids(pids, "pids", emb.shape[0])
+    gc = _ids(camids, "camids", emb.shape[0])
+    labelled = _labelled(gp, distractor_pid)
+    groups: dict[tuple[int, int], list[int]] = {}
+    singles: list[int] = []
+    for i, (p, c, lab) in enumerate(zip(gp.tolist(), gc.tolist(), labelled.tolist(), strict=True)):
+        if lab:
+            groups.setdefault((p, c), []).append(i)
+        else:
+            singles.append(i)
+    vecs = [emb[idx].mean(axis=0) for idx in groups.values()] + [emb[i] for i in singles]
+    out = np.stack(vecs) if vecs else np.zeros((0, emb.shape[1]), np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    out = out / np.where(norms > 0, norms, 1.0)
+    keys = [*groups, *((int(gp[i]), int(gc[i])) for i in singles)]
+    return (
+        out.astype(np.float32),
+        np.array([k[0] for k in keys], dtype=np.int64),
+        np.array([k[1] for k in keys], dtype=np.int64),
+    )
 
 
 def _as_scores(values: ArrayLike, name: str) -> NDArray[np.floating]:
@@ -681,6 +734,7 @@ def evaluate_embedder(
     fprs: Sequence[float] = FPR_POINTS,
     target_fpr: float = DEFAULT_MATCH_FPR,
     max_rank: int = 50,
+    verify: str = "images",
     progress: bool = True,
 ) -> ReidReport:
     """Embeds the query and gallery of ``dataset`` and evaluates ranking and verification.
@@ -694,12 +748,20 @@ def evaluate_embedder(
         fprs: FPR targets of the verification figures.
         target_fpr: FPR at which the match threshold is chosen.
         max_rank: Length of the CMC curve.
+        verify: Verification pairs (and so the threshold) between query images and
+            gallery ``images``, or gallery ``tracklets`` (:func:`tracklet_means`: what
+            the watch-list matcher compares). Ranking is per image either way.
         progress: Show a progress bar.
 
     Raises:
+        ConfigError: If ``verify`` is neither ``images`` nor ``tracklets``.
         DataValidationError: If the query or gallery split is empty (junk aside), or
             no query has a true match.
     """
+    if verify not in ("images", "tracklets"):
+        from cv.errors import ConfigError
+
+        raise ConfigError(f"verify must be images or tracklets, got {verify!r}", field="verify")
     root = dataset.root
     query, gallery = query_and_gallery(dataset)
     t0 = time.perf_counter()
@@ -720,6 +782,10 @@ def evaluate_embedder(
     metrics.num_junk_gallery = len(dataset.gallery) - len(gallery)
     metrics.num_unlabelled_queries += len(dataset.query) - len(query)
     metrics.num_queries = len(dataset.query)
+    if verify == "tracklets":
+        t, t_pids, t_cams = tracklet_means(g, g_pids, g_cams, distractor_pid=distractor)
+        sims = np.clip(q @ t.T, -1.0, 1.0)
+        g_pids, g_cams = t_pids, t_cams
     del q, g
     pos, neg = verification_pairs(sims, q_pids, g_pids, q_cams, g_cams, distractor_pid=distractor)
     del sims
@@ -736,7 +802,10 @@ def evaluate_embedder(
         "gallery_ids": len({s.pid for s in gallery if dataset.is_identity(s.pid)}),
         "distractors": sum(1 for s in gallery if distractor is not None and s.pid == distractor),
         "cameras": sorted({s.camid for s in (*query, *gallery)}),
+        "verify": verify,
     }
+    if verify == "tracklets":
+        summary["tracklets"] = int(g_pids.size)
     n = len(query) + len(gallery)
     return ReidReport(
         metrics=metrics,
@@ -902,6 +971,13 @@ def _markdown(report: ReidReport) -> str:
         f"is ≥ the threshold. ROC AUC {_num(None if math.isnan(v.auc) else v.auc, 4)}.",
         "",
     ]
+    if report.dataset.get("verify") == "tracklets":
+        out += [
+            f"Pairs are query images against {report.dataset.get('tracklets')} gallery "
+            "tracklets: a person's gallery images on one camera averaged into one vector, "
+            "as the watch-list matcher averages a track's crops (distractors one by one).",
+            "",
+        ]
     out += _table(
         ["FPR target", "threshold", "FPR", "TPR", "resolved"],
         [

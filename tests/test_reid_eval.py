@@ -237,3 +237,19 @@ def test_threshold_needs_negatives():
         threshold_at_fpr(NEG, 2.0)
     with pytest.raises(DataValidationError, match="finite"):
         verification(POS, [0.1, float("nan")])
+
+
+def test_tracklet_means_pool_a_person_per_camera_and_keep_distractors_single():
+    e = np.array([[1, 0], [0, 1], [1, 0], [0.6, 0.8], [1, 0], [0, 1], [0, 1]], dtype=np.float32)
+    pids = [1, 1, 2, 1, 0, 0, -1]
+    cams = [1, 1, 1, 2, 1, 1, 1]
+    vecs, t_pids, t_cams = reid.tracklet_means(e, pids, cams)
+    # (1, cam 1) pools rows 0 and 1; (2, 1); (1, 2); then the two distractors and junk alone.
+    assert t_pids.tolist() == [1, 2, 1, 0, 0, -1]
+    assert t_cams.tolist() == [1, 1, 2, 1, 1, 1]
+    np.testing.assert_allclose(vecs[0], [2**-0.5, 2**-0.5], atol=1e-6)
+    np.testing.assert_allclose(vecs[2], [0.6, 0.8], atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-6)
+    # MSMT17: pid 0 is a person, so its images on one camera pool too.
+    _, t_pids, _ = reid.tracklet_means(e, pids, cams, distractor_pid=None)
+    assert t_pids.tolist() == [1, 2, 1, 0, -1]

@@ -14,6 +14,7 @@ from cv.evaluation.reid import (
     evaluate_embedder,
     evaluate_rank,
     threshold_at_fpr,
+    tracklet_means,
     verification_pairs,
 )
 from cv.models.reid import init_embedder_dir, load_embedder
@@ -77,6 +78,15 @@ def test_evaluate_embedder_matches_the_protocol_on_its_embeddings(reid_set):
     assert report.model["architecture"] == "osnet_x0_25" and report.model["dim"] == embedder.dim
     figures = report.figures()
     assert set(figures) >= {"rank1", "mAP", "mINP", "TPR@FPR0.001", "match_threshold"}
+
+    # Tracklets: the same ranking, verification against per-(person, camera) means.
+    tr = evaluate_embedder(embedder, dataset, batch=8, verify="tracklets", progress=False)
+    np.testing.assert_allclose(tr.metrics.cmc, report.metrics.cmc)
+    t, t_pids, t_cams = tracklet_means(g, ids[1], ids[3])
+    pos, neg = verification_pairs(q @ t.T, ids[0], t_pids, ids[2], t_cams)
+    assert tr.verification.n_pos == len(pos) and tr.verification.n_neg == len(neg)
+    assert tr.threshold == pytest.approx(threshold_at_fpr(neg, 1e-3), abs=1e-6)
+    assert tr.dataset["verify"] == "tracklets" and tr.dataset["tracklets"] == len(t_pids)
 
 
 def test_eval_reid_cli_writes_the_report_and_saves_into_the_model(reid_set, tmp_path, capsys):

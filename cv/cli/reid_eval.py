@@ -41,6 +41,13 @@ def eval_reid_command(
         max=1.0,
         help="False-match rate at which the match threshold is chosen.",
     ),
+    verify: str = typer.Option(
+        "images",
+        "--verify",
+        help="Verification pairs and the threshold against gallery 'images' or 'tracklets' "
+        "(a person's gallery images on one camera averaged, as the watch-list matcher "
+        "averages a track's crops). Ranking is per image either way.",
+    ),
     batch: int = typer.Option(64, "--batch", min=1, help="Crops per embedder call."),
     max_rank: int = typer.Option(50, "--max-rank", min=1, help="Length of the CMC curve."),
     save_threshold: bool = typer.Option(
@@ -67,6 +74,8 @@ def eval_reid_command(
     from cv.models.reid import load_embedder, read_reid_record
     from cv.settings import get_settings
 
+    if verify not in ("images", "tracklets"):
+        raise ConfigError(f"--verify must be images or tracklets, got {verify!r}", field="--verify")
     if runtime not in _RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}; use onnx or torch", field="--runtime")
     if not data.exists():
@@ -82,14 +91,20 @@ def eval_reid_command(
         f"{len(dataset.gallery)} gallery images"
     )
     report = evaluate_embedder(
-        embedder, dataset, batch=batch, target_fpr=fpr, max_rank=max_rank, progress=True
+        embedder,
+        dataset,
+        batch=batch,
+        target_fpr=fpr,
+        max_rank=max_rank,
+        verify=verify,
+        progress=True,
     )
     path = write_reid_report(out_dir, report)
     if save_threshold or save_metrics:
         _save_to_model(
             model,
             thresholds={"match": report.threshold} if save_threshold else None,
-            operating_point=f"fpr={fpr:g}",
+            operating_point=f"fpr={fpr:g}" + (" per tracklet" if verify == "tracklets" else ""),
             metrics_name=save_metrics,
             figures=report.figures(),
         )
