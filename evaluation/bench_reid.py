@@ -341,6 +341,7 @@ def bench_pipeline(
     pred: dict[str, dict[int, list[tuple[int, Box]]]] = {i: {} for i in ids}
     frames = 0
     sightings = 0
+    found: list[tuple[str, int, str, Box]] = []  # camera, frame, entry label, box
     crops = 0
     decode_s = 0.0
     iters = [iter(r) for r in readers]
@@ -360,6 +361,7 @@ def bench_pipeline(
             for r in multi.process_batch(batch):
                 crops += r.embedded
                 sightings += len(r.sightings)
+                found += [(r.camera_id, frames, sg.label, sg.box) for sg in r.sightings]
                 pred[r.camera_id][frames] = [(tb.track_id, tb.box) for tb in r.tracks]
     finally:
         for r in readers:
@@ -395,7 +397,65 @@ def bench_pipeline(
         idtp = sum(m["idr"] * m["gt_boxes"] for m in per_cam.values())
         doc["idf1"] = 2 * idtp / (gt_n + pr_n) if gt_n + pr_n else 0.0
         doc["tracking"] = per_cam
+        if enrol is not None:
+            gts = {cid: read_mot(g) for (_, g), cid in zip(cams, ids, strict=True) if g}
+            doc["watchlist"] = sighting_quality(found, gts, enrolled=labels, frames=frames)
     return doc
+
+
+def sighting_quality(
+    found: list[tuple[str, int, str, Box]],
+    gt: dict[str, dict[int, list[tuple[int, Box]]]],
+    *,
+    enrolled: dict[str, str],
+    frames: int,
+    iou: float = 0.5,
+) -> dict[str, Any]:
+    """How right the watch-list sightings of a generated sequence were.
+
+    A sighting is *correct* when the ground-truth person under its box (IoU ≥
+    ``iou`` in that frame) is the enrolled person it names (entry labels are the
+    generator's zero-padded pids); each (camera, enrolled person) that walked through
+    a camera is a *visit*, *found* when a correct sighting of it was raised there.
+
+    Args:
+        found: ``(camera, frame, entry label, box)`` per sighting (frames 1-based).
+        gt: Camera -> frame -> ``[(pid, box)]`` (:func:`read_mot`).
+        enrolled: Entry key -> label, the watch list.
+        frames: Frames processed per camera (later ground truth is not counted).
+        iou: Overlap at which a sighting's box is the ground-truth person's.
+    """
+    pids = {int(label) for label in enrolled.values() if label.isdigit()}
+    correct = wrong = 0
+    hit: set[tuple[str, int]] = set()
+    for cam, frame, label, box in found:
+        people = gt.get(cam, {}).get(frame, [])
+        under = None
+        if people:
+            ious = _iou_matrix(np.array([box], float), np.array([b for _, b in people], float))[0]
+            j = int(np.argmax(ious))
+            under = people[j][0] if ious[j] >= iou else None
+        if label.isdigit() and under == int(label):
+            correct += 1
+            hit.add((cam, under))
+        else:
+            wrong += 1
+    visits = {
+        (cam, pid)
+        for cam, by_frame in gt.items()
+        for f, people in by_frame.items()
+        if f <= frames
+        for pid, _ in people
+        if pid in pids
+    }
+    return {
+        "entries": len(enrolled),
+        "sightings": len(found),
+        "correct": correct,
+        "wrong": wrong,
+        "visits": len(visits),
+        "visits_found": len(visits & hit),
+    }
 
 
 def bench_reid(

@@ -431,3 +431,31 @@ def test_bench_reid_runs_all_three_parts(embedder_dir: Path, tmp_path: Path, cap
     assert p["cameras"] == 2 and p["frames"] == 20 and p["realtime_factor"] > 0
     assert set(p["ms_per_frame"]) == {"decode", "detect", "track", "embed", "match"}
     assert "real time" in err
+    w = p["watchlist"]
+    assert w["entries"] >= 1 and w["correct"] + w["wrong"] == w["sightings"] == p["sightings"]
+    assert 0 <= w["visits_found"] <= w["visits"]
+
+
+def test_sighting_quality_by_hand() -> None:
+    from cv.evaluation.bench_reid import sighting_quality
+
+    gt = {
+        "cam1": {1: [(5, (10, 10, 30, 60)), (7, (50, 10, 70, 60))], 2: [(5, (12, 10, 32, 60))]},
+        "cam2": {1: [(7, (0, 0, 20, 50))], 3: [(5, (0, 0, 20, 50))]},
+    }
+    found = [
+        ("cam1", 1, "0005", (11, 10, 31, 60)),  # right person
+        ("cam1", 2, "0005", (50, 10, 70, 60)),  # nobody of pid 5 under the box
+        ("cam2", 1, "0005", (0, 0, 20, 50)),  # pid 7, not 5
+    ]
+    q = sighting_quality(found, gt, enrolled={"0005": "0005", "0009": "0009"}, frames=3)
+    assert q == {
+        "entries": 2,
+        "sightings": 3,
+        "correct": 1,
+        "wrong": 2,
+        "visits": 2,  # pid 5 on cam1 and cam2 (pid 9 never walks by)
+        "visits_found": 1,
+    }
+    # Ground truth after the last processed frame does not count as a visit.
+    assert sighting_quality([], gt, enrolled={"0005": "0005"}, frames=2)["visits"] == 1

@@ -838,7 +838,8 @@ def plot_reid_metrics(csv_path: Path, png_path: Path) -> Path:
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # validation has no points before its first epoch
+            ax.legend(fontsize=7)
     axes[1].set_ylim(0, 1)
     axes[2].set_ylim(0, 1)
     fig.tight_layout()

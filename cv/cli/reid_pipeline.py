@@ -371,6 +371,14 @@ def bench_reid_command(
             + (f", IDF1 {p['idf1']:.3f}" if p.get("idf1") is not None else ""),
             highlight=False,
         )
+        w = p.get("watchlist")
+        if w:
+            console.print(
+                f"(c) watch list of {w['entries']}: {w['sightings']} sightings, {w['correct']} of "
+                f"the right person, {w['wrong']} wrong; enrolled people found in "
+                f"{w['visits_found']} of their {w['visits']} camera visits",
+                highlight=False,
+            )
     for note in result.get("notes", []):
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     if out is not None:
