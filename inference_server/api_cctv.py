@@ -59,8 +59,6 @@ from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Uplo
 from fastapi.requests import HTTPConnection
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 
 from cv.errors import DataValidationError, NotFoundError
@@ -558,47 +556,15 @@ def audit_log(
         "since": since,
         "until": until,
     }
-    if order == "desc":
-        rows = _newest_audit(
-            session, after_id=after_id, before_id=before_id, limit=limit, **filters
-        )
-    else:
-        rows = cctv.list_audit(session, after_id=after_id, limit=limit, **filters)
+    rows = cctv.list_audit(
+        session,
+        after_id=after_id,
+        before_id=before_id,
+        newest_first=order == "desc",
+        limit=limit,
+        **filters,
+    )
     return {"entries": [cctv.audit_record(r) for r in rows]}
-
-
-def _newest_audit(
-    session: Session,
-    *,
-    action: str | None,
-    actor: str | None,
-    entry_id: str | None,
-    camera_id: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    after_id: int,
-    before_id: int | None,
-    limit: int,
-) -> list[db.AuditEntry]:
-    # cctv.list_audit's filters read newest first (it only reads oldest first), so that
-    # the watch-list page gets the latest lines without paging through the whole log.
-    line = db.AuditEntry
-    query = select(line).where(line.id > after_id)
-    if before_id is not None:
-        query = query.where(line.id < before_id)
-    for column, value in (
-        (line.action, action),
-        (line.actor, actor),
-        (line.entry_id, entry_id),
-        (line.camera_id, camera_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if since is not None:
-        query = query.where(line.at >= cctv.as_utc(since))
-    if until is not None:
-        query = query.where(line.at < cctv.as_utc(until))
-    return list(session.scalars(query.order_by(line.id.desc()).limit(limit)))
 
 
 @router.post("/v1/admin/cctv/purge")

@@ -274,10 +274,15 @@ def list_audit(
     since: datetime | None = None,
     until: datetime | None = None,
     after_id: int = 0,
+    before_id: int | None = None,
+    newest_first: bool = False,
     limit: int = 100,
 ) -> list[db.AuditEntry]:
-    """Audit lines with ``id > after_id`` matching the filters, oldest first."""
+    """Audit lines with ``after_id < id < before_id`` matching the filters, oldest
+    first (to follow the log) or ``newest_first`` (to show its latest lines)."""
     query = select(db.AuditEntry).where(db.AuditEntry.id > after_id)
+    if before_id is not None:
+        query = query.where(db.AuditEntry.id < before_id)
     if action is not None:
         query = query.where(db.AuditEntry.action == action)
     if actor is not None:
@@ -290,7 +295,8 @@ def list_audit(
         query = query.where(db.AuditEntry.at >= as_utc(since))
     if until is not None:
         query = query.where(db.AuditEntry.at < as_utc(until))
-    return list(session.scalars(query.order_by(db.AuditEntry.id).limit(limit)))
+    order = db.AuditEntry.id.desc() if newest_first else db.AuditEntry.id
+    return list(session.scalars(query.order_by(order).limit(limit)))
 
 
 def audit_record(row: db.AuditEntry) -> dict[str, Any]:
