@@ -34,6 +34,7 @@ code runs on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -382,6 +383,57 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
+    return engine
+
+
+def masked_url(url: Any) -> str:
+    """A database URL (text or SQLAlchemy ``URL``) as text, its password shown as ``***``."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def open_existing(url: str, *, tables: Sequence[str], what: str) -> Engine:
+    """An engine on an existing server database that holds ``tables``.
+
+    Unlike :func:`make_engine` alone, this never creates an SQLite file and does not
+    migrate: for commands that read what a server wrote (exports).
+
+    Args:
+        url: The database URL.
+        tables: Tables the caller reads.
+        what: What those tables hold, for the error (``"CCTV tables"``).
+
+    Raises:
+        NotFoundError: If the SQLite file does not exist, the database cannot be
+            reached, or it lacks one of ``tables`` (not a server database, or one never
+            migrated).
+    """
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cv.errors import NotFoundError
+
+    shown = masked_url(url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if not path or path == ":memory:" or not Path(path).is_file():
+            raise NotFoundError("no server database here (is --db right?)", path=path or shown)
+    engine = make_engine(url)
+    try:
+        present = set(inspect(engine).get_table_names())
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise NotFoundError(f"cannot open the server database: {reason}", path=shown) from None
+    missing = [t for t in tables if t not in present]
+    if missing:
+        engine.dispose()
+        raise NotFoundError(
+            f"not a customs-vision server database with {what} (no {', '.join(missing)}); "
+            "give the server's CV_SERVER_DATABASE_URL, or run `customs-vision serve migrate`",
+            path=shown,
+        )
     return engine
 
 

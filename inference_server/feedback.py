@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from cv.errors import NotFoundError
 from cv.inference_server import db
@@ -85,7 +84,7 @@ def export_feedback(
     """
     out_dir = Path(out_dir)
     data_dir = Path(data_dir)
-    engine = db.make_engine(database_url)
+    engine = db.open_existing(database_url, tables=("alerts", "scans"), what="scans and alerts")
     try:
         with db.session_factory(engine)() as session:
             query = (
@@ -105,7 +104,7 @@ def export_feedback(
             "no confirmed or rejected alerts match"
             + (f" since {_iso(_utc(since))}" if since is not None else "")
             + (f" at sites {', '.join(sites)}" if sites else ""),
-            path=make_url(database_url).render_as_string(hide_password=True),
+            path=db.masked_url(database_url),
         )
 
     # A scan alerted twice (say by the detector and the risk engine) is one image: the
@@ -194,7 +193,7 @@ def export_feedback(
     )
     manifest = {
         "name": dataset.name,
-        "database": make_url(database_url).render_as_string(hide_password=True),
+        "database": db.masked_url(database_url),
         "exported_at": datetime.now(UTC).isoformat(),
         "since": None if since is None else _iso(_utc(since)),
         "sites": list(sites) if sites else None,

@@ -59,9 +59,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import inspect, select
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from cv.datasets.reid import MARKET_SPLITS
@@ -106,43 +105,13 @@ NOTICE = (
 _TABLES = ("cameras", "watchlist_entries", "watchlist_vectors", "sightings", "audit_log")
 
 
-def masked_url(url: Any) -> str:
-    """A database URL (text or SQLAlchemy ``URL``) as text, its password shown as ``***``."""
-    return make_url(url).render_as_string(hide_password=True)
+masked_url = db.masked_url
 
 
 def open_database(database_url: str) -> Engine:
-    """An engine on an existing server database that holds the CCTV tables.
-
-    Unlike :func:`cv.inference_server.db.make_engine` alone, this never creates an
-    SQLite file, and it does not migrate: an export reads what the server wrote.
-
-    Raises:
-        NotFoundError: If the SQLite file does not exist, the database cannot be
-            reached, or it holds no CCTV tables (not a server database, or one
-            never migrated).
-    """
-    shown = masked_url(database_url)
-    if database_url.startswith("sqlite"):
-        path = database_url.split("///", 1)[-1]
-        if not path or path == ":memory:" or not Path(path).is_file():
-            raise NotFoundError("no server database here (is --db right?)", path=path or shown)
-    engine = db.make_engine(database_url)
-    try:
-        tables = set(inspect(engine).get_table_names())
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise NotFoundError(f"cannot open the server database: {reason}", path=shown) from None
-    missing = [t for t in _TABLES if t not in tables]
-    if missing:
-        engine.dispose()
-        raise NotFoundError(
-            f"not a customs-vision server database with CCTV tables (no {', '.join(missing)}); "
-            "give the server's CV_SERVER_DATABASE_URL, or run `customs-vision serve migrate`",
-            path=shown,
-        )
-    return engine
+    """An engine on an existing server database that holds the CCTV tables
+    (:func:`cv.inference_server.db.open_existing`)."""
+    return db.open_existing(database_url, tables=_TABLES, what="CCTV tables")
 
 
 def _utc(value: datetime | date) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -145,3 +146,30 @@ def test_cli_export_feedback(tmp_path):
     assert len(load_dataset(out).images) == 4
     assert main([*args, "--since", "yesterday"]) == 2  # ConfigError names --since
     assert main([*args, "--site", "NOWHERE"]) == 5  # NotFoundError
+
+
+def test_export_feedback_from_a_mistyped_database_creates_nothing(tmp_path, capsys):
+    missing = tmp_path / "typo" / "server.db"
+    args = ["data", "export-feedback", "--db", f"sqlite:///{missing}", "--out", str(tmp_path / "o")]
+    assert main([*args, "--data-dir", str(tmp_path)]) == 5
+    assert "no server database here" in capsys.readouterr().err
+    assert not missing.exists() and not missing.parent.exists()
+    # A database that is not the server's (no scans or alerts tables) is named as such.
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).close()
+    assert (
+        main(
+            [
+                "data",
+                "export-feedback",
+                "--db",
+                f"sqlite:///{other}",
+                "--out",
+                str(tmp_path / "o"),
+                "--data-dir",
+                str(tmp_path),
+            ]
+        )
+        == 5
+    )
+    assert "not a customs-vision server database" in capsys.readouterr().err
