@@ -62,7 +62,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cv.datasets.reid import DISTRACTOR_PID, JUNK_PID
-from cv.errors import DataValidationError
+from cv.errors import ConfigError, DataValidationError
 
 if TYPE_CHECKING:
     from cv.datasets.reid import ReidDataset, ReidSample
@@ -759,8 +759,6 @@ def evaluate_embedder(
             no query has a true match.
     """
     if verify not in ("images", "tracklets"):
-        from cv.errors import ConfigError
-
         raise ConfigError(f"verify must be images or tracklets, got {verify!r}", field="verify")
     root = dataset.root
     query, gallery = query_and_gallery(dataset)

@@ -105,9 +105,6 @@ NOTICE = (
 _TABLES = ("cameras", "watchlist_entries", "watchlist_vectors", "sightings", "audit_log")
 
 
-masked_url = db.masked_url
-
-
 def open_database(database_url: str) -> Engine:
     """An engine on an existing server database that holds the CCTV tables
     (:func:`cv.inference_server.db.open_existing`)."""
@@ -263,7 +260,7 @@ def export_reid_feedback(
         )
 
     now = db.utcnow()
-    database = masked_url(session.get_bind().url)
+    database = db.masked_url(session.get_bind().url)
     filters = {
         "since": _iso(start),
         "until": _iso(end),

@@ -675,7 +675,6 @@ class _Pending:
     frame: NDArray[np.uint8]
     time: float
     tracks: list[Track]
-    detections: int
     # Every person detected in the frame, tracked or not: the bystanders of a sighting.
     people: list[tuple[float, float, float, float]] = field(default_factory=list)
     crops: list[NDArray[np.uint8]] = field(default_factory=list)
@@ -890,7 +889,6 @@ class CameraPipeline:
             frame=frame,
             time=t,
             tracks=tracks,
-            detections=len(dets),
             people=[d.box for d in dets],
         )
         due: list[tuple[int, int, Track, float]] = []
@@ -978,7 +976,7 @@ class CameraPipeline:
             time=pending.time,
             frame_index=fi,
             tracks=boxes,
-            detections=pending.detections,
+            detections=len(pending.people),
             embedded=len(pending.crops),
             updated=updated,
             sightings=sightings,
