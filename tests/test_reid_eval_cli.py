@@ -155,3 +155,7 @@ def test_eval_reid_bad_input(reid_set, tmp_path, capsys):
     code = main(["eval", "reid", "--model", str(model), "--data", str(data), "--runtime", "tf"])
     assert code == 2
     assert "--runtime" in capsys.readouterr().err
+    # An unknown verification mode is named before the model loads.
+    code = main(["eval", "reid", "--model", str(model), "--data", str(data), "--verify", "tracks"])
+    assert code == 2
+    assert "--verify must be images or tracklets" in capsys.readouterr().err
