@@ -13,7 +13,13 @@ import yaml
 from cv.cli import main
 from cv.errors import ConfigError, DataFormatError, NotFoundError
 from cv.training.config import XrayTrainConfig, load_config
-from cv.training.xray import METRIC_COLUMNS, TrainResult, read_metrics, train_xray
+from cv.training.xray import (
+    METRIC_COLUMNS,
+    TrainResult,
+    cpu_bf16_supported,
+    read_metrics,
+    train_xray,
+)
 
 # ----------------------------------------------------------------------------- config
 
@@ -52,6 +58,15 @@ def test_overrides_replace_the_file_and_the_source(tmp_path: Path) -> None:
     assert (cfg.epochs, cfg.augment.tip_p, cfg.synth.images, cfg.synth.seed) == (2, 0.5, 4, 3)
     cfg = load_config(f, overrides={"data": tmp_path})
     assert cfg.synth is None and cfg.data == tmp_path
+
+
+def test_cache_is_one_of_three(tmp_path: Path) -> None:
+    assert (
+        load_config(_write(tmp_path / "r.yaml", "synth: {images: 4}\ncache: ram\n")).cache == "ram"
+    )
+    with pytest.raises(ConfigError) as e:
+        load_config(_write(tmp_path / "c.yaml", "synth: {images: 4}\ncache: gpu\n"))
+    assert (e.value.line, e.value.field) == (2, "cache")
 
 
 def test_missing_config_file_and_bad_yaml(tmp_path: Path) -> None:
@@ -123,6 +138,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[XrayTrainConfig,
         epochs=1,
         batch=4,
         workers=0,
+        cache="ram",
         device="cpu",
         out=root / "runs",
         name="tiny",
@@ -145,6 +161,10 @@ def test_tiny_run_writes_the_run_folder(tiny_run: tuple[XrayTrainConfig, TrainRe
     assert record["architecture"] == "yolo11n" and record["input_size"] == 128
     assert record["recipe"]["command"] == "pytest tiny run"
     assert record["training"]["epochs_done"] == 1 and record["training"]["seed"] == 0
+    # amp is on by default: a CPU with native bfloat16 trains under autocast.
+    bf16 = cpu_bf16_supported()
+    assert record["training"]["precision"] == ("bfloat16" if bf16 else "float32")
+    assert ("bfloat16 autocast on the CPU" in (run / "train.log").read_text()) is bf16
     names = yaml.safe_load((cfg.synth_cache / cfg.synth.key() / "data.yaml").read_text())["names"]
     assert record["classes"] == [names[i] for i in sorted(names)]
     # Our weights are a state dict; ultralytics' pickles stay in weights/ for resume only.

@@ -15,7 +15,7 @@ import hashlib
 import json
 from os import PathLike
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -122,6 +122,9 @@ class XrayTrainConfig(BaseModel):
         epochs: Epochs to train.
         batch: Images per batch (over all GPUs).
         workers: Data-loader worker processes per GPU (ultralytics uses 0 on CPU).
+        cache: Keep the training images decoded: ``ram`` (resized to ``imgsz``, in
+            memory; saves a PNG decode per image per epoch) or ``disk`` (``.npy``
+            files beside the images, full size); ``none`` reads every image each time.
         optimizer: ultralytics optimizer name (``auto``, ``SGD``, ``AdamW``...).
         lr0: Initial learning rate (ignored by ``optimizer: auto``, which picks its own).
         nbs: Nominal batch size: gradients are accumulated over ``nbs / batch``
@@ -135,7 +138,8 @@ class XrayTrainConfig(BaseModel):
             (several GPUs: ultralytics DDP).
         patience: Epochs without improvement before stopping early.
         close_mosaic: Last epochs trained without mosaic.
-        amp: Mixed precision on GPU (bfloat16 where the GPU supports it).
+        amp: bfloat16 mixed precision on GPUs that support it and on CPUs with
+            native bfloat16 (AVX-512 BF16 or AMX); full precision elsewhere.
         augment: Augmentation settings.
         out: Folder of runs.
         name: Run name; the run folder is ``out/name``.
@@ -151,6 +155,7 @@ class XrayTrainConfig(BaseModel):
     epochs: int = Field(default=100, ge=1)
     batch: int = Field(default=16, ge=1)
     workers: int = Field(default=2, ge=0)
+    cache: Literal["none", "ram", "disk"] = "none"
     optimizer: str = "auto"
     lr0: float = Field(default=0.01, gt=0)
     nbs: int = Field(default=64, ge=1)

@@ -13,7 +13,9 @@ hooks, and every ultralytics quirk is handled here and nowhere else:
   asks the network for it when missing, so a local font (matplotlib's DejaVu Sans)
   is put in its settings folder under that name first. Its AMP check on a GPU
   downloads ``yolo26n.pt``; we never run it (bfloat16 autocast where the GPU has
-  it, else full precision). Cloud logging callbacks are removed. Its own plots
+  it, else full precision). It refuses bfloat16 on a CPU; where the CPU has native
+  bfloat16 (AVX-512 BF16, AMX) our trainer turns CPU autocast on itself, which
+  trains about 1.7× faster there. Cloud logging callbacks are removed. Its own plots
   are off; ``metrics.png`` is ours.
 * **Augmentation.** ultralytics' pipeline is mosaic → random affine → its
   ``Albumentations`` step → HSV → flips. Our training dataset subclass replaces
@@ -105,6 +107,8 @@ class RunInfo:
         dataset: A description of the dataset (path, or the synthetic spec's key).
         device: The device string given to ultralytics (``cpu``, ``0``, ``0,1``).
         command: The command line that started the run, when known.
+        precision: ``bfloat16`` (autocast) or ``float32``: what the forward and
+            backward passes ran in.
     """
 
     run_dir: Path
@@ -114,6 +118,7 @@ class RunInfo:
     dataset: str
     device: str
     command: str | None
+    precision: str = "float32"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +229,7 @@ def write_model_dir(
             "time_s": round(record.elapsed_s, 1),
             "epochs_done": record.epoch,
             "device": run.device,
+            "precision": run.precision,
             "seed": run.config.seed,
             "dataset": run.dataset,
             "commit": git_commit(),
@@ -500,11 +506,22 @@ def _offline_fonts() -> None:
             shutil.copyfile(src, dst)
 
 
-def _trainer_class(architecture: str) -> type[Any]:
+def cpu_bf16_supported() -> bool:
+    """Whether this CPU runs bfloat16 natively (AVX-512 BF16 or AMX), so that
+    autocast to bfloat16 speeds training up rather than emulating it."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _trainer_class(architecture: str, *, cpu_bf16: bool = False) -> type[Any]:
     """Our ``DetectionTrainer`` subclass for a registered architecture.
 
     Made per call (and so pickled by value when ultralytics sends it to DDP workers,
-    architecture included).
+    architecture included). ``cpu_bf16`` trains under CPU bfloat16 autocast.
     """
     from cv.models.ultra import ultralytics
 
@@ -534,6 +551,7 @@ def _trainer_class(architecture: str) -> type[Any]:
         """Builds the model from our registry and the training set with our augmentation."""
 
         arch = architecture
+        bf16_on_cpu = cpu_bf16
 
         def __init__(self, cfg: Any = None, overrides: Any = None, _callbacks: Any = None) -> None:
             from ultralytics.cfg import DEFAULT_CFG
@@ -553,6 +571,18 @@ def _trainer_class(architecture: str) -> type[Any]:
             # Extending a run: more epochs than the checkpoint was trained for.
             if self.resume and overrides.get("epochs"):
                 self.args.epochs = int(overrides["epochs"])
+
+        def _setup_train(self) -> None:
+            super()._setup_train()
+            if self.bf16_on_cpu and self.device.type == "cpu":
+                import torch
+
+                # ultralytics refuses bfloat16 autocast off CUDA; with ``amp`` set
+                # to True its loop enters ``torch.autocast("cpu")``, whose default
+                # dtype is bfloat16. The weights, optimizer and EMA stay float32,
+                # and bfloat16 has float32's range, so no loss scaling is needed.
+                self.amp = True
+                self.scaler = torch.amp.GradScaler("cpu", enabled=False)
 
         def get_model(self, cfg: Any = None, weights: Any = None, verbose: bool = True) -> Any:
             from cv.models.registry import build_model
@@ -755,6 +785,9 @@ def train_xray(
         dump_config(config, run_dir / "config.yaml")
         transforms = build_transforms(config, classes=classes, data_yaml=data_yaml)
         _offline_fonts()
+        cpu_bf16 = config.amp and device == "cpu" and cpu_bf16_supported()
+        if cpu_bf16:
+            log.info("bfloat16 autocast on the CPU (it has native bfloat16)")
         run = RunInfo(
             run_dir=run_dir,
             config=config,
@@ -763,6 +796,7 @@ def train_xray(
             dataset=dataset,
             device=device,
             command=command,
+            precision=_precision(config, device, cpu_bf16),
         )
         bridge = _Bridge(run, [MetricsWriter(), ModelDirWriter(), *hooks])
         if not resume:
@@ -772,7 +806,7 @@ def train_xray(
         overrides = _overrides(config, data_yaml=data_yaml, device=device, transforms=transforms)
         if resume:
             overrides["resume"] = str(ckpt)
-        trainer = _trainer_class(config.model)(overrides=overrides)
+        trainer = _trainer_class(config.model, cpu_bf16=cpu_bf16)(overrides=overrides)
         for event in (
             "on_pretrain_routine_end",
             "on_model_save",
@@ -795,6 +829,16 @@ def train_xray(
     )
 
 
+def _precision(config: XrayTrainConfig, device: str, cpu_bf16: bool) -> str:
+    """What the passes run in: the rule of :func:`_overrides` (GPU) and of the
+    trainer's CPU autocast."""
+    import torch
+
+    if cpu_bf16 or (config.amp and device != "cpu" and torch.cuda.is_bf16_supported()):
+        return "bfloat16"
+    return "float32"
+
+
 def _overrides(
     config: XrayTrainConfig, *, data_yaml: Path, device: str, transforms: Sequence[Any]
 ) -> dict[str, Any]:
@@ -815,6 +859,7 @@ def _overrides(
         "epochs": config.epochs,
         "batch": config.batch,
         "workers": config.workers,
+        "cache": False if config.cache == "none" else config.cache,
         "optimizer": config.optimizer,
         "lr0": config.lr0,
         "nbs": config.nbs,
