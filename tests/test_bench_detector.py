@@ -28,6 +28,25 @@ def test_bench_detector_small(tmp_path: Path) -> None:
     assert r["providers"][-1] == "CPUExecutionProvider"
 
 
+@pytest.mark.slow
+def test_bench_detector_int8_path(tmp_path: Path) -> None:
+    from cv.errors import NotFoundError
+    from cv.models.export import quantize_int8
+
+    d = tmp_path / "m"
+    init_model_dir(d, architecture="yolo11n", classes=["gun", "knife"], input_size=64)
+    export_onnx(d)
+    images = synthetic_images(3, size=64)
+    with pytest.raises(NotFoundError, match="--int8"):
+        bench_detector(d, images=images, warmup=0, int8=True)
+    quantize_int8(d, images)
+    r = bench_detector(d, images=images, warmup=0, int8=True)
+    assert r["int8_ips"] > 0
+    assert r["ratio_int8_vs_ultralytics"] == pytest.approx(r["int8_ips"] / r["ultralytics_ips"])
+    assert r["ratio_int8_vs_ours"] == pytest.approx(r["int8_ips"] / r["ours_ips"])
+    assert "int8_ips" not in bench_detector(d, images=images, warmup=0)
+
+
 def test_cli_bench_detector_registered() -> None:
     from cv.cli.bench import app
 

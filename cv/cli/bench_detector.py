@@ -28,6 +28,12 @@ def detector(
     ),
     conf: float = typer.Option(0.25, min=0.0, max=1.0, help="Score threshold of both paths."),
     warmup: int = typer.Option(5, min=0, help="Untimed calls before measuring."),
+    int8: bool = typer.Option(
+        False,
+        "--int8",
+        help="Also time our path on the INT8 graph (model.int8.onnx; made and "
+        "calibrated on the benchmark images for --untrained).",
+    ),
 ) -> None:
     """Images/s of ultralytics' predict (PyTorch), our ONNX path and the bare ORT session."""
     from rich.table import Table
@@ -53,6 +59,7 @@ def detector(
         untrained_input_size=untrained or 640,
         conf=conf,
         warmup=warmup,
+        int8=int8,
     )
     table = Table(
         title=f"detector, batch 1, {result['images']} images, network input "
@@ -86,6 +93,15 @@ def detector(
         f"(b) = {result['ratio_vs_bare']:.2f} of (c)",
         f"≥ {result['target_vs_bare']:g}",
     )
+    if "int8_ips" in result:
+        table.add_row(
+            "(d) ours on the INT8 graph, full path",
+            f"{result['int8_ips']:.2f}",
+            f"{result['ratio_int8_vs_ultralytics']:.2f}× (a), "
+            f"{result['ratio_int8_vs_ultralytics_all_cores']:.2f}× (a'), "
+            f"{result['ratio_int8_vs_ours']:.2f}× (b)",
+            f"≥ {result['target_vs_ultralytics']:g}× (a)",
+        )
     console.print(table)
     console.print(
         f"ORT intra-op threads {result['ort_threads']}, providers {', '.join(result['providers'])}",
