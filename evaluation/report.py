@@ -180,8 +180,21 @@ def _markdown(
 
     out += ["## Operating thresholds", ""]
     if isinstance(thresholds, OperatingThresholds):
-        what = "false alarms per image without the class" if thresholds.mode == "far" else "recall"
+        what = {
+            "far": "false alarms per image without the class",
+            "bag-far": "false alarms per clean bag, all classes together",
+            "recall": "recall",
+        }[thresholds.mode]
         out += [f"Chosen at {what} = {thresholds.target:g}.", ""]
+        if thresholds.bag is not None:
+            b = thresholds.bag
+            out += [
+                f"Every class is held to {_num(b.class_rate)} false alarms on the images "
+                f"without it. Together the thresholds alarm on {_num(b.far)} of "
+                f"{b.clean_bags} clean bags and {_num(b.detection_rate)} of "
+                f"{b.threat_bags} other bags.",
+                "",
+            ]
         out += _table(
             ["class", "threshold", "achieved", "reached", "measured on"],
             [

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -42,6 +42,8 @@ from cv.taxonomy import CATEGORIES
 log = logging.getLogger(__name__)
 
 FAR_POINTS: tuple[float, ...] = (0.01, 0.05, 0.10, 0.20)
+OperatingMode = Literal["far", "bag-far", "recall"]
+OPERATING_MODES: tuple[str, ...] = ("far", "bag-far", "recall")
 LOCALISATION_IOU = 0.5
 # A count is compared with rate * n; the slack keeps float error from forbidding an
 # allowed count (0.29 * 100 is 28.999999999999996, which would forbid 29 of 100).
@@ -288,20 +290,45 @@ class ClassThreshold:
 
 
 @dataclass(slots=True)
+class BagOperatingPoint:
+    """What a set of per-class thresholds does per bag.
+
+    Attributes:
+        class_rate: The false-alarm rate every class was held to on the images
+            without it (mode ``far``'s rule, one rate for all classes).
+        far: The share of clean bags (no object of any thresholded class) on which
+            some class fires.
+        detection_rate: The share of the other bags on which some class fires.
+        clean_bags: Clean bags measured on.
+        threat_bags: Other bags measured on.
+    """
+
+    class_rate: float
+    far: float
+    detection_rate: float
+    clean_bags: int
+    threat_bags: int
+
+
+@dataclass(slots=True)
 class OperatingThresholds:
     """Per-class thresholds chosen at one operating point.
 
     Attributes:
-        mode: ``far`` (false alarms per image) or ``recall``.
+        mode: ``far`` (false alarms per image without the class), ``recall``, or
+            ``bag-far`` (false alarms per bag with nothing to find).
         target: The rate asked for.
         per_class: The chosen threshold of each class that has one.
         skipped: Classes without a threshold, and why.
+        bag: Mode ``bag-far`` only: what the thresholds do together on the data
+            they were chosen on (see :class:`BagOperatingPoint`).
     """
 
-    mode: Literal["far", "recall"]
+    mode: OperatingMode
     target: float
     per_class: dict[str, ClassThreshold] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    bag: BagOperatingPoint | None = None
 
     def thresholds(self) -> dict[str, float]:
         """Class name -> threshold, as ``model.json`` stores them."""
@@ -323,6 +350,7 @@ class OperatingThresholds:
                 for c, t in self.per_class.items()
             },
             "skipped": self.skipped,
+            **({"bag": asdict(self.bag)} if self.bag is not None else {}),
         }
 
 
@@ -330,7 +358,7 @@ def choose_thresholds(
     dataset: Dataset,
     predictions: Predictions,
     *,
-    mode: Literal["far", "recall"],
+    mode: OperatingMode,
     target: float,
     classes: Sequence[str] | None = None,
     allow_extra: bool = False,
@@ -342,6 +370,15 @@ def choose_thresholds(
     object of c (crowd regions of c included as objects). The threshold is the
     lowest score at which at most ``target`` of the negatives fire. A class with
     no negative image, or no detection at all, is skipped.
+
+    Mode ``bag-far``: the server alerts on a bag when any class reaches its
+    threshold, so per-class rates add up (thirteen classes at 5 % each can alarm
+    on a quarter of the clean bags). This mode holds every class to one common
+    rate ``r`` by mode ``far``'s rule and takes the largest ``r`` at which at most
+    ``target`` of the **clean bags** (images with no object of the classes chosen
+    for) alarm. Raising ``r`` only lowers thresholds, so the bag false-alarm rate
+    grows with ``r`` and the largest ``r`` is found by bisection over the rates
+    that can occur. The result carries the bag-level figures (``bag``).
 
     Mode ``recall``: detections of c are matched to the objects of c per image,
     greedily by falling score at IoU ≥ 0.5 (COCO's rule; crowd regions ignored).
@@ -355,8 +392,9 @@ def choose_thresholds(
     Args:
         dataset: The ground truth the thresholds are chosen on.
         predictions: The model's detections.
-        mode: ``far`` or ``recall``.
-        target: The false-alarm rate per negative image, or the recall, in ``[0, 1]``.
+        mode: ``far``, ``bag-far`` or ``recall``.
+        target: The false-alarm rate per negative image (``far``) or per clean bag
+            (``bag-far``), or the recall, in ``[0, 1]``.
         classes: Classes to choose for; by default every class of ``dataset``.
         allow_extra: Accept predictions for images that are not in ``dataset``.
 
@@ -364,15 +402,20 @@ def choose_thresholds(
         ConfigError: If the mode is unknown or the target outside ``[0, 1]``
             (``(0, 1]`` for recall).
         DataValidationError: If an image has no predictions, or a ground-truth
-            class is not one the model knows.
+            class is not one the model knows; mode ``bag-far``: if there is no
+            clean bag to measure false alarms on.
     """
-    if mode not in ("far", "recall"):
-        raise ConfigError(f"unknown operating-point mode {mode!r}; use far or recall", field="mode")
+    if mode not in OPERATING_MODES:
+        raise ConfigError(
+            f"unknown operating-point mode {mode!r}; use far, bag-far or recall", field="mode"
+        )
     low_ok = target > 0.0 if mode == "recall" else target >= 0.0
     if not (low_ok and target <= 1.0):
         raise ConfigError(f"{mode} target {target} is outside its range", field="target")
     pairs = pair_images(dataset, predictions, allow_extra=allow_extra)
     names = resolve_classes(dataset, predictions, classes)
+    if mode == "bag-far":
+        return _bag_thresholds(pairs, names, target=float(target))
     out = OperatingThresholds(mode=mode, target=float(target))
     for c in names:
         if mode == "far":
@@ -434,11 +477,86 @@ def choose_thresholds(
     return out
 
 
+def _bag_thresholds(
+    pairs: Sequence[Any], names: Sequence[str], *, target: float
+) -> OperatingThresholds:
+    """Mode ``bag-far`` of :func:`choose_thresholds` on paired images."""
+    wanted = set(names)
+    # Per class: each negative image's highest score of it, and the scores it has.
+    negatives: dict[str, list[float]] = {c: [] for c in names}
+    scores: dict[str, list[float]] = {c: [] for c in names}
+    for pair in pairs:
+        present = {a.category for a in pair.record.annotations}
+        for c in names:
+            s = [d.score for d in pair.predicted.detections if d.category == c]
+            scores[c].extend(s)
+            if c not in present:
+                negatives[c].append(max(s, default=-math.inf))
+    out = OperatingThresholds(mode="bag-far", target=target)
+    usable = []
+    for c in names:
+        if not negatives[c]:
+            out.skipped[c] = "no image without this class to measure false alarms on"
+        elif not scores[c]:
+            out.skipped[c] = "no detection of this class"
+        else:
+            usable.append(c)
+    clean, threat = [], []
+    for p in pairs:
+        has_object = any(a.category in wanted for a in p.record.annotations)
+        (threat if has_object else clean).append(p)
+    if not clean:
+        raise DataValidationError(
+            "a bag-level false-alarm rate needs clean bags (images with none of the "
+            f"classes {sorted(wanted)}), and there are none",
+            field="operating_point",
+        )
+    candidates = {c: candidate_thresholds(scores[c]) for c in usable}
+
+    def at(rate: float) -> tuple[dict[str, tuple[float, float]], float, float]:
+        chosen = {c: threshold_at_rate(negatives[c], candidates[c], rate=rate) for c in usable}
+
+        def fires(pair: Any) -> bool:
+            return any(
+                d.category in chosen and d.score >= chosen[d.category][0]
+                for d in pair.predicted.detections
+            )
+
+        far = sum(map(fires, clean)) / len(clean)
+        dr = sum(map(fires, threat)) / len(threat) if threat else 0.0
+        return chosen, far, dr
+
+    # Rates that can occur: k / n over each class's negatives; between two of them
+    # no threshold changes. Rate 0 fires on no clean bag (every clean bag is a
+    # negative of every class), so a largest feasible rate always exists.
+    rates = sorted({k / len(negatives[c]) for c in usable for k in range(len(negatives[c]) + 1)})
+    lo, hi = 0, len(rates) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if at(rates[mid])[1] <= target + _EPS:
+            lo = mid
+        else:
+            hi = mid - 1
+    chosen, far, dr = at(rates[lo])
+    for c, (t, achieved) in chosen.items():
+        out.per_class[c] = ClassThreshold(t, achieved, True, len(negatives[c]))
+    out.bag = BagOperatingPoint(
+        class_rate=rates[lo],
+        far=far,
+        detection_rate=dr,
+        clean_bags=len(clean),
+        threat_bags=len(threat),
+    )
+    for c, why in out.skipped.items():
+        log.warning("class %s has no bag-far threshold: %s", c, why)
+    return out
+
+
 def operating_thresholds(
     dataset: Dataset,
     predictions: Predictions,
     *,
-    mode: Literal["far", "recall"],
+    mode: OperatingMode,
     target: float,
     classes: Sequence[str] | None = None,
     allow_extra: bool = False,

@@ -350,6 +350,57 @@ def test_recall_thresholds_reach_their_target_on_the_data_they_were_chosen_on(ta
             assert ct.achieved == pytest.approx(recall(c, 0.0))
 
 
+def _bag_alarms(
+    ds: Dataset, preds: Predictions, thresholds: dict[str, float]
+) -> tuple[float, float]:
+    """(share of clean bags, share of other bags) on which some class fires."""
+    clean, threat = [], []
+    for im, ip in zip(ds.images, preds.images, strict=True):
+        fires = any(d.score >= thresholds.get(d.category, math.inf) for d in ip.detections)
+        (threat if im.annotations else clean).append(fires)
+    return sum(clean) / len(clean), sum(threat) / len(threat)
+
+
+@pytest.mark.parametrize("target", [0.0, 0.05, 0.2])
+def test_bag_far_thresholds_reach_their_target_per_bag(target):
+    ds, preds = _random_set(4)
+    chosen = choose_thresholds(ds, preds, mode="bag-far", target=target)
+    assert chosen.mode == "bag-far" and set(chosen.per_class) == set(CLASSES)
+    far, dr = _bag_alarms(ds, preds, chosen.thresholds())
+    bag = chosen.bag
+    assert bag is not None and far <= target
+    assert (bag.far, bag.detection_rate) == (pytest.approx(far), pytest.approx(dr))
+    assert bag.clean_bags + bag.threat_bags == len(ds.images)
+    # Every class is held to the common rate by mode far's rule...
+    per_class = choose_thresholds(ds, preds, mode="far", target=bag.class_rate)
+    assert per_class.thresholds() == chosen.thresholds()
+    # ...and it is the largest such rate: the next rate that occurs breaks the target.
+    negatives = {c: chosen.per_class[c].n for c in CLASSES}
+    higher = sorted(
+        k / n for n in negatives.values() for k in range(n + 1) if k / n > bag.class_rate
+    )
+    if higher:
+        looser = choose_thresholds(ds, preds, mode="far", target=higher[0]).thresholds()
+        assert _bag_alarms(ds, preds, looser)[0] > target
+    # Per class at the same rate would alarm on more clean bags: the rates add up.
+    if target > 0:
+        naive = choose_thresholds(ds, preds, mode="far", target=target).thresholds()
+        assert _bag_alarms(ds, preds, naive)[0] > far
+
+
+def test_bag_far_needs_clean_bags_and_is_reported():
+    only_threats = _dataset(_gt("a.png", (BOX, "knife")), _gt("b.png", (BOX, "knife")))
+    p = _preds({"a.png": [_det(BOX, "knife", 0.9)], "b.png": [_det(BOX, "knife", 0.2)]})
+    with pytest.raises(DataValidationError, match="clean bags"):
+        choose_thresholds(only_threats, p, mode="bag-far", target=0.05)
+    ds, preds = _screening_set()
+    chosen = choose_thresholds(ds, preds, mode="bag-far", target=0.10)
+    # One class: the bag rate is the class's rate; as in screening at 10 %, t = 0.48.
+    assert chosen.thresholds() == {"knife": 0.48}
+    d = chosen.to_dict()
+    assert d["bag"]["far"] == pytest.approx(0.1) and d["bag"]["detection_rate"] == 0.7
+
+
 def test_thresholds_check_mode_and_target_and_skip_classes_without_data():
     ds, preds = _random_set(3)
     with pytest.raises(ConfigError, match="mode"):

@@ -207,7 +207,7 @@ def test_cli_error_paths_exit_with_their_codes(tmp_path, capsys):
     assert main([*base, "--data", str(data)]) == 2
     assert main([*base, "--data", str(data), "--predictions", str(pred_path),
                  "--operating-point", "precision=0.5"]) == 2  # fmt: skip
-    assert "far=RATE or recall=RATE" in capsys.readouterr().err
+    assert "far=RATE, bag-far=RATE or recall=RATE" in capsys.readouterr().err
     assert main([*base, "--data", str(data), "--predictions", str(pred_path),
                  "--split", "val"]) == 5  # fmt: skip
     assert "no images of split 'val'" in capsys.readouterr().err

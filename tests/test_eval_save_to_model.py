@@ -35,6 +35,19 @@ def test_thresholds_and_figures_land_in_the_model_record(tmp_path, capsys):
     saved = record.metrics["heldout"]
     assert saved["AP50"] == report["coco"]["summary"]["AP50"]
     assert saved["images"] == 8
+    assert "operating_point_bag" not in record.metrics
+
+    # Per bag: the thresholds together hold the clean bags' false alarms to the target.
+    code = main([*args, "--save-thresholds", "--operating-point", "bag-far=0.5"])
+    assert code == 0, capsys.readouterr().err
+    record = read_record(model_dir)
+    report = json.loads((out / "metrics.json").read_text())
+    assert record.metrics["operating_point"] == "bag-far=0.5"
+    assert record.thresholds == report["thresholds"]["thresholds"]
+    bag = record.metrics["operating_point_bag"]
+    assert bag == report["thresholds"]["bag"] and bag["far"] <= 0.5
+    assert bag["clean_bags"] + bag["threat_bags"] == 8
+    assert "clean bags" in (out / "report.md").read_text()
 
     # Without --model there is nothing to write into.
     preds = out / "predictions.json"

@@ -35,8 +35,8 @@ _out = Console()
 _RUNTIMES = ("onnx", "torch")
 
 
-def parse_operating_point(text: str) -> tuple[Literal["far", "recall"], float]:
-    """``far=0.05`` or ``recall=0.95`` as ``(mode, target)``.
+def parse_operating_point(text: str) -> tuple[Literal["far", "bag-far", "recall"], float]:
+    """``far=0.05``, ``bag-far=0.05`` or ``recall=0.95`` as ``(mode, target)``.
 
     Raises:
         ConfigError: If it is neither.
@@ -47,12 +47,17 @@ def parse_operating_point(text: str) -> tuple[Literal["far", "recall"], float]:
         target = float(value)
     except ValueError:
         target = float("nan")
-    if not sep or mode not in ("far", "recall") or not 0.0 <= target <= 1.0:
+    modes: dict[str, Literal["far", "bag-far", "recall"]] = {
+        "far": "far",
+        "bag-far": "bag-far",
+        "recall": "recall",
+    }
+    if not sep or mode not in modes or not 0.0 <= target <= 1.0:
         raise ConfigError(
-            f"expected far=RATE or recall=RATE with RATE in [0, 1], got {text!r}",
+            f"expected far=RATE, bag-far=RATE or recall=RATE with RATE in [0, 1], got {text!r}",
             field="--operating-point",
         )
-    return ("far" if mode == "far" else "recall"), target
+    return modes[mode], target
 
 
 def _select_split(dataset: Dataset, split: str) -> Dataset:
@@ -157,7 +162,8 @@ def xray(
         "far=0.05",
         "--operating-point",
         help="Where per-class thresholds are chosen: far=RATE (false alarms per image "
-        "without the class) or recall=RATE.",
+        "without the class), bag-far=RATE (false alarms per clean bag, all classes "
+        "together: what the server's alerts do) or recall=RATE.",
     ),
     classes: str | None = typer.Option(
         None, "--classes", help="Comma-separated classes to evaluate (default: the dataset's)."
@@ -249,6 +255,7 @@ def xray(
             model,
             thresholds=chosen.thresholds() if save_thresholds else None,
             operating_point=operating_point,
+            bag=chosen.to_dict().get("bag"),
             metrics_name=save_metrics,
             figures={
                 **detection.summary(),
@@ -262,6 +269,13 @@ def xray(
         _out.print(table)
     if not screen.defined:
         console.print(f"[yellow]screening:[/] {screen.note}")
+    if chosen.bag is not None:
+        b = chosen.bag
+        console.print(
+            f"thresholds at {operating_point}: every class at {b.class_rate:.4f} false alarms; "
+            f"together they alarm on {b.far:.3f} of {b.clean_bags} clean bags and "
+            f"{b.detection_rate:.3f} of {b.threat_bags} other bags"
+        )
     console.print(f"report: {report}")
 
 
@@ -272,6 +286,7 @@ def _save_to_model(
     operating_point: str,
     metrics_name: str | None,
     figures: dict[str, object],
+    bag: dict[str, object] | None = None,
 ) -> None:
     """Writes thresholds and / or figures into ``model.json`` (its hashes re-checked)."""
     from cv.models.weights import read_record, write_record
@@ -280,6 +295,11 @@ def _save_to_model(
     if thresholds is not None:
         record.thresholds = dict(thresholds)
         record.metrics["operating_point"] = operating_point
+        # What the thresholds do together per bag (mode bag-far), where chosen.
+        if bag is not None:
+            record.metrics["operating_point_bag"] = bag
+        else:
+            record.metrics.pop("operating_point_bag", None)
         console.print(f"saved {len(thresholds)} thresholds ({operating_point}) to {model_dir}")
     if metrics_name:
         record.metrics[metrics_name] = figures
