@@ -11,12 +11,17 @@ from cv.models.export import export_onnx
 from cv.models.load import init_model_dir
 
 
-@pytest.mark.slow
-def test_bench_detector_small(tmp_path: Path) -> None:
+def _tiny_model(tmp_path: Path) -> tuple[Path, list]:
+    """An exported, untrained 64 px yolo11n and three 64 px scans."""
     d = tmp_path / "m"
     init_model_dir(d, architecture="yolo11n", classes=["gun", "knife"], input_size=64)
     export_onnx(d)
-    images = synthetic_images(3, size=64)
+    return d, synthetic_images(3, size=64)
+
+
+@pytest.mark.slow
+def test_bench_detector_small(tmp_path: Path) -> None:
+    d, images = _tiny_model(tmp_path)
     assert [im.shape for im in images] == [(64, 64, 3)] * 3
     r = bench_detector(d, images=images, warmup=1)
     assert r["images"] == 3 and r["untrained"] is False
@@ -33,10 +38,7 @@ def test_bench_detector_int8_path(tmp_path: Path) -> None:
     from cv.errors import NotFoundError
     from cv.models.export import quantize_int8
 
-    d = tmp_path / "m"
-    init_model_dir(d, architecture="yolo11n", classes=["gun", "knife"], input_size=64)
-    export_onnx(d)
-    images = synthetic_images(3, size=64)
+    d, images = _tiny_model(tmp_path)
     with pytest.raises(NotFoundError, match="--int8"):
         bench_detector(d, images=images, warmup=0, int8=True)
     quantize_int8(d, images)
