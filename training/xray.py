@@ -14,8 +14,8 @@ hooks, and every ultralytics quirk is handled here and nowhere else:
   is put in its settings folder under that name first. Its AMP check on a GPU
   downloads ``yolo26n.pt``; we never run it (bfloat16 autocast where the GPU has
   it, else full precision). It refuses bfloat16 on a CPU; where the CPU has native
-  bfloat16 (AVX-512 BF16, AMX) our trainer turns CPU autocast on itself, which
-  trains about 1.7× faster there. Cloud logging callbacks are removed. Its own plots
+  bfloat16 (AVX-512 BF16, AMX) our trainer turns CPU autocast on itself (epochs 1.47×
+  faster on the development machine's CPU). Cloud logging callbacks are removed. Its own plots
   are off; ``metrics.png`` is ours.
 * **Augmentation.** ultralytics' pipeline is mosaic → random affine → its
   ``Albumentations`` step → HSV → flips. Our training dataset subclass replaces
