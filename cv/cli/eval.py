@@ -8,7 +8,7 @@ needed) or by running a model directory first, and writes the report of
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import typer
 from rich.console import Console
@@ -47,17 +47,14 @@ def parse_operating_point(text: str) -> tuple[Literal["far", "bag-far", "recall"
         target = float(value)
     except ValueError:
         target = float("nan")
-    modes: dict[str, Literal["far", "bag-far", "recall"]] = {
-        "far": "far",
-        "bag-far": "bag-far",
-        "recall": "recall",
-    }
-    if not sep or mode not in modes or not 0.0 <= target <= 1.0:
+    from cv.evaluation.screening import OPERATING_MODES
+
+    if not sep or mode not in OPERATING_MODES or not 0.0 <= target <= 1.0:
         raise ConfigError(
             f"expected far=RATE, bag-far=RATE or recall=RATE with RATE in [0, 1], got {text!r}",
             field="--operating-point",
         )
-    return modes[mode], target
+    return cast(Literal["far", "bag-far", "recall"], mode), target
 
 
 def _select_split(dataset: Dataset, split: str) -> Dataset:
