@@ -785,7 +785,8 @@ def train_xray(
         dump_config(config, run_dir / "config.yaml")
         transforms = build_transforms(config, classes=classes, data_yaml=data_yaml)
         _offline_fonts()
-        cpu_bf16 = config.amp and device == "cpu" and cpu_bf16_supported()
+        precision = _precision(config, device)
+        cpu_bf16 = precision == "bfloat16" and device == "cpu"
         if cpu_bf16:
             log.info("bfloat16 autocast on the CPU (it has native bfloat16)")
         run = RunInfo(
@@ -796,14 +797,16 @@ def train_xray(
             dataset=dataset,
             device=device,
             command=command,
-            precision=_precision(config, device, cpu_bf16),
+            precision=precision,
         )
         bridge = _Bridge(run, [MetricsWriter(), ModelDirWriter(), *hooks])
         if not resume:
             # A fresh run starts a fresh history.
             for stale in ("metrics.csv", "metrics.png"):
                 (run_dir / stale).unlink(missing_ok=True)
-        overrides = _overrides(config, data_yaml=data_yaml, device=device, transforms=transforms)
+        overrides = _overrides(
+            config, data_yaml=data_yaml, device=device, precision=precision, transforms=transforms
+        )
         if resume:
             overrides["resume"] = str(ckpt)
         trainer = _trainer_class(config.model, cpu_bf16=cpu_bf16)(overrides=overrides)
@@ -829,25 +832,30 @@ def train_xray(
     )
 
 
-def _precision(config: XrayTrainConfig, device: str, cpu_bf16: bool) -> str:
-    """What the passes run in: the rule of :func:`_overrides` (GPU) and of the
-    trainer's CPU autocast."""
+def _precision(config: XrayTrainConfig, device: str) -> str:
+    """What the forward and backward passes run in: ``bfloat16`` when ``amp`` is on
+    and the device has native bfloat16 (a GPU through ultralytics' own AMP, a CPU
+    through our trainer's autocast), else ``float32``."""
     import torch
 
-    if cpu_bf16 or (config.amp and device != "cpu" and torch.cuda.is_bf16_supported()):
-        return "bfloat16"
-    return "float32"
+    if not config.amp:
+        return "float32"
+    native = cpu_bf16_supported() if device == "cpu" else torch.cuda.is_bf16_supported()
+    return "bfloat16" if native else "float32"
 
 
 def _overrides(
-    config: XrayTrainConfig, *, data_yaml: Path, device: str, transforms: Sequence[Any]
+    config: XrayTrainConfig,
+    *,
+    data_yaml: Path,
+    device: str,
+    precision: str,
+    transforms: Sequence[Any],
 ) -> dict[str, Any]:
-    import torch
 
     a = config.augment
-    amp: bool | str = False
-    if config.amp and device != "cpu" and torch.cuda.is_bf16_supported():
-        amp = "bf16"
+    # ultralytics takes bfloat16 on a GPU only; on a CPU our trainer turns it on.
+    amp: bool | str = "bf16" if precision == "bfloat16" and device != "cpu" else False
     return {
         "task": "detect",
         "mode": "train",
