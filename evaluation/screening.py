@@ -354,6 +354,25 @@ class OperatingThresholds:
         }
 
 
+def _class_false_alarm_inputs(
+    pairs: Sequence[Any], c: str
+) -> tuple[list[float], list[float], str | None]:
+    """Mode ``far``'s inputs for class ``c``: each negative image's highest score of
+    ``c`` (``-inf`` without one), every score of ``c``, and why ``c`` gets no
+    threshold (``None`` when it can have one)."""
+    negatives, scores = [], []
+    for pair in pairs:
+        s = [d.score for d in pair.predicted.detections if d.category == c]
+        scores.extend(s)
+        if not any(a.category == c for a in pair.record.annotations):
+            negatives.append(max(s, default=-math.inf))
+    if not negatives:
+        return negatives, scores, "no image without this class to measure false alarms on"
+    if not scores:
+        return negatives, scores, "no detection of this class"
+    return negatives, scores, None
+
+
 def choose_thresholds(
     dataset: Dataset,
     predictions: Predictions,
@@ -419,17 +438,9 @@ def choose_thresholds(
     out = OperatingThresholds(mode=mode, target=float(target))
     for c in names:
         if mode == "far":
-            negatives, scores = [], []
-            for pair in pairs:
-                s = [d.score for d in pair.predicted.detections if d.category == c]
-                scores.extend(s)
-                if not any(a.category == c for a in pair.record.annotations):
-                    negatives.append(max(s, default=-math.inf))
-            if not negatives:
-                out.skipped[c] = "no image without this class to measure false alarms on"
-                continue
-            if not scores:
-                out.skipped[c] = "no detection of this class"
+            negatives, scores, why = _class_false_alarm_inputs(pairs, c)
+            if why is not None:
+                out.skipped[c] = why
                 continue
             t, far = threshold_at_rate(negatives, candidate_thresholds(scores), rate=target)
             out.per_class[c] = ClassThreshold(t, far, True, len(negatives))
@@ -482,25 +493,15 @@ def _bag_thresholds(
 ) -> OperatingThresholds:
     """Mode ``bag-far`` of :func:`choose_thresholds` on paired images."""
     wanted = set(names)
-    # Per class: each negative image's highest score of it, and the scores it has.
-    negatives: dict[str, list[float]] = {c: [] for c in names}
-    scores: dict[str, list[float]] = {c: [] for c in names}
-    for pair in pairs:
-        present = {a.category for a in pair.record.annotations}
-        for c in names:
-            s = [d.score for d in pair.predicted.detections if d.category == c]
-            scores[c].extend(s)
-            if c not in present:
-                negatives[c].append(max(s, default=-math.inf))
     out = OperatingThresholds(mode="bag-far", target=target)
-    usable = []
+    negatives: dict[str, list[float]] = {}
+    candidates: dict[str, NDArray[np.float64]] = {}
     for c in names:
-        if not negatives[c]:
-            out.skipped[c] = "no image without this class to measure false alarms on"
-        elif not scores[c]:
-            out.skipped[c] = "no detection of this class"
-        else:
-            usable.append(c)
+        neg, scores, why = _class_false_alarm_inputs(pairs, c)
+        if why is not None:
+            out.skipped[c] = why
+            continue
+        negatives[c], candidates[c] = neg, candidate_thresholds(scores)
     clean, threat = [], []
     for p in pairs:
         has_object = any(a.category in wanted for a in p.record.annotations)
@@ -511,10 +512,9 @@ def _bag_thresholds(
             f"classes {sorted(wanted)}), and there are none",
             field="operating_point",
         )
-    candidates = {c: candidate_thresholds(scores[c]) for c in usable}
 
     def at(rate: float) -> tuple[dict[str, tuple[float, float]], float, float]:
-        chosen = {c: threshold_at_rate(negatives[c], candidates[c], rate=rate) for c in usable}
+        chosen = {c: threshold_at_rate(negatives[c], candidates[c], rate=rate) for c in negatives}
 
         def fires(pair: Any) -> bool:
             return any(
@@ -529,7 +529,7 @@ def _bag_thresholds(
     # Rates that can occur: k / n over each class's negatives; between two of them
     # no threshold changes. Rate 0 fires on no clean bag (every clean bag is a
     # negative of every class), so a largest feasible rate always exists.
-    rates = sorted({k / len(negatives[c]) for c in usable for k in range(len(negatives[c]) + 1)})
+    rates = sorted({k / len(negatives[c]) for c in negatives for k in range(len(negatives[c]) + 1)})
     lo, hi = 0, len(rates) - 1
     while lo < hi:
         mid = (lo + hi + 1) // 2
