@@ -7,8 +7,9 @@ needed) or by running a model directory first, and writes the report of
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 from rich.console import Console
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from cv.evaluation.detection import DetectionMetrics
-    from cv.evaluation.screening import ScreeningMetrics
+    from cv.evaluation.screening import BagOperatingPoint, OperatingMode, ScreeningMetrics
     from cv.predictions import Predictions
     from cv.records import Dataset
 
@@ -35,7 +36,7 @@ _out = Console()
 _RUNTIMES = ("onnx", "torch")
 
 
-def parse_operating_point(text: str) -> tuple[Literal["far", "bag-far", "recall"], float]:
+def parse_operating_point(text: str) -> tuple[OperatingMode, float]:
     """``far=0.05``, ``bag-far=0.05`` or ``recall=0.95`` as ``(mode, target)``.
 
     Raises:
@@ -54,7 +55,7 @@ def parse_operating_point(text: str) -> tuple[Literal["far", "bag-far", "recall"
             f"expected far=RATE, bag-far=RATE or recall=RATE with RATE in [0, 1], got {text!r}",
             field="--operating-point",
         )
-    return cast(Literal["far", "bag-far", "recall"], mode), target
+    return cast("OperatingMode", mode), target
 
 
 def _select_split(dataset: Dataset, split: str) -> Dataset:
@@ -252,7 +253,7 @@ def xray(
             model,
             thresholds=chosen.thresholds() if save_thresholds else None,
             operating_point=operating_point,
-            bag=chosen.to_dict().get("bag"),
+            bag=chosen.bag,
             metrics_name=save_metrics,
             figures={
                 **detection.summary(),
@@ -283,7 +284,7 @@ def _save_to_model(
     operating_point: str,
     metrics_name: str | None,
     figures: dict[str, object],
-    bag: dict[str, object] | None = None,
+    bag: BagOperatingPoint | None = None,
 ) -> None:
     """Writes thresholds and / or figures into ``model.json`` (its hashes re-checked)."""
     from cv.models.weights import read_record, write_record
@@ -294,7 +295,7 @@ def _save_to_model(
         record.metrics["operating_point"] = operating_point
         # What the thresholds do together per bag (mode bag-far), where chosen.
         if bag is not None:
-            record.metrics["operating_point_bag"] = bag
+            record.metrics["operating_point_bag"] = asdict(bag)
         else:
             record.metrics.pop("operating_point_bag", None)
         console.print(f"saved {len(thresholds)} thresholds ({operating_point}) to {model_dir}")
