@@ -488,6 +488,29 @@ def choose_thresholds(
     return out
 
 
+def _split_bags(pairs: Sequence[Any], classes: set[str]) -> tuple[list[Any], list[Any]]:
+    """``(clean, threat)``: the images with no object of ``classes``, and the others."""
+    clean, threat = [], []
+    for p in pairs:
+        has_object = any(a.category in classes for a in p.record.annotations)
+        (threat if has_object else clean).append(p)
+    return clean, threat
+
+
+def count_clean_bags(
+    dataset: Dataset,
+    predictions: Predictions,
+    *,
+    classes: Sequence[str] | None = None,
+    allow_extra: bool = False,
+) -> int:
+    """The clean bags mode ``bag-far`` of :func:`choose_thresholds` would measure
+    false alarms on, for the same arguments (0: that mode cannot be used)."""
+    pairs = pair_images(dataset, predictions, allow_extra=allow_extra)
+    clean, _ = _split_bags(pairs, set(resolve_classes(dataset, predictions, classes)))
+    return len(clean)
+
+
 def _bag_thresholds(
     pairs: Sequence[Any], names: Sequence[str], *, target: float
 ) -> OperatingThresholds:
@@ -502,10 +525,7 @@ def _bag_thresholds(
             out.skipped[c] = why
             continue
         negatives[c], candidates[c] = neg, candidate_thresholds(scores)
-    clean, threat = [], []
-    for p in pairs:
-        has_object = any(a.category in wanted for a in p.record.annotations)
-        (threat if has_object else clean).append(p)
+    clean, threat = _split_bags(pairs, wanted)
     if not clean:
         raise DataValidationError(
             "a bag-level false-alarm rate needs clean bags (images with none of the "

@@ -9,7 +9,12 @@ import pytest
 
 from cv.errors import ConfigError, DataValidationError
 from cv.evaluation.detection import confusion_matrix, evaluate
-from cv.evaluation.screening import choose_thresholds, operating_thresholds, screening
+from cv.evaluation.screening import (
+    choose_thresholds,
+    count_clean_bags,
+    operating_thresholds,
+    screening,
+)
 from cv.evaluation.voc import all_point_ap, ranked_ap, voc_ap50
 from cv.predictions import ImagePredictions, Predictions
 from cv.records import Annotation, Dataset, Detection, ImageRecord
@@ -393,6 +398,9 @@ def test_bag_far_needs_clean_bags_and_is_reported():
     p = _preds({"a.png": [_det(BOX, "knife", 0.9)], "b.png": [_det(BOX, "knife", 0.2)]})
     with pytest.raises(DataValidationError, match="clean bags"):
         choose_thresholds(only_threats, p, mode="bag-far", target=0.05)
+    assert count_clean_bags(only_threats, p) == 0
+    # Chosen for gun only, the knife bags are clean with respect to it.
+    assert count_clean_bags(only_threats, p, classes=["gun"]) == 2
     ds, preds = _screening_set()
     chosen = choose_thresholds(ds, preds, mode="bag-far", target=0.10)
     # One class: the bag rate is the class's rate; as in screening at 10 %, t = 0.48.

@@ -174,6 +174,28 @@ def test_cli_eval_xray_from_a_predictions_file(tmp_path, capsys):
     assert code == 0
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["coco"]["n_images"] == 70 and doc["coco"]["classes"] == ["knife"]
+    # By default thresholds are chosen the way the server alerts: per clean bag.
+    assert doc["thresholds"]["mode"] == "bag-far" and doc["thresholds"]["target"] == 0.05
+    assert doc["thresholds"]["bag"]["far"] <= 0.05
+
+
+def test_cli_eval_xray_default_operating_point_without_clean_bags(tmp_path, capsys):
+    """Public datasets hold a threat in every image: the default falls back to per class."""
+    ds, preds = _world()
+    ds = Dataset(ds.name, [im for im in ds.images if im.annotations], classes=ds.classes)
+    ds.root = tmp_path
+    data = write_coco(ds, tmp_path / "annotations.json")
+    pred_path = write_predictions(preds, tmp_path / "predictions.json")
+    out = tmp_path / "out"
+    code = main(
+        ["eval", "xray", "--data", str(data), "--predictions", str(pred_path), "--out", str(out)]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "no clean bag" in captured.err
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["thresholds"]["mode"] == "far" and doc["thresholds"]["target"] == 0.05
+    assert doc["thresholds"].get("bag") is None
 
 
 def test_cli_error_paths_exit_with_their_codes(tmp_path, capsys):

@@ -31,10 +31,18 @@ def test_thresholds_and_figures_land_in_the_model_record(tmp_path, capsys):
     record = read_record(model_dir)  # hashes still verify after the rewrite
     report = json.loads((out / "metrics.json").read_text())
     assert record.thresholds == report["thresholds"]["thresholds"]
-    assert record.metrics["operating_point"] == "far=0.05"
+    # The set has clean bags, so the default is the server's way: 5 % of clean bags.
+    assert record.metrics["operating_point"] == "bag-far=0.05"
+    assert record.metrics["operating_point_bag"]["clean_bags"] == 2
     saved = record.metrics["heldout"]
     assert saved["AP50"] == report["coco"]["summary"]["AP50"]
     assert saved["images"] == 8
+
+    # Per class, asked for: no bag figures are kept.
+    code = main([*args, "--save-thresholds", "--operating-point", "far=0.05"])
+    assert code == 0, capsys.readouterr().err
+    record = read_record(model_dir)
+    assert record.metrics["operating_point"] == "far=0.05"
     assert "operating_point_bag" not in record.metrics
 
     # Per bag: the thresholds together hold the clean bags' false alarms to the target.
