@@ -79,7 +79,8 @@ def _loaded(services: ServicesDep, name: str) -> LoadedModel:
 
 
 def model_metadata(model: LoadedModel) -> dict[str, Any]:
-    """The OIP metadata of a loaded model, plus its classes and alert thresholds."""
+    """The OIP metadata of a loaded model, plus its classes, alert thresholds and
+    their operating point."""
     record, detector = model.record, model.detector
     size = record.input_size
     anchors = sum((size // s) ** 2 for s in _STRIDES)
@@ -106,6 +107,10 @@ def model_metadata(model: LoadedModel) -> dict[str, Any]:
             "architecture": record.architecture,
             "classes": record.classes,
             "thresholds": record.thresholds,
+            # Where the thresholds were chosen (eval xray --save-thresholds) and, per
+            # bag, the share of clean and threat bags they alarm on there.
+            "operating_point": record.metrics.get("operating_point"),
+            "operating_point_bag": record.metrics.get("operating_point_bag"),
             "max_batch": model.batcher.max_batch,
             "loaded_at": model.loaded_at.isoformat(),
             "model_dir": str(model.model_dir),

@@ -32,7 +32,12 @@ def free_port() -> int:
 
 
 def make_tiny_model_dir(
-    base: Path, *, name: str = "tiny", thresholds: float = ALERT_NEVER, version: int = 1
+    base: Path,
+    *,
+    name: str = "tiny",
+    thresholds: float = ALERT_NEVER,
+    version: int = 1,
+    metrics: dict[str, Any] | None = None,
 ) -> Path:
     """An untrained 64-pixel YOLO11n model directory exported to ONNX, with thresholds.
 
@@ -44,6 +49,7 @@ def make_tiny_model_dir(
         name: Folder name of this variant.
         thresholds: The alert threshold of every class.
         version: The record's version.
+        metrics: Entries added to the record's metrics (an operating point, say).
     """
     from cv.models.export import export_onnx
     from cv.models.load import init_model_dir
@@ -60,6 +66,7 @@ def make_tiny_model_dir(
         record.thresholds = dict.fromkeys(CLASSES, thresholds)
         record.version = version
         record.name = f"tiny-{name}"
+        record.metrics.update(metrics or {})
         write_record(record, target)
     return target
 

@@ -220,6 +220,9 @@ def test_health_and_model_metadata(server):
     # 2 classes + 4 box rows; anchors (64/8)^2 + (64/16)^2 + (64/32)^2 = 64 + 16 + 4.
     assert meta["outputs"] == [{"name": "output0", "datatype": "FP32", "shape": [-1, 6, 84]}]
     assert meta["parameters"]["thresholds"] == {"gun": 1.1, "knife": 1.1}
+    # Thresholds set by hand: no operating point is claimed for them.
+    assert meta["parameters"]["operating_point"] is None
+    assert meta["parameters"]["operating_point_bag"] is None
     r = client.get("/v2/models/reid")
     assert r.status_code == 404 and "reid" in r.json()["detail"]
 

@@ -174,7 +174,20 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("pages")
-    model_dir = helpers.make_tiny_model_dir(tmp / "models", thresholds=helpers.ALERT_ALWAYS)
+    # As `eval xray --save-thresholds` records an operating point (the figures made up).
+    operating_point = {
+        "operating_point": "bag-far=0.05",
+        "operating_point_bag": {
+            "class_rate": 0.0075,
+            "far": 0.049,
+            "detection_rate": 0.841,
+            "clean_bags": 122,
+            "threat_bags": 478,
+        },
+    }
+    model_dir = helpers.make_tiny_model_dir(
+        tmp / "models", thresholds=helpers.ALERT_ALWAYS, metrics=operating_point
+    )
     url = f"sqlite:///{tmp / 'server.db'}"
     engine = db.make_engine(url)
     db.migrate(engine)
@@ -549,6 +562,14 @@ def test_console_shows_the_feed_with_overlays_and_filters_by_lane(
     first_row = page.inner_text("#c-detections tbody tr:first-child")
     assert top["category"] in first_row.lower() and f"{top['score']:.2f}" in first_row
     assert "ICN-CARGO · C2" in page.inner_text("#c-title")
+    # What the served model's alert thresholds do, as measured when they were chosen.
+    page.wait_for_function(
+        "() => document.getElementById('model-info').textContent.includes('clean bags')",
+        timeout=10_000,
+    )
+    info = page.inner_text("#model-info")
+    assert "tiny-tiny v1" in info and "4.9 % of clean bags" in info, info
+    assert "84.1 % of bags with threats" in info and "bag-far=0.05 on 600 scans" in info
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "console-desktop.png"))
 

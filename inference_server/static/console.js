@@ -11,6 +11,10 @@
 // alerts) for new ones and their verdicts. The browser resumes a dropped stream
 // with Last-Event-ID; when it gives up, the panel reloads and follows again. On a
 // server without re-ID models (GET /v1/cctv/ready answers 503) the panel stays hidden.
+//
+// Above the feed, the served model (GET /v2/models/xray, checked every minute so a
+// model swap shows) and what its alert thresholds do: the share of clean bags and of
+// threat bags they alarm on, as measured when they were chosen.
 "use strict";
 
 (() => {
@@ -21,6 +25,7 @@
   const SIGHTINGS_SHOWN = 20;
   const STREAM_RETRY_MIN_MS = 1000;
   const CCTV_CHECK_MS = 60000;
+  const MODEL_CHECK_MS = 60000;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -58,6 +63,7 @@
     sightingGeneration: 0, // events and loads of an older stream are ignored
     streamRetryMs: STREAM_RETRY_MIN_MS,
     streamTimer: null,
+    modelTimer: null,
   };
 
   function filter() {
@@ -224,6 +230,39 @@
     );
   }
 
+  // -- the served model and its operating point ------------------------------------------
+
+  const percent = (x) => `${(100 * Number(x)).toFixed(1)} %`;
+
+  /** One line on the served model's alert thresholds, from its OIP metadata. */
+  function describeModel(meta) {
+    const p = meta.parameters || {};
+    const name = `Model ${p.model_name || meta.name} v${(meta.versions || ["?"])[0]}`;
+    const op = p.operating_point;
+    const bag = p.operating_point_bag;
+    if (op && bag) {
+      const scans = bag.clean_bags + bag.threat_bags;
+      return (
+        `${name} · alerts on ${percent(bag.far)} of clean bags and ` +
+        `${percent(bag.detection_rate)} of bags with threats ` +
+        `(thresholds chosen at ${op} on ${scans} scans)`
+      );
+    }
+    if (op) return `${name} · thresholds chosen per class at ${op}`;
+    return `${name} · alert thresholds set by hand`;
+  }
+
+  async function showModel() {
+    clearTimeout(state.modelTimer);
+    const line = $("model-info");
+    try {
+      line.textContent = describeModel(await CV.api("GET", "/v2/models/xray"));
+    } catch (err) {
+      line.textContent = err.status === 503 ? "No X-ray model loaded" : "";
+    }
+    state.modelTimer = setTimeout(showModel, MODEL_CHECK_MS);
+  }
+
   // -- re-ID sightings (inspector and admin tokens) ----------------------------------------
 
   function maySeeSightings() {
@@ -385,6 +424,7 @@
     state.me = null;
     state.generation += 1;
     clearTimeout(state.timer);
+    clearTimeout(state.modelTimer);
     stopSightings();
     ui.sightingsPanel.hidden = true;
     ui.signin.hidden = false;
@@ -406,6 +446,7 @@
     state.generation += 1;
     poll();
     startSightings();
+    showModel();
   }
 
   function applyFilter() {
