@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -295,12 +295,15 @@ class BagOperatingPoint:
 
     Attributes:
         class_rate: The false-alarm rate every class was held to on the images
-            without it (mode ``far``'s rule, one rate for all classes).
+            without it (mode ``far``'s rule, one rate for all classes); with
+            ``weights``, the rate of a class of weight 1 (class c: ``weight × rate``).
         far: The share of clean bags (no object of any thresholded class) on which
             some class fires.
         detection_rate: The share of the other bags on which some class fires.
         clean_bags: Clean bags measured on.
         threat_bags: Other bags measured on.
+        weights: Class -> its share of the false-alarm budget relative to the
+            others, for the classes not at 1; empty when all are equal.
     """
 
     class_rate: float
@@ -308,6 +311,7 @@ class BagOperatingPoint:
     detection_rate: float
     clean_bags: int
     threat_bags: int
+    weights: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -381,6 +385,7 @@ def choose_thresholds(
     target: float,
     classes: Sequence[str] | None = None,
     allow_extra: bool = False,
+    class_weights: Mapping[str, float] | None = None,
 ) -> OperatingThresholds:
     """Per-class score thresholds at an operating point, with what each achieves.
 
@@ -397,7 +402,10 @@ def choose_thresholds(
     ``target`` of the **clean bags** (images with no object of the classes chosen
     for) alarm. Raising ``r`` only lowers thresholds, so the bag false-alarm rate
     grows with ``r`` and the largest ``r`` is found by bisection over the rates
-    that can occur. The result carries the bag-level figures (``bag``).
+    that can occur. The result carries the bag-level figures (``bag``). With
+    ``class_weights``, class c is held to ``w_c × r`` instead (capped at 1): a
+    site that would rather open bags for guns than for lighters gives guns the
+    larger share of the same bag false-alarm budget.
 
     Mode ``recall``: detections of c are matched to the objects of c per image,
     greedily by falling score at IoU ≥ 0.5 (COCO's rule; crowd regions ignored).
@@ -416,10 +424,13 @@ def choose_thresholds(
             (``bag-far``), or the recall, in ``[0, 1]``.
         classes: Classes to choose for; by default every class of ``dataset``.
         allow_extra: Accept predictions for images that are not in ``dataset``.
+        class_weights: Mode ``bag-far`` only: class -> weight > 0 of its
+            false-alarm rate (1 for classes not named).
 
     Raises:
         ConfigError: If the mode is unknown or the target outside ``[0, 1]``
-            (``(0, 1]`` for recall).
+            (``(0, 1]`` for recall); if weights are given for another mode, name a
+            class not chosen for, or are not positive.
         DataValidationError: If an image has no predictions, or a ground-truth
             class is not one the model knows; mode ``bag-far``: if there is no
             clean bag to measure false alarms on.
@@ -433,8 +444,9 @@ def choose_thresholds(
         raise ConfigError(f"{mode} target {target} is outside its range", field="target")
     pairs = pair_images(dataset, predictions, allow_extra=allow_extra)
     names = resolve_classes(dataset, predictions, classes)
+    weights = _check_weights(class_weights, names, mode)
     if mode == "bag-far":
-        return _bag_thresholds(pairs, names, target=float(target))
+        return _bag_thresholds(pairs, names, target=float(target), weights=weights)
     out = OperatingThresholds(mode=mode, target=float(target))
     for c in names:
         if mode == "far":
@@ -511,10 +523,39 @@ def count_clean_bags(
     return len(clean)
 
 
+def _check_weights(
+    weights: Mapping[str, float] | None, names: Sequence[str], mode: str
+) -> dict[str, float]:
+    """The class weights of mode ``bag-far``, checked; those at 1 left out."""
+    if not weights:
+        return {}
+    if mode != "bag-far":
+        raise ConfigError(
+            f"class weights share a bag false-alarm budget: they need mode bag-far, not {mode}",
+            field="class_weights",
+        )
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"class weights name classes that get no threshold here: {unknown}; "
+            f"the classes are {list(names)}",
+            field="class_weights",
+        )
+    bad = {c: w for c, w in weights.items() if not (math.isfinite(w) and w > 0)}
+    if bad:
+        raise ConfigError(f"class weights must be positive numbers: {bad}", field="class_weights")
+    return {c: float(w) for c, w in weights.items() if w != 1}
+
+
 def _bag_thresholds(
-    pairs: Sequence[Any], names: Sequence[str], *, target: float
+    pairs: Sequence[Any],
+    names: Sequence[str],
+    *,
+    target: float,
+    weights: Mapping[str, float] | None = None,
 ) -> OperatingThresholds:
     """Mode ``bag-far`` of :func:`choose_thresholds` on paired images."""
+    weights = dict(weights or {})
     wanted = set(names)
     out = OperatingThresholds(mode="bag-far", target=target)
     negatives: dict[str, list[float]] = {}
@@ -533,8 +574,14 @@ def _bag_thresholds(
             field="operating_point",
         )
 
+    def rate_of(c: str, rate: float) -> float:
+        return min(1.0, weights.get(c, 1.0) * rate)
+
     def at(rate: float) -> tuple[dict[str, tuple[float, float]], float, float]:
-        chosen = {c: threshold_at_rate(negatives[c], candidates[c], rate=rate) for c in negatives}
+        chosen = {
+            c: threshold_at_rate(negatives[c], candidates[c], rate=rate_of(c, rate))
+            for c in negatives
+        }
 
         def fires(pair: Any) -> bool:
             return any(
@@ -546,10 +593,16 @@ def _bag_thresholds(
         dr = sum(map(fires, threat)) / len(threat) if threat else 0.0
         return chosen, far, dr
 
-    # Rates that can occur: k / n over each class's negatives; between two of them
-    # no threshold changes. Rate 0 fires on no clean bag (every clean bag is a
-    # negative of every class), so a largest feasible rate always exists.
-    rates = sorted({k / len(negatives[c]) for c in negatives for k in range(len(negatives[c]) + 1)})
+    # Rates that can occur: k / (n w) over each class's n negatives and weight w;
+    # between two of them no threshold changes. Rate 0 fires on no clean bag (every
+    # clean bag is a negative of every class), so a largest feasible rate exists.
+    rates = sorted(
+        {
+            k / (len(negatives[c]) * weights.get(c, 1.0))
+            for c in negatives
+            for k in range(len(negatives[c]) + 1)
+        }
+    )
     lo, hi = 0, len(rates) - 1
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -566,6 +619,7 @@ def _bag_thresholds(
         detection_rate=dr,
         clean_bags=len(clean),
         threat_bags=len(threat),
+        weights=weights,
     )
     for c, why in out.skipped.items():
         log.warning("class %s has no bag-far threshold: %s", c, why)

@@ -393,6 +393,49 @@ def test_bag_far_thresholds_reach_their_target_per_bag(target):
         assert _bag_alarms(ds, preds, naive)[0] > far
 
 
+def test_bag_far_class_weights_share_the_budget_by_weight():
+    ds, preds = _random_set(4)
+    even = choose_thresholds(ds, preds, mode="bag-far", target=0.1)
+    weighted = choose_thresholds(
+        ds, preds, mode="bag-far", target=0.1, class_weights={"gun": 4.0, "knife": 1.0}
+    )
+    bag = weighted.bag
+    assert bag is not None and bag.weights == {"gun": 4.0}  # weight 1 is the default
+    far, dr = _bag_alarms(ds, preds, weighted.thresholds())
+    assert far <= 0.1 and (bag.far, bag.detection_rate) == (pytest.approx(far), pytest.approx(dr))
+    # Each class is held to weight × the common rate, by mode far's rule...
+    for c, w in {"gun": 4.0, "knife": 1.0}.items():
+        alone = choose_thresholds(ds, preds, mode="far", target=min(1.0, w * bag.class_rate))
+        assert weighted.per_class[c].threshold == alone.per_class[c].threshold
+    # ... so guns alarm more easily and knives less than with equal rates.
+    assert weighted.per_class["gun"].threshold <= even.per_class["gun"].threshold
+    assert weighted.per_class["knife"].threshold >= even.per_class["knife"].threshold
+    assert weighted.per_class["gun"].achieved > weighted.per_class["knife"].achieved
+    # The common rate is the largest that keeps the target.
+    n = {c: weighted.per_class[c].n for c in CLASSES}
+    rates = sorted(
+        {k / (n[c] * w) for c, w in {"gun": 4.0, "knife": 1.0}.items() for k in range(n[c] + 1)}
+    )
+    above = rates[rates.index(bag.class_rate) + 1]
+    looser = {
+        c: choose_thresholds(ds, preds, mode="far", target=min(1.0, w * above))
+        .per_class[c]
+        .threshold
+        for c, w in {"gun": 4.0, "knife": 1.0}.items()
+    }
+    assert _bag_alarms(ds, preds, looser)[0] > 0.1
+
+
+def test_class_weights_are_checked():
+    ds, preds = _random_set(4)
+    with pytest.raises(ConfigError, match="bag-far"):
+        choose_thresholds(ds, preds, mode="far", target=0.1, class_weights={"gun": 2.0})
+    with pytest.raises(ConfigError, match="pistol"):
+        choose_thresholds(ds, preds, mode="bag-far", target=0.1, class_weights={"pistol": 2.0})
+    with pytest.raises(ConfigError, match="positive"):
+        choose_thresholds(ds, preds, mode="bag-far", target=0.1, class_weights={"gun": 0.0})
+
+
 def test_bag_far_needs_clean_bags_and_is_reported():
     only_threats = _dataset(_gt("a.png", (BOX, "knife")), _gt("b.png", (BOX, "knife")))
     p = _preds({"a.png": [_det(BOX, "knife", 0.9)], "b.png": [_det(BOX, "knife", 0.2)]})

@@ -57,6 +57,18 @@ def test_thresholds_and_figures_land_in_the_model_record(tmp_path, capsys):
     assert bag["clean_bags"] + bag["threat_bags"] == 8
     assert "clean bags" in (out / "report.md").read_text()
 
+    # A site's policy: guns get three times the others' share of the budget.
+    code = main(
+        [*args, "--save-thresholds", "--operating-point", "bag-far=0.5", "--class-weights", "gun=3"]
+    )
+    assert code == 0, capsys.readouterr().err
+    bag = read_record(model_dir).metrics["operating_point_bag"]
+    assert bag["weights"] == {"gun": 3.0} and bag["far"] <= 0.5
+    assert "weights: gun 3; the others 1" in (out / "report.md").read_text()
+    for bad in ("gun", "gun=3,gun=2", "pistol=2"):
+        assert main([*args, "--operating-point", "bag-far=0.5", "--class-weights", bad]) == 2
+        assert "--class-weights" in capsys.readouterr().err or bad == "pistol=2"
+
     # Without --model there is nothing to write into.
     preds = out / "predictions.json"
     code = main(

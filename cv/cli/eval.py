@@ -58,6 +58,33 @@ def parse_operating_point(text: str) -> tuple[OperatingMode, float]:
     return cast("OperatingMode", mode), target
 
 
+def parse_class_weights(text: str | None) -> dict[str, float]:
+    """``gun=4,gun_part=4,knife=2`` as a class -> weight mapping (empty for ``None``).
+
+    Raises:
+        ConfigError: If an entry is not ``CLASS=NUMBER`` or names a class twice.
+    """
+    weights: dict[str, float] = {}
+    for entry in (text or "").split(","):
+        if not entry.strip():
+            continue
+        name, sep, value = entry.partition("=")
+        name = name.strip()
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        if not sep or not name or weight != weight:
+            raise ConfigError(
+                f"expected CLASS=WEIGHT entries separated by commas, got {entry.strip()!r}",
+                field="--class-weights",
+            )
+        if name in weights:
+            raise ConfigError(f"class {name!r} is weighted twice", field="--class-weights")
+        weights[name] = weight
+    return weights
+
+
 def _select_split(dataset: Dataset, split: str) -> Dataset:
     """The images of ``split``; ``all`` keeps every image.
 
@@ -178,6 +205,13 @@ def xray(
         "together: what the server's alerts do) or recall=RATE. Default: bag-far=0.05, "
         "or far=0.05 when the evaluated images hold no clean bag.",
     ),
+    class_weights: str | None = typer.Option(
+        None,
+        "--class-weights",
+        help="With bag-far: each class's share of the false-alarm budget, e.g. "
+        "gun=4,gun_part=4,knife=2 (class c is held to weight × the common rate; "
+        "classes not named weigh 1).",
+    ),
     classes: str | None = typer.Option(
         None, "--classes", help="Comma-separated classes to evaluate (default: the dataset's)."
     ),
@@ -224,6 +258,7 @@ def xray(
         raise ConfigError(f"unknown split {split!r}; use train, val, test or all", field="--split")
     if operating_point is not None:
         parse_operating_point(operating_point)  # a typo fails before any work
+    weights = parse_class_weights(class_weights)
     wanted = None if classes is None else [c.strip() for c in classes.split(",") if c.strip()]
 
     full = load_dataset(data, fmt=fmt)
@@ -249,7 +284,13 @@ def xray(
         )
     mode, target = parse_operating_point(operating_point)
     chosen = choose_thresholds(
-        dataset, preds, mode=mode, target=target, classes=wanted, allow_extra=extra
+        dataset,
+        preds,
+        mode=mode,
+        target=target,
+        classes=wanted,
+        allow_extra=extra,
+        class_weights=weights,
     )
     # The confusion matrix at the thresholds the server would alert with, where chosen.
     confusion = confusion_matrix(
@@ -290,8 +331,15 @@ def xray(
         console.print(f"[yellow]screening:[/] {screen.note}")
     if chosen.bag is not None:
         b = chosen.bag
+        each = (
+            f"every class at {b.class_rate:.4f} false alarms"
+            if not b.weights
+            else f"weight × {b.class_rate:.4f} false alarms per class ("
+            + ", ".join(f"{c} × {w:g}" for c, w in b.weights.items())
+            + ", the others × 1)"
+        )
         console.print(
-            f"thresholds at {operating_point}: every class at {b.class_rate:.4f} false alarms; "
+            f"thresholds at {operating_point}: {each}; "
             f"together they alarm on {b.far:.3f} of {b.clean_bags} clean bags and "
             f"{b.detection_rate:.3f} of {b.threat_bags} other bags"
         )

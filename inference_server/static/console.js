@@ -242,10 +242,11 @@
     const bag = p.operating_point_bag;
     if (op && bag) {
       const scans = bag.clean_bags + bag.threat_bags;
+      const weighted = bag.weights && Object.keys(bag.weights).length ? ", classes weighted" : "";
       return (
         `${name} · alerts on ${percent(bag.far)} of clean bags and ` +
         `${percent(bag.detection_rate)} of bags with threats ` +
-        `(thresholds chosen at ${op} on ${scans} scans)`
+        `(thresholds chosen at ${op}${weighted} on ${scans} scans)`
       );
     }
     if (op) return `${name} · thresholds chosen per class at ${op}`;
