@@ -38,11 +38,15 @@ in the same commit (:func:`cv.inference_server.cctv.stage_verdict`).
 
 An unknown seq answers 404, an action the state does not allow 409, a bad box or
 class 422 naming the field (``boxes[0].box``).
+
+``GET /v1/alerts/stats?since=&until=&site=&lane=&kind=`` (inspector or admin): how
+the alerts fared with the inspectors (:mod:`cv.inference_server.alert_stats`).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, WebSocket, status
@@ -51,8 +55,8 @@ from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.websockets import WebSocketDisconnect
 
-from cv.errors import CustomsVisionError, DataValidationError, NotFoundError
-from cv.inference_server import alerts, cctv
+from cv.errors import ConfigError, CustomsVisionError, DataValidationError, NotFoundError
+from cv.inference_server import alert_stats, alerts, cctv
 from cv.inference_server.deps import AlertReader, Inspector, Services, SessionDep, principal_from
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
@@ -226,6 +230,32 @@ def list_alerts(
         session, site=site, lane=lane, states=states, after_seq=after_seq, limit=limit
     )
     return {"epoch": service.epoch, "alerts": [alerts.alert_message(a) for a in rows]}
+
+
+@router.get("/stats")
+def alert_figures(
+    _: AlertReader,
+    session: SessionDep,
+    site: Site = None,
+    lane: Lane = None,
+    kind: Annotated[
+        str, Query(description=f"Alert kind: {', '.join(alert_stats.KINDS)}.")
+    ] = "xray",
+    since: Annotated[
+        datetime | None, Query(description="Raised at or after this time (ISO 8601; UTC if naive).")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="Raised before this time (ISO 8601; UTC if naive).")
+    ] = None,
+) -> dict[str, Any]:
+    """How the alerts fared: counts by state, precision, response times, per class and lane."""
+    try:
+        figures = alert_stats.alert_stats(
+            session, kind=kind, site=site, lane=lane, since=since, until=until
+        )
+    except ConfigError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    return figures.to_dict()
 
 
 @router.get("/{seq}")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -534,3 +535,133 @@ def test_unacknowledged_alerts_are_resent_and_escalated_after_the_deadline(tmp_p
             events1 = [e.event for e in alerts.alert_events(session, s1)]
             assert events1[:3] == ["created", "escalated", "resent"]
             assert events1.count("escalated") == 1  # escalated once, re-sent every deadline
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _alert_world(sessions: sessionmaker) -> dict[str, int]:
+    """Six alerts on two lanes, raised an hour apart from 08:00 UTC, in every state."""
+    t0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+    plan = [
+        # scan, lane, top class, verdict, seconds to ack, seconds to verdict
+        ("f1", "1", "knife", "confirmed", 20, 60),
+        ("f2", "1", "knife", "rejected", 40, 100),
+        ("f3", "1", "gun", "rejected", None, 30),  # decided without an ack
+        ("f4", "2", "knife", "rejected", 10, 50),
+        ("f5", "2", "gun", "acknowledged", 30, None),
+        ("f6", "2", "knife", "open", None, None),
+    ]
+    seqs = {}
+    for i, (scan_id, lane, top, verdict, ack_s, verdict_s) in enumerate(plan):
+        scan = add_scan(sessions, scan_id, lane=lane)
+        other = "gun" if top == "knife" else "knife"
+        dets = [
+            Detection((10.0, 20.0, 110.0, 220.0), top, 0, 0.95),
+            Detection((200.0, 20.0, 300.0, 220.0), other, 1, 0.6),
+        ]
+        with sessions() as session:
+            alert = alerts.raise_alert(
+                session, scan=scan, detections=dets, thresholds=THRESHOLDS,
+                overlay_url="/o.png", ack_deadline_s=60,
+            )  # fmt: skip
+            assert alert is not None
+            seq = alert.seq
+            session.commit()
+        with sessions() as session:
+            if ack_s is not None:
+                alerts.acknowledge(session, seq, actor="insp")
+            if verdict == "confirmed":
+                alerts.confirm(session, seq, actor="insp")
+            elif verdict == "rejected":
+                alerts.reject(session, seq, actor="insp")
+            session.commit()
+        created = t0 + timedelta(hours=i)
+        with sessions() as session:  # the times a real shift would have recorded
+            row = session.get(db.Alert, seq)
+            row.created_at = created
+            if ack_s is not None:
+                row.acknowledged_at = created + timedelta(seconds=ack_s)
+            if verdict_s is not None:
+                row.resolved_at = created + timedelta(seconds=verdict_s)
+            row.escalated = ack_s is None
+            session.commit()
+        seqs[scan_id] = seq
+    return seqs
+
+
+def test_alert_figures_count_states_precision_times_per_class_and_lane(tmp_path):
+    from cv.errors import ConfigError
+    from cv.inference_server.alert_stats import alert_stats
+
+    _, sessions = make_sessions(tmp_path)
+    _alert_world(sessions)
+    with sessions() as session:
+        f = alert_stats(session)
+    t = f.total
+    assert (t.raised, t.open, t.acknowledged, t.confirmed, t.rejected) == (6, 1, 1, 1, 3)
+    assert t.escalated == 2 and t.precision == pytest.approx(1 / 4)
+    # By the highest-scoring box: knife tops four alerts (one confirmed, two rejected).
+    assert list(f.per_class) == ["knife", "gun"]
+    assert f.per_class["knife"].raised == 4 and f.per_class["knife"].precision == pytest.approx(
+        1 / 3
+    )
+    assert f.per_class["gun"].raised == 2 and f.per_class["gun"].precision == 0.0
+    assert {k: v.raised for k, v in f.per_lane.items()} == {"ICN · 1": 3, "ICN · 2": 3}
+    # Acknowledged after 20, 40, 10, 30 s; decided after 60, 100, 30, 50 s.
+    assert (f.to_acknowledge.n, f.to_acknowledge.p50_s) == (4, 25.0)
+    assert (f.to_verdict.n, f.to_verdict.p50_s) == (4, 55.0)
+    assert f.to_verdict.p90_s == pytest.approx(88.0)
+
+    # A window (naive times are UTC) and a lane.
+    with sessions() as session:
+        f = alert_stats(
+            session, since=datetime(2026, 11, 2, 9, 0), until=datetime(2026, 11, 2, 11, 0)
+        )
+        assert f.total.raised == 2 and f.total.rejected == 2  # f2 and f3
+        assert alert_stats(session, lane="2").total.raised == 3
+        assert alert_stats(session, kind="reid").total.raised == 0
+        assert alert_stats(session, site="PUS").total.precision is None
+        with pytest.raises(ConfigError, match="until"):
+            alert_stats(session, since=datetime(2026, 11, 3), until=datetime(2026, 11, 2))
+        with pytest.raises(ConfigError, match="kind"):
+            alert_stats(session, kind="parcel")
+
+
+def test_alert_figures_over_http_and_from_the_command_line(tmp_path, capsys):
+    from cv.cli import main
+
+    with live_server(tmp_path) as live:
+        _alert_world(live.sessions)
+        with httpx.Client(base_url=live.url, timeout=10) as client:
+            r = client.get("/v1/alerts/stats", headers=live.headers())
+            assert r.status_code == 200, r.text
+            doc = r.json()
+            assert doc["total"]["raised"] == 6 and doc["total"]["precision"] == 0.25
+            assert doc["per_class"]["knife"]["rejected"] == 2
+            r = client.get(
+                "/v1/alerts/stats",
+                params={"since": "2026-11-02T09:00:00Z", "lane": "1"},
+                headers=live.headers("admin"),
+            )
+            assert r.json()["total"]["raised"] == 2
+            assert client.get("/v1/alerts/stats", headers=live.headers("reader")).status_code == 403
+            r = client.get("/v1/alerts/stats", params={"since": "monday"}, headers=live.headers())
+            assert r.status_code == 422 and "since" in r.text
+            r = client.get(
+                "/v1/alerts/stats",
+                params={"since": "2026-11-03", "until": "2026-11-02"},
+                headers=live.headers(),
+            )
+            assert r.status_code == 422 and "until" in r.json()["detail"]
+        url = live.app.state.services.settings.database_url
+
+    assert main(["serve", "alert-stats", "--db", url, "--json", "--lane", "2"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["total"]["raised"] == 3 and doc["lane"] == "2"
+    assert main(["serve", "alert-stats", "--db", url, "--since", "2026-11-02"]) == 0
+    text = capsys.readouterr().out
+    assert "knife" in text and "33.3 %" in text and "ICN · 2" in text
+    assert "median 25 s" in text
+    assert main(["serve", "alert-stats", "--db", url, "--since", "yesterday"]) == 2
+    assert "since" in capsys.readouterr().err

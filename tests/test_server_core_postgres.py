@@ -101,3 +101,40 @@ def test_concurrent_alerts_get_distinct_seqs(server):
     assert [r.status_code for r in answers] == [201] * 8
     seqs = [r.json()["alert"]["seq"] for r in answers]
     assert len(set(seqs)) == 8
+
+
+def test_alert_figures_on_postgres(server):
+    """Time windows compare with PostgreSQL's timestamptz; verdicts count per class."""
+    from datetime import UTC, datetime, timedelta
+
+    client, tokens, _ = server
+    seqs = []
+    for i in range(3):
+        r = client.post(
+            "/v1/scans",
+            files={"image": ("s.png", h.png_bytes(seed=20 + i), "image/png")},
+            data=h.scan_form(scan_id=f"pg-stats-{i}", site="PG-STATS"),
+            headers=tokens["scanner"],
+        )
+        assert r.status_code == 201, r.text
+        seqs.append(r.json()["alert"]["seq"])
+    inspector = tokens["inspector"]
+    assert (
+        client.post(f"/v1/alerts/{seqs[0]}/confirm", json={}, headers=inspector).status_code == 200
+    )
+    assert (
+        client.post(f"/v1/alerts/{seqs[1]}/reject", json={}, headers=inspector).status_code == 200
+    )
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    r = client.get(
+        "/v1/alerts/stats", params={"site": "PG-STATS", "since": since}, headers=inspector
+    )
+    assert r.status_code == 200, r.text
+    total = r.json()["total"]
+    assert (total["raised"], total["confirmed"], total["rejected"]) == (3, 1, 1)
+    assert total["precision"] == 0.5 and r.json()["to_verdict"]["n"] == 2
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    r = client.get(
+        "/v1/alerts/stats", params={"site": "PG-STATS", "since": future}, headers=inspector
+    )
+    assert r.json()["total"]["raised"] == 0

@@ -12,7 +12,8 @@ from cv.errors import ConfigError
 from cv.log import console
 
 
-def _since(value: str | None) -> datetime | None:
+def parse_time(value: str | None, *, field: str = "since") -> datetime | None:
+    """An ISO 8601 date or time given on the command line (``None`` stays ``None``)."""
     if value is None:
         return None
     try:
@@ -20,7 +21,7 @@ def _since(value: str | None) -> datetime | None:
     except ValueError:
         raise ConfigError(
             f"expected a date or time like 2024-05-01 or 2024-05-01T08:00, got {value!r}",
-            field="since",
+            field=field,
         ) from None
 
 
@@ -44,7 +45,7 @@ def export_feedback_cmd(
     from cv.inference_server.feedback import export_feedback
     from cv.inference_server.settings import ServerSettings
 
-    when = _since(since)
+    when = parse_time(since)
     if db is None or data_dir is None:
         settings = ServerSettings()
         db = db or settings.database_url

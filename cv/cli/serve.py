@@ -143,6 +143,82 @@ def purge(
     )
 
 
+@app.command("alert-stats")
+def alert_stats_cmd(
+    since: str | None = typer.Option(
+        None, "--since", help="Alerts raised from this date or time on (UTC), e.g. 2026-11-01."
+    ),
+    until: str | None = typer.Option(None, "--until", help="Alerts raised before this (UTC)."),
+    site: str | None = typer.Option(None, "--site", help="Only this site's alerts."),
+    lane: str | None = typer.Option(None, "--lane", help="Only this lane's alerts."),
+    kind: str = typer.Option("xray", "--kind", help="Alert kind: xray, reid or risk."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+) -> None:
+    """How the alerts fared with the inspectors: states, precision, response times."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from cv.cli.data_feedback import parse_time
+    from cv.inference_server.alert_stats import alert_stats
+
+    out = Console()  # the figures go to stdout; messages go to stderr
+
+    with _sessions(db)() as session:
+        figures = alert_stats(
+            session,
+            kind=kind,
+            site=site,
+            lane=lane,
+            since=parse_time(since, field="since"),
+            until=parse_time(until, field="until"),
+        )
+    if as_json:
+        typer.echo(json.dumps(figures.to_dict(), indent=2))
+        return
+
+    def pct(v: float | None) -> str:
+        return "—" if v is None else f"{100 * v:.1f} %"
+
+    def secs(v: float | None) -> str:
+        return "—" if v is None else f"{v:.0f} s"
+
+    def when(t: Any) -> str:
+        return t.isoformat(timespec="minutes") if t is not None else ""
+
+    window = f"{when(figures.since) or 'the start'} to {when(figures.until) or 'now'}"
+    table = Table(title=f"{kind} alerts raised from {window}")
+    for c in ("", "raised", "pending", "confirmed", "rejected", "precision", "escalated"):
+        table.add_column(c, justify="left" if not c else "right", min_width=len(c))
+    groups = [
+        [("all", figures.total)],
+        list(figures.per_class.items()),  # by the alert's top class
+        list(figures.per_lane.items()),  # "site · lane"
+    ]
+    for group in groups:
+        if not group:
+            continue
+        table.add_section()
+        for name, v in group:
+            table.add_row(
+                name, str(v.raised), str(v.open + v.acknowledged), str(v.confirmed),
+                str(v.rejected), pct(v.precision), str(v.escalated),
+            )  # fmt: skip
+    out.print(table)
+    a, d = figures.to_acknowledge, figures.to_verdict
+    out.print(
+        f"to acknowledge: median {secs(a.p50_s)}, 90 % within {secs(a.p90_s)} ({a.n} alerts); "
+        f"to verdict: median {secs(d.p50_s)}, 90 % within {secs(d.p90_s)} ({d.n} alerts)"
+    )
+    out.print(
+        "pending = open or acknowledged, no verdict yet; precision = confirmed / "
+        "(confirmed + rejected). Bags that raised no alert get no verdict, so missed "
+        "threats are not counted here."
+    )
+
+
 @token_app.command("create")
 def token_create(
     name: str = typer.Argument(..., help="A name for the token (a device, a person)."),
