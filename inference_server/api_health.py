@@ -78,12 +78,23 @@ def _loaded(services: ServicesDep, name: str) -> LoadedModel:
     return services.models.active
 
 
+def _output_columns(detector: Any, size: int) -> int:
+    """Columns of the raw output: as the ONNX graph states them (RT-DETR: one per
+    object query), else YOLO's anchor points at ``size``."""
+    session = getattr(detector, "session", None)
+    if session is not None:
+        dims = session.get_outputs()[0].shape
+        if len(dims) == 3 and isinstance(dims[2], int):
+            return dims[2]
+    return sum((size // s) ** 2 for s in _STRIDES)
+
+
 def model_metadata(model: LoadedModel) -> dict[str, Any]:
     """The OIP metadata of a loaded model, plus its classes, alert thresholds and
     their operating point."""
     record, detector = model.record, model.detector
     size = record.input_size
-    anchors = sum((size // s) ** 2 for s in _STRIDES)
+    anchors = _output_columns(detector, size)
     return {
         "name": SERVED_NAME,
         "versions": [str(record.version)],

@@ -69,7 +69,7 @@ def _raw_output_model(model: torch.nn.Module) -> torch.nn.Module:
             self.inner = inner
 
         def forward(self, images: torch.Tensor) -> torch.Tensor:
-            return raw_head_output(self.inner(images))
+            return raw_head_output(self.inner(images), images.shape[-1])
 
     return RawOutputModel(model).eval()
 

@@ -97,9 +97,11 @@ def _check_class_count(model: torch.nn.Module, weights: Path, num_classes: int) 
     nc_model = getattr(head, "nc", None)
     if nc_model is None:
         return
-    # The class-logit convolutions are the head parameters whose first axis is nc.
+    # The class-logit layers are the head parameters whose first axis is nc: YOLO's
+    # cv3 convolutions, RT-DETR's score heads.
     for key, tensor in model.state_dict().items():
-        if ".cv3." in key and key.endswith(".bias") and tensor.shape[0] == nc_model:
+        class_layer = ".cv3." in key or "score_head." in key
+        if class_layer and key.endswith(".bias") and tensor.shape[0] == nc_model:
             got = shapes.get(key)
             if got is not None and got[0] != num_classes:
                 raise DataValidationError(

@@ -7,7 +7,8 @@ Weights are loaded afterwards, strictly, from a model directory
 :func:`register_model`; a duplicate name raises, so two builders can never
 shadow each other.
 
-Importing this module registers the built-in builders (:mod:`cv.models.yolo`)
+Importing this module registers the built-in builders (:mod:`cv.models.yolo`,
+:mod:`cv.models.rtdetr`, :mod:`cv.models.reid`)
 without importing torch or ultralytics: those load when a model is built.
 """
 
@@ -79,4 +80,5 @@ def list_models() -> list[str]:
 
 # Registers the built-in builders; yolo.py imports torch lazily inside each builder.
 from cv.models import reid as _reid  # noqa: E402, F401
+from cv.models import rtdetr as _rtdetr  # noqa: E402, F401
 from cv.models import yolo as _yolo  # noqa: E402, F401

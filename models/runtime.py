@@ -425,13 +425,33 @@ def resolve_torch_device(device: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def raw_head_output(output: Any) -> torch.Tensor:
+def raw_head_output(output: Any, input_size: int | None = None) -> torch.Tensor:
     """The ``(N, 4 + nc, A)`` tensor from what an ultralytics model returns in eval mode.
 
-    In eval mode the Detect head returns ``(decoded, raw_feature_dict)``; in
-    export mode only ``decoded``.
+    In eval mode the YOLO Detect head returns ``(decoded, raw_feature_dict)``; in
+    export mode only ``decoded``. The RT-DETR decoder returns ``(top_k, raw)`` with
+    ``raw = (boxes, logits, enc_boxes, enc_logits, dn_meta)``: the last decoder
+    layer's boxes (``cx, cy, w, h`` as fractions of the input side) and class
+    logits per query, made into the same contract here, one column per query.
+
+    Args:
+        output: The model's eval-mode output.
+        input_size: The square input side in pixels (RT-DETR boxes are fractions).
     """
+    if isinstance(output, (tuple, list)) and _is_detr_raw(output[1] if len(output) > 1 else None):
+        import torch
+
+        if input_size is None:
+            raise ValueError("an RT-DETR output needs the input size to give pixel boxes")
+        boxes, logits = output[1][0][-1], output[1][1][-1]
+        return torch.cat([boxes * input_size, logits.sigmoid()], dim=-1).transpose(1, 2)
     return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def _is_detr_raw(raw: Any) -> bool:
+    """Whether ``raw`` is the RT-DETR decoder's ``(boxes, logits, enc_boxes,
+    enc_logits, dn_meta)`` (YOLO's is a dict of feature maps)."""
+    return isinstance(raw, (tuple, list)) and len(raw) == 5 and getattr(raw[0], "ndim", 0) == 4
 
 
 class TorchDetector(Detector):
@@ -470,7 +490,7 @@ class TorchDetector(Detector):
 
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(tensor)).to(self.device)
-            y = raw_head_output(self.model(x))
+            y = raw_head_output(self.model(x), x.shape[-1])
             return y.float().cpu().numpy()
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -95,6 +96,45 @@ def model_yaml(name: str) -> str:
     if not name.endswith((".yaml", ".yml")):
         raise ValueError(f"ultralytics models are built from YAML only, not {name!r}")
     return name
+
+
+def build_from_yaml(
+    model_class: type[Any],
+    cfg: str,
+    *,
+    num_classes: int,
+    seed: int | None = 0,
+    class_names: Sequence[str] | None = None,
+) -> Any:
+    """A freshly initialised ultralytics network from its YAML name.
+
+    Args:
+        model_class: :func:`detection_model_class` or :func:`rtdetr_model_class`.
+        cfg: The YAML name (``yolo11n.yaml``); the scale letter picks width and depth.
+        num_classes: Number of classes ``nc``.
+        seed: Seed of the weight initialisation; the same seed gives the same
+            weights. ``None`` uses torch's global generator as it stands.
+        class_names: Names stored on the model (``model.names``); by default
+            ``"0"``, ``"1"``, ...
+
+    Raises:
+        ValueError: If ``class_names`` does not have ``num_classes`` entries, or
+            ``cfg`` is not a YAML name.
+    """
+    import torch
+
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
+    if seed is None:
+        model = model_class(model_yaml(cfg), nc=num_classes, verbose=False)
+    else:
+        # A private generator state: building a model must not move the caller's RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = model_class(model_yaml(cfg), nc=num_classes, verbose=False)
+    if class_names is not None:
+        model.names = dict(enumerate(class_names))
+    return model
 
 
 def yolo_for_model(model: Any) -> Any:

@@ -9,9 +9,8 @@ weights. Its tensor contract, in eval mode:
   ``cx, cy`` and size ``w, h`` in input pixels, rows ``4:`` the per-class scores
   after the sigmoid, for ``A = (S/8)² + (S/16)² + (S/32)²`` anchor points.
 
-RT-DETR is not registered: its head gives ``(N, queries, 4 + nc)`` normalised
-boxes (another decoder) and its training on this 2-core CPU is far too slow to
-be a default.
+RT-DETR (:mod:`cv.models.rtdetr`) is brought to the same contract, one column
+per object query.
 """
 
 from __future__ import annotations
@@ -28,37 +27,13 @@ if TYPE_CHECKING:
 def build_yolo(
     cfg: str, *, num_classes: int, seed: int | None = 0, class_names: Sequence[str] | None = None
 ) -> torch.nn.Module:
-    """Builds an ultralytics ``DetectionModel`` from its YAML name.
+    """Builds an ultralytics ``DetectionModel`` from its YAML name (see
+    :func:`cv.models.ultra.build_from_yaml` for the arguments)."""
+    from cv.models.ultra import build_from_yaml, detection_model_class
 
-    Args:
-        cfg: ultralytics model YAML name (``yolo11n.yaml``); the scale letter in
-            the name picks the width and depth.
-        num_classes: Number of classes ``nc``.
-        seed: Seed of the weight initialisation; the same seed gives the same
-            weights. ``None`` uses torch's global generator as it stands.
-        class_names: Names stored on the model (``model.names``); by default
-            ``"0"``, ``"1"``, ...
-
-    Raises:
-        ValueError: If ``class_names`` does not have ``num_classes`` entries.
-    """
-    import torch
-
-    from cv.models.ultra import detection_model_class, model_yaml
-
-    if class_names is not None and len(class_names) != num_classes:
-        raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
-    model_cls = detection_model_class()
-    if seed is None:
-        model = model_cls(model_yaml(cfg), nc=num_classes, verbose=False)
-    else:
-        # A private generator state: building a model must not move the caller's RNG.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = model_cls(model_yaml(cfg), nc=num_classes, verbose=False)
-    if class_names is not None:
-        model.names = dict(enumerate(class_names))
-    return model
+    return build_from_yaml(
+        detection_model_class(), cfg, num_classes=num_classes, seed=seed, class_names=class_names
+    )
 
 
 @register_model("yolo11n")

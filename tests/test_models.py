@@ -33,7 +33,7 @@ def test_import_is_lazy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     names = "['osnet_x0_25', 'osnet_x1_0', 'resnet18_bnneck', 'resnet50_bnneck', "
-    names += "'yolo11n', 'yolo11s', 'yolov8n']"
+    names += "'rtdetr-l', 'yolo11n', 'yolo11s', 'yolov8n']"
     assert out.stdout.strip() == f"False False {names}"
 
 

@@ -37,6 +37,9 @@ hooks, and every ultralytics quirk is handled here and nowhere else:
 * **Multi-GPU.** ``device="0,1"`` makes ultralytics launch its own DDP workers
   (``torch.distributed.run``); the hooks run in the rank-0 worker and write the
   run folder, from which the result is read back.
+* **RT-DETR** (``model: rtdetr-l``) trains through ultralytics' RT-DETR trainer,
+  with the same data, augmentation and hooks; its validator scores set
+  predictions. Its GIoU loss fills the box-loss columns of ``metrics.csv``.
 """
 
 from __future__ import annotations
@@ -92,6 +95,10 @@ _ULTRA_KEYS = {
     "metrics/recall(B)": "recall",
     "metrics/mAP50(B)": "mAP50",
     "metrics/mAP50-95(B)": "mAP50-95",
+    # RT-DETR's losses: its box regression is GIoU (+ L1, left out of the table),
+    # and it has no distribution focal loss, so its dfl columns stay empty.
+    "train/giou_loss": "train_box_loss",
+    "val/giou_loss": "val_box_loss",
 }
 
 
@@ -523,13 +530,19 @@ def _trainer_class(architecture: str, *, cpu_bf16: bool = False) -> type[Any]:
     Made per call (and so pickled by value when ultralytics sends it to DDP workers,
     architecture included). ``cpu_bf16`` trains under CPU bfloat16 autocast.
     """
+    from cv.models.rtdetr import is_detr
     from cv.models.ultra import ultralytics
 
     ultralytics()
     from ultralytics.data.augment import Albumentations
     from ultralytics.data.dataset import YOLODataset
+    from ultralytics.models.rtdetr.train import RTDETRTrainer
     from ultralytics.models.yolo.detect import DetectionTrainer
     from ultralytics.utils import colorstr
+
+    # RT-DETR's trainer brings its validator (set predictions, no NMS); its loss
+    # lives in the model. Both read the same YOLO-format data.
+    base_trainer = RTDETRTrainer if is_detr(architecture) else DetectionTrainer
 
     class XrayDataset(YOLODataset):
         """ultralytics' YOLO dataset with our augmentation step in its pipeline."""
@@ -547,7 +560,7 @@ def _trainer_class(architecture: str, *, cpu_bf16: bool = False) -> type[Any]:
                     raise RuntimeError("ultralytics' Albumentations step not found")
             return transforms
 
-    class XrayTrainer(DetectionTrainer):
+    class XrayTrainer(base_trainer):  # type: ignore[valid-type, misc]
         """Builds the model from our registry and the training set with our augmentation."""
 
         arch = architecture
