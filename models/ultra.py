@@ -145,14 +145,18 @@ def yolo_for_model(model: Any) -> Any:
     ``train`` run on our weights.
 
     Args:
-        model: A ``DetectionModel`` from a registered builder (it carries its YAML
-            in ``model.yaml``).
+        model: A ``DetectionModel`` or ``RTDETRDetectionModel`` from a registered
+            builder (it carries its YAML in ``model.yaml``).
     """
-    ultralytics()
+    ul = ultralytics()
     from ultralytics.cfg import DEFAULT_CFG_DICT
 
     cfg = model.yaml.get("yaml_file") or "yolo11n.yaml"
-    yolo = yolo_class()(model_yaml(str(cfg)), task="detect", verbose=False)
+    if isinstance(model, rtdetr_model_class()):
+        # RT-DETR's own wrapper: its predictor reads set predictions, without NMS.
+        yolo = ul.RTDETR(model_yaml(str(cfg)))
+    else:
+        yolo = yolo_class()(model_yaml(str(cfg)), task="detect", verbose=False)
     yolo.model = model
     model.args = {**DEFAULT_CFG_DICT, **yolo.overrides}
     model.task = "detect"
