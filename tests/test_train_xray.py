@@ -17,6 +17,7 @@ from cv.training.xray import (
     METRIC_COLUMNS,
     TrainResult,
     cpu_bf16_supported,
+    git_commit,
     read_metrics,
     train_xray,
 )
@@ -101,6 +102,31 @@ def test_missing_dataset_and_unknown_model(tmp_path: Path) -> None:
         train_xray(cfg)
 
 
+def test_git_commit_says_when_tracked_files_differ(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    import cv.training.xray as xray_module
+
+    def git(*args: str) -> str:
+        cmd = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args]
+        return subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("commit", "-q", "-m", "first")
+    head = git("rev-parse", "HEAD").strip()
+    monkeypatch.setattr(xray_module, "__file__", str(tmp_path / "code.py"))
+    (tmp_path / "notes.txt").write_text("untracked files do not count\n")
+    assert git_commit() == head
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit() == f"{head}+modified"
+    monkeypatch.setattr(xray_module, "__file__", "/")  # no checkout there
+    assert git_commit() is None
+
+
 def test_resume_without_a_run_is_not_found(tmp_path: Path) -> None:
     cfg = XrayTrainConfig(synth={"images": 4}, out=tmp_path, name="none")
     with pytest.raises(NotFoundError, match="no checkpoint"):
@@ -169,6 +195,7 @@ def test_tiny_run_writes_the_run_folder(tiny_run: tuple[XrayTrainConfig, TrainRe
     assert record["classes"] == [names[i] for i in sorted(names)]
     # Our weights are a state dict; ultralytics' pickles stay in weights/ for resume only.
     assert record["files"] == {"state_dict": "model.safetensors"}
+    assert record["training"]["commit"] == git_commit()  # taken as the run started
 
 
 @pytest.mark.slow

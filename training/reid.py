@@ -696,6 +696,7 @@ class ReidRunInfo:
         val_name: What validation runs on (``holdout``, ``test``; ``none``).
         device: The torch device trained on.
         command: The command line that started the run, when known.
+        commit: The code's commit when the run started.
     """
 
     run_dir: Path
@@ -705,6 +706,7 @@ class ReidRunInfo:
     val_name: str
     device: str
     command: str | None
+    commit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -781,7 +783,6 @@ def write_reid_model_dir(
     """Writes one model directory (``model.safetensors`` + ``model.json``) with the
     epoch's validation figures and the run's recipe."""
     from cv.models.reid import make_reid_record, save_embedder
-    from cv.training.xray import git_commit
 
     v = record.values
     metrics: dict[str, Any] = {"epoch": record.epoch, "split": run.val_name}
@@ -801,7 +802,7 @@ def write_reid_model_dir(
             "device": run.device,
             "seed": run.config.seed,
             "dataset": run.dataset,
-            "commit": git_commit(),
+            "commit": run.commit,
         },
         metrics=metrics,
     )
@@ -1072,7 +1073,7 @@ def train_reid(
     from cv.models.registry import build_model
     from cv.models.reid import REID_MODELS, export_reid_onnx
     from cv.training.config import dump_config
-    from cv.training.xray import read_metrics
+    from cv.training.xray import git_commit, read_metrics
 
     t0 = time.time()
     if config.model not in REID_MODELS:
@@ -1109,6 +1110,7 @@ def train_reid(
             val_name=data.val_name if do_val else "none",
             device=device,
             command=command,
+            commit=git_commit(),
         )
         all_hooks = [ReidMetricsWriter(), ReidModelDirWriter(), *hooks]
 

@@ -116,6 +116,7 @@ class RunInfo:
         command: The command line that started the run, when known.
         precision: ``bfloat16`` (autocast) or ``float32``: what the forward and
             backward passes ran in.
+        commit: The code's commit when the run started (:func:`git_commit`).
     """
 
     run_dir: Path
@@ -126,6 +127,7 @@ class RunInfo:
     device: str
     command: str | None
     precision: str = "float32"
+    commit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +241,7 @@ def write_model_dir(
             "precision": run.precision,
             "seed": run.config.seed,
             "dataset": run.dataset,
-            "commit": git_commit(),
+            "commit": run.commit,
         },
     )
     save_model(model, record_, out_dir)
@@ -830,6 +832,7 @@ def train_xray(
             device=device,
             command=command,
             precision=precision,
+            commit=git_commit(),
         )
         bridge = _Bridge(run, [MetricsWriter(), ModelDirWriter(), *hooks])
         if not resume:
@@ -931,15 +934,28 @@ def _overrides(
 
 
 def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
+    """The code's commit hash, with ``+modified`` when tracked files differ from it
+    (what trained is then not exactly that commit); ``None`` outside a git checkout.
+
+    Taken once when a run starts: commits made while it trains are not its code.
+    """
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                cwd=Path(__file__).resolve().parent,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    head = git("rev-parse", "HEAD")
+    if not head:
         return None
-    return out.stdout.strip() or None
+    changed = git("status", "--porcelain", "--untracked-files=no")
+    return f"{head}+modified" if changed else head
