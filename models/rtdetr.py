@@ -36,23 +36,18 @@ def is_detr(name: str) -> bool:
     return name in DETR_MODELS
 
 
-def build_rtdetr(
-    cfg: str, *, num_classes: int, seed: int | None = 0, class_names: Sequence[str] | None = None
-) -> torch.nn.Module:
-    """Builds an ultralytics ``RTDETRDetectionModel`` from its YAML name (see
-    :func:`cv.models.ultra.build_from_yaml` for the arguments)."""
-    from cv.models.ultra import build_from_yaml, rtdetr_model_class
-
-    return build_from_yaml(
-        rtdetr_model_class(), cfg, num_classes=num_classes, seed=seed, class_names=class_names
-    )
-
-
 @register_model("rtdetr-l")
 def rtdetr_l(
     *, num_classes: int, seed: int | None = 0, class_names: Sequence[str] | None = None
 ) -> torch.nn.Module:
-    """RT-DETR-L (HGNetv2 backbone, 33 M parameters, about 100 GFLOPs at 640 px)."""
-    return build_rtdetr(
-        "rtdetr-l.yaml", num_classes=num_classes, seed=seed, class_names=class_names
+    """RT-DETR-L (HGNetv2 backbone, 33 M parameters, about 100 GFLOPs at 640 px); the
+    arguments as :func:`cv.models.ultra.build_from_yaml`."""
+    from cv.models.ultra import build_from_yaml, rtdetr_model_class
+
+    return build_from_yaml(
+        rtdetr_model_class(),
+        "rtdetr-l.yaml",
+        num_classes=num_classes,
+        seed=seed,
+        class_names=class_names,
     )

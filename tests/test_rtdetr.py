@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from train_helpers import tiny_xray_config
 
 from cv.models.registry import build_model, list_models
 from cv.models.rtdetr import is_detr
-from cv.training.config import XrayTrainConfig
 from cv.training.xray import TrainResult, train_xray
 
 pytestmark = pytest.mark.slow
@@ -32,19 +32,7 @@ def test_rtdetr_is_registered_and_built_from_its_yaml() -> None:
 @pytest.fixture(scope="module")
 def tiny_rtdetr(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     root = tmp_path_factory.mktemp("rtdetr")
-    cfg = XrayTrainConfig(
-        model="rtdetr-l",
-        synth={"images": 12, "size": 128, "seed": 0, "workers": 1, "splits": [0.67, 0.33, 0]},
-        synth_cache=root / "cache",
-        imgsz=SIDE,
-        epochs=1,
-        batch=4,
-        workers=0,
-        cache="ram",
-        device="cpu",
-        out=root / "runs",
-        name="tiny-rtdetr",
-    )
+    cfg = tiny_xray_config(root, model="rtdetr-l", imgsz=SIDE, name="tiny-rtdetr")
     return train_xray(cfg, command="pytest rtdetr")
 
 

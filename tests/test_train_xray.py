@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from train_helpers import tiny_xray_config
 
 from cv.cli import main
 from cv.errors import ConfigError, DataFormatError, NotFoundError
@@ -156,17 +157,10 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[XrayTrainConfig,
     root = tmp_path_factory.mktemp("train")
     lib = root / "tiplib"
     make_threat_library(lib, n=3, classes=["knife", "gun"], profiles=["saturated"], seed=0)
-    cfg = XrayTrainConfig(
+    cfg = tiny_xray_config(
+        root,
         model="yolo11n",
-        synth={"images": 12, "size": 128, "seed": 0, "workers": 1, "splits": [0.67, 0.33, 0]},
-        synth_cache=root / "cache",
         imgsz=128,
-        epochs=1,
-        batch=4,
-        workers=0,
-        cache="ram",
-        device="cpu",
-        out=root / "runs",
         name="tiny",
         augment={"tip_library": lib, "tip_p": 0.5},
     )
