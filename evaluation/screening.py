@@ -444,7 +444,7 @@ def choose_thresholds(
         raise ConfigError(f"{mode} target {target} is outside its range", field="target")
     pairs = pair_images(dataset, predictions, allow_extra=allow_extra)
     names = resolve_classes(dataset, predictions, classes)
-    weights = _check_weights(class_weights, names, mode)
+    weights = check_class_weights(class_weights, names, mode)
     if mode == "bag-far":
         return _bag_thresholds(pairs, names, target=float(target), weights=weights)
     out = OperatingThresholds(mode=mode, target=float(target))
@@ -523,10 +523,16 @@ def count_clean_bags(
     return len(clean)
 
 
-def _check_weights(
+def check_class_weights(
     weights: Mapping[str, float] | None, names: Sequence[str], mode: str
 ) -> dict[str, float]:
-    """The class weights of mode ``bag-far``, checked; those at 1 left out."""
+    """The class weights of mode ``bag-far`` for the classes ``names``, checked; those
+    at 1 left out.
+
+    Raises:
+        ConfigError: If weights are given for another mode, name a class not in
+            ``names``, or are not positive numbers.
+    """
     if not weights:
         return {}
     if mode != "bag-far":

@@ -237,7 +237,12 @@ def xray(
     from cv.datasets.formats import load_dataset
     from cv.evaluation.detection import confusion_matrix, evaluate
     from cv.evaluation.report import write_report
-    from cv.evaluation.screening import choose_thresholds, count_clean_bags, screening
+    from cv.evaluation.screening import (
+        check_class_weights,
+        choose_thresholds,
+        count_clean_bags,
+        screening,
+    )
     from cv.evaluation.voc import voc_ap50
     from cv.predictions import read_predictions
     from cv.settings import get_settings
@@ -262,6 +267,9 @@ def xray(
     wanted = None if classes is None else [c.strip() for c in classes.split(",") if c.strip()]
 
     full = load_dataset(data, fmt=fmt)
+    if weights and (wanted or full.classes):  # before the model runs; default mode bag-far
+        mode_asked = parse_operating_point(operating_point)[0] if operating_point else "bag-far"
+        check_class_weights(weights, wanted or full.classes, mode_asked)
     dataset = _select_split(full, split)
     out_dir = (
         out if out is not None else get_settings().runs_dir / "eval" / (full.name or "dataset")
