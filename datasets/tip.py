@@ -324,14 +324,20 @@ def run_tip(
     threats: tuple[int, int] = (1, 2),
     seed: int = 0,
     split: str = "train",
+    clean: float = 0.0,
 ) -> Dataset:
     """Projects library threats into every scan of a file or folder and writes the result
     like ``data synth`` (``images/<split>/``, YOLO, ``annotations/<split>.json``).
 
+    With ``clean``, that share of the scans (drawn per scan) is written as it is,
+    without a threat: a set of a site's own clean bags becomes a calibration set of
+    clean and threat bags from its own scanner, on which ``eval xray`` chooses
+    thresholds per clean bag.
+
     Raises:
         NotFoundError: If ``scans`` has no images or the library is missing.
         ImageReadError: If a scan cannot be read.
-        ConfigError: If ``threats`` or ``split`` is invalid.
+        ConfigError: If ``threats``, ``split`` or ``clean`` is invalid.
     """
     from cv.datasets.formats.coco import write_coco
     from cv.datasets.formats.yolo import write_yolo
@@ -341,6 +347,8 @@ def run_tip(
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}", field="split")
     if threats[0] < 1 or threats[1] < threats[0]:
         raise ConfigError(f"threats must be a range 1 <= lo <= hi, got {threats}", field="threats")
+    if not 0.0 <= clean <= 1.0:
+        raise ConfigError(f"clean must be a share in [0, 1], got {clean}", field="clean")
     scans = Path(scans)
     if scans.is_dir():
         files = sorted(p for p in scans.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -357,9 +365,14 @@ def run_tip(
         task = bar.add_task("projecting threats", total=len(files))
         for i, f in enumerate(files):
             scan = read_image(f)
-            rng = np.random.default_rng(np.random.SeedSequence([seed, i]))
-            n = int(rng.integers(threats[0], threats[1] + 1))
-            img, anns = project_into_scan(scan, lib, n_threats=n, rng=rng)
+            # Its own stream, so that the projected scans do not change with ``clean``.
+            left_clean = np.random.default_rng(np.random.SeedSequence([seed, i, 1])).random()
+            if left_clean < clean:
+                img, anns = scan, []
+            else:
+                rng = np.random.default_rng(np.random.SeedSequence([seed, i]))
+                n = int(rng.integers(threats[0], threats[1] + 1))
+                img, anns = project_into_scan(scan, lib, n_threats=n, rng=rng)
             name = f"images/{split}/{i:06d}_{f.stem}.png"
             write_image(out_dir / name, img)
             records.append(

@@ -133,6 +133,29 @@ def test_run_tip_writes_yolo_and_coco(library: Path, tmp_path: Path) -> None:
     assert rc == 0
 
 
+def test_run_tip_leaves_a_share_of_scans_clean(library: Path, tmp_path: Path) -> None:
+    scans = tmp_path / "scans"
+    for i in range(12):
+        img = np.full((120, 120, 3), 250, np.uint8)
+        img[10:110, 10:110] = (220, 170, 110)
+        write_image(scans / f"bag{i:02d}.png", img)
+    all_threat = run_tip(scans, library, tmp_path / "a", threats=(1, 1), seed=2)
+    mixed = run_tip(scans, library, tmp_path / "b", threats=(1, 1), seed=2, clean=0.5)
+    left = [r for r in mixed.images if not r.annotations]
+    assert 0 < len(left) < 12
+    for r, r0 in zip(mixed.images, all_threat.images, strict=True):
+        a, b = read_image(tmp_path / "b" / r.file), read_image(tmp_path / "a" / r0.file)
+        if r.annotations:  # projected scans are the same as without --clean
+            assert r.annotations == r0.annotations and np.array_equal(a, b)
+        else:  # clean bags are the scans as they were
+            assert np.array_equal(a, read_image(scans / Path(r.meta["scan"]).name))
+    assert all(len(r.annotations) == 1 for r in run_tip(
+        scans, library, tmp_path / "c", threats=(1, 1), seed=2, clean=0.0
+    ).images)  # fmt: skip
+    with pytest.raises(ConfigError, match="clean"):
+        run_tip(scans, library, tmp_path / "d", clean=1.5)
+
+
 def test_tip_error_paths(library: Path, tmp_path: Path) -> None:
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")

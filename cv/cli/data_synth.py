@@ -145,14 +145,23 @@ def tip(
     threats: str = typer.Option("1-2", "--threats", help="Threats per scan, N or LO-HI."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     split: str = typer.Option("train", "--split", help="Split the output images belong to."),
+    clean: float = typer.Option(
+        0.0,
+        "--clean",
+        help="Share of the scans left without a threat (clean bags, e.g. for choosing "
+        "alert thresholds on a site's own scanner).",
+    ),
 ) -> None:
     """Project library threats into existing scans (TIP); writes images, YOLO and COCO."""
     from cv.datasets.tip import run_tip
 
     lo, hi = _range(threats, "threats")
-    ds = run_tip(scans, library, out, threats=(lo, hi), seed=seed, split=split)
+    ds = run_tip(scans, library, out, threats=(lo, hi), seed=seed, split=split, clean=clean)
     n = sum(len(r.annotations) for r in ds.images)
-    console.print(f"projected {n} threats into {len(ds.images)} scans in {out}")
+    left = sum(1 for r in ds.images if not r.annotations)
+    console.print(
+        f"projected {n} threats into {len(ds.images) - left} scans, left {left} clean, in {out}"
+    )
 
 
 @bench_app.command("synth")
