@@ -104,12 +104,17 @@ def test_project_into_scan_keeps_threats_in_the_bag(library: Path) -> None:
         assert x1 >= 30 and x2 <= 330 and y1 >= 40 and y2 <= 340
 
 
+def _bags(folder: Path, n: int, side: int) -> Path:
+    """``n`` plain scans: a bag of organic colour on air, 10 px from each edge."""
+    for i in range(n):
+        img = np.full((side, side, 3), 250, np.uint8)
+        img[10 : side - 10, 10 : side - 10] = (220, 170, 110)
+        write_image(folder / f"bag{i:02d}.png", img)
+    return folder
+
+
 def test_run_tip_writes_yolo_and_coco(library: Path, tmp_path: Path) -> None:
-    scans = tmp_path / "scans"
-    for i in range(2):
-        img = np.full((160, 160, 3), 250, np.uint8)
-        img[20:150, 15:145] = (220, 170, 110)
-        write_image(scans / f"bag{i}.png", img)
+    scans = _bags(tmp_path / "scans", 2, 160)
     ds = run_tip(scans, library, tmp_path / "out", threats=(1, 1), seed=4)
     assert len(ds.images) == 2 and all(len(r.annotations) == 1 for r in ds.images)
     doc = json.loads((tmp_path / "out" / "annotations" / "train.json").read_text())
@@ -121,7 +126,7 @@ def test_run_tip_writes_yolo_and_coco(library: Path, tmp_path: Path) -> None:
             "data",
             "tip",
             "--scans",
-            str(scans / "bag0.png"),
+            str(scans / "bag00.png"),
             "--library",
             str(library),
             "--out",
@@ -134,11 +139,7 @@ def test_run_tip_writes_yolo_and_coco(library: Path, tmp_path: Path) -> None:
 
 
 def test_run_tip_leaves_a_share_of_scans_clean(library: Path, tmp_path: Path) -> None:
-    scans = tmp_path / "scans"
-    for i in range(12):
-        img = np.full((120, 120, 3), 250, np.uint8)
-        img[10:110, 10:110] = (220, 170, 110)
-        write_image(scans / f"bag{i:02d}.png", img)
+    scans = _bags(tmp_path / "scans", 12, 120)
     all_threat = run_tip(scans, library, tmp_path / "a", threats=(1, 1), seed=2)
     mixed = run_tip(scans, library, tmp_path / "b", threats=(1, 1), seed=2, clean=0.5)
     left = [r for r in mixed.images if not r.annotations]
