@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -121,11 +121,6 @@ class AlertStats:
         }
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _top_class(alert: db.Alert) -> str | None:
     """The class of an X-ray alert's highest-scoring box."""
     boxes = (alert.payload or {}).get("boxes") or []
@@ -159,8 +154,8 @@ def alert_stats(
     """
     if kind not in KINDS:
         raise ConfigError(f"unknown alert kind {kind!r}; kinds: {', '.join(KINDS)}", field="kind")
-    since = _utc(since) if since is not None else None
-    until = _utc(until) if until is not None else None
+    since = db.as_utc(since) if since is not None else None
+    until = db.as_utc(until) if until is not None else None
     if since is not None and until is not None and until <= since:
         raise ConfigError(
             f"the window is empty: until ({until.isoformat()}) is not after since "
@@ -187,11 +182,11 @@ def alert_stats(
             top = _top_class(alert)
             if top is not None:
                 out.per_class.setdefault(top, AlertCounts()).add(alert)
-        created = _utc(alert.created_at)
+        created = db.as_utc(alert.created_at)
         if alert.acknowledged_at is not None:
-            to_ack.append((_utc(alert.acknowledged_at) - created).total_seconds())
+            to_ack.append((db.as_utc(alert.acknowledged_at) - created).total_seconds())
         if alert.resolved_at is not None and alert.state in ("confirmed", "rejected"):
-            to_verdict.append((_utc(alert.resolved_at) - created).total_seconds())
+            to_verdict.append((db.as_utc(alert.resolved_at) - created).total_seconds())
     out.to_acknowledge = Durations.of(to_ack)
     out.to_verdict = Durations.of(to_verdict)
     out.per_class = dict(sorted(out.per_class.items(), key=lambda kv: -kv[1].raised))

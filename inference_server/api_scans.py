@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from cv.inference_server import alerts, scans
 from cv.inference_server.db import Detection as DetectionRow
-from cv.inference_server.db import Scan
+from cv.inference_server.db import Scan, as_utc
 from cv.inference_server.deps import Reader, Scanner, ServicesDep, SessionDep
 
 router = APIRouter(prefix="/v1/scans", tags=["scans"])
@@ -116,8 +116,8 @@ def scan_out(scan: Scan) -> ScanOut:
         model_version=scan.model_version,
         queue_ms=scan.queue_ms,
         compute_ms=scan.compute_ms,
-        created_at=scans.as_utc(scan.created_at),
-        inferred_at=None if scan.inferred_at is None else scans.as_utc(scan.inferred_at),
+        created_at=as_utc(scan.created_at),
+        inferred_at=None if scan.inferred_at is None else as_utc(scan.inferred_at),
         image_url=f"/v1/scans/{scan.id}/image",
         overlay_url=scans.overlay_url(scan.id),
     )

@@ -89,6 +89,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cv.errors import ConfigError, CustomsVisionError, DataValidationError, NotFoundError
 from cv.inference_server import alerts, db, uploads
+from cv.inference_server.db import as_utc
 from cv.inference_server.storage import ImageStore
 
 if TYPE_CHECKING:
@@ -165,11 +166,6 @@ class EntryEnded(CustomsVisionError):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def as_utc(value: datetime) -> datetime:
-    """A stored or given time as aware UTC (SQLite hands back naive UTC; naive means UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _iso(value: datetime | None) -> str | None:

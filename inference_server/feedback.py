@@ -40,7 +40,7 @@ SPLIT = "train"
 def _utc(value: datetime | date) -> datetime:
     if not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return db.as_utc(value)
 
 
 def _iso(value: datetime | None) -> str | None:

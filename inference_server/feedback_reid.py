@@ -55,7 +55,7 @@ import secrets
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -114,11 +114,11 @@ def open_database(database_url: str) -> Engine:
 def _utc(value: datetime | date) -> datetime:
     if not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return db.as_utc(value)
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else cctv.as_utc(value).isoformat()
+    return None if value is None else db.as_utc(value).isoformat()
 
 
 def camera_slot(rank: int) -> tuple[int, int]:
@@ -438,7 +438,7 @@ def export_reid_feedback(
     seen = [s.seen_at for v in crops.values() for s, _ in v] + [s.seen_at for s, _, _ in negatives]
     delete_by = None
     if negatives and retention_days is not None:
-        first = min(cctv.as_utc(s.seen_at) for s, _, _ in negatives)
+        first = min(db.as_utc(s.seen_at) for s, _, _ in negatives)
         delete_by = (first + timedelta(days=retention_days)).isoformat()
     folded = len(camera_ids) > CAMERA_SLOTS
     hint = training_hint(len(identities))

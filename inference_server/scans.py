@@ -34,7 +34,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cv.image import decode_image
 from cv.inference_server import alerts, metrics, uploads
 from cv.inference_server.batcher import DeadlineExceeded, Inference, QueueFull
-from cv.inference_server.db import Alert, Scan, utcnow
+from cv.inference_server.db import Alert, Scan, as_utc, utcnow
 from cv.inference_server.db import Detection as DetectionRow
 from cv.inference_server.modelhost import LoadedModel, ModelHost, ModelNotReady
 from cv.inference_server.risk import RiskService, ScanFusion
@@ -505,11 +505,6 @@ def get_scan(session: Session, scan_id: str) -> Scan:
     if scan is None:
         raise ScanNotFound(f"no scan with id {scan_id!r}")
     return scan
-
-
-def as_utc(value: datetime) -> datetime:
-    """A stored time as an aware UTC datetime (SQLite hands back naive UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def encode_cursor(scan: Scan) -> str:
