@@ -188,17 +188,8 @@ def _markdown(
         out += [f"Chosen at {what} = {thresholds.target:g}.", ""]
         if thresholds.bag is not None:
             b = thresholds.bag
-            held = (
-                f"Every class is held to {_num(b.class_rate)} false alarms on the images "
-                "without it."
-                if not b.weights
-                else f"Each class is held to its weight × {_num(b.class_rate)} false alarms "
-                "on the images without it (weights: "
-                + ", ".join(f"{c} {w:g}" for c, w in b.weights.items())
-                + "; the others 1)."
-            )
             out += [
-                f"{held} Together the thresholds alarm on {_num(b.far)} of "
+                f"Thresholds hold {b.class_rates()}. Together they alarm on {_num(b.far)} of "
                 f"{b.clean_bags} clean bags and {_num(b.detection_rate)} of "
                 f"{b.threat_bags} other bags.",
                 "",

@@ -27,7 +27,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 FAR_POINTS: tuple[float, ...] = (0.01, 0.05, 0.10, 0.20)
 OperatingMode = Literal["far", "bag-far", "recall"]
-OPERATING_MODES: tuple[str, ...] = ("far", "bag-far", "recall")
+OPERATING_MODES: tuple[str, ...] = get_args(OperatingMode)
 LOCALISATION_IOU = 0.5
 # A count is compared with rate * n; the slack keeps float error from forbidding an
 # allowed count (0.29 * 100 is 28.999999999999996, which would forbid 29 of 100).
@@ -312,6 +312,16 @@ class BagOperatingPoint:
     clean_bags: int
     threat_bags: int
     weights: dict[str, float] = field(default_factory=dict)
+
+    def class_rates(self) -> str:
+        """What each class is held to, in words (for reports and the console)."""
+        if not self.weights:
+            return f"every class at {self.class_rate:.4f} false alarms on the images without it"
+        named = ", ".join(f"{c} {w:g}" for c, w in self.weights.items())
+        return (
+            f"each class at its weight × {self.class_rate:.4f} false alarms on the images "
+            f"without it (weights: {named}; the others 1)"
+        )
 
 
 @dataclass(slots=True)

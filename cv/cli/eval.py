@@ -339,15 +339,8 @@ def xray(
         console.print(f"[yellow]screening:[/] {screen.note}")
     if chosen.bag is not None:
         b = chosen.bag
-        each = (
-            f"every class at {b.class_rate:.4f} false alarms"
-            if not b.weights
-            else f"weight × {b.class_rate:.4f} false alarms per class ("
-            + ", ".join(f"{c} × {w:g}" for c, w in b.weights.items())
-            + ", the others × 1)"
-        )
         console.print(
-            f"thresholds at {operating_point}: {each}; "
+            f"thresholds at {operating_point}: {b.class_rates()}; "
             f"together they alarm on {b.far:.3f} of {b.clean_bags} clean bags and "
             f"{b.detection_rate:.3f} of {b.threat_bags} other bags"
         )
