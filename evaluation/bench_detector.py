@@ -10,12 +10,17 @@ On the same images, in one process, at batch 1, after a warm-up:
 (c) the bare ONNX Runtime ``session.run`` on input tensors made beforehand;
 (d) with ``int8``: the same full path as (b) on the INT8 graph
     (``model.int8.onnx``, ONNX Runtime static quantisation; for the untrained
-    model it is calibrated on the first 16 benchmark images).
+    model it is calibrated on the first 16 benchmark images);
+(e) when OpenVINO is installed: our :class:`~cv.models.runtime.OpenVinoDetector`
+    full path on the same ``model.onnx`` in FP32 and, on CPUs with bfloat16
+    (AVX-512 BF16, AMX), in bfloat16, each with its bare ``infer`` beside it.
 
 Targets: (b) at least :data:`TARGET_VS_ULTRALYTICS` times (a), and (b) at least
 :data:`TARGET_VS_BARE` of (c) (what pre- and post-processing may cost). (d) is
 reported against (a) too: it is what a deployment that accepts INT8's accuracy
-change (reported by ``customs-vision export onnx --int8 --eval``) gets.
+change (reported by ``customs-vision export onnx --int8 --eval``) gets. (e) is
+held to the same targets; bfloat16 changes the scores slightly (the README has
+its measured effect on AP and detection rates).
 """
 
 from __future__ import annotations
@@ -106,6 +111,7 @@ def bench_detector(
     iou: float = 0.45,
     warmup: int = 5,
     int8: bool = False,
+    openvino: bool = True,
 ) -> dict[str, Any]:
     """Times (a) ultralytics predict, (b) our ONNX path, (c) the bare ORT session,
     and with ``int8`` (d) our path on the INT8 graph.
@@ -122,6 +128,7 @@ def bench_detector(
         iou: NMS IoU threshold of both.
         warmup: Untimed calls before each measurement.
         int8: Also time (d); a given ``model_dir`` needs its ``model.int8.onnx``.
+        openvino: Also time (e) when the openvino package is installed.
 
     Returns:
         ``images``, ``model``, ``untrained``, ``input_size``, ``ultralytics_ips`` (its
@@ -130,7 +137,11 @@ def bench_detector(
         ``ratio_vs_bare``, the targets, ``torch_threads`` (ultralytics' own choice),
         ``physical_cores``, ``ort_threads`` and ``providers``; with ``int8`` also
         ``int8_ips``, ``ratio_int8_vs_ultralytics``,
-        ``ratio_int8_vs_ultralytics_all_cores`` and ``ratio_int8_vs_ours``.
+        ``ratio_int8_vs_ultralytics_all_cores`` and ``ratio_int8_vs_ours``;
+        ``openvino``: per precision (``f32``, ``bf16``) ``ips``, ``bare_ips``,
+        ``ratio_vs_ultralytics``, ``ratio_vs_ultralytics_all_cores``,
+        ``ratio_vs_bare``, ``ratio_vs_ours`` (our ONNX Runtime path), or ``None``
+        when OpenVINO is not installed; ``openvino_note`` says what was left out.
 
     Raises:
         NotFoundError: If ``int8`` and ``model_dir`` has no INT8 graph.
@@ -180,6 +191,9 @@ def bench_detector(
                 det8.predict([imgs[i]], conf=conf, iou=iou)
 
             paths.append(ours_int8)
+        ov_dets, ov_note = _openvino_detectors(d) if openvino else ({}, "not asked for")
+        for det in ov_dets.values():
+            paths += _full_and_bare(det, imgs, conf=conf, iou=iou)
         ultra(0)  # sets the predictor up, which sets torch to its own thread count
         own_threads = torch.get_num_threads()
         cores = physical_cores()
@@ -205,6 +219,20 @@ def bench_detector(
                 "ratio_int8_vs_ultralytics_all_cores": int8_ips / ultra_all_ips,
                 "ratio_int8_vs_ours": int8_ips / ours_ips,
             }
+        ov_rates = rates[5:] if int8_det is not None else rates[4:]
+        ov: dict[str, Any] = {}
+        for k, precision in enumerate(ov_dets):
+            full, bare_ov = ov_rates[2 * k], ov_rates[2 * k + 1]
+            ov[precision] = {
+                "ips": full,
+                "bare_ips": bare_ov,
+                "ratio_vs_ultralytics": full / ultra_ips,
+                "ratio_vs_ultralytics_all_cores": full / ultra_all_ips,
+                "ratio_vs_bare": full / bare_ov,
+                "ratio_vs_ours": full / ours_ips,
+            }
+        extra["openvino"] = ov or None
+        extra["openvino_note"] = ov_note
         return {
             "images": len(imgs),
             "model": str(d) if not untrained else "untrained yolo11n (13 classes, temporary)",
@@ -227,6 +255,37 @@ def bench_detector(
             "providers": list(session.get_providers()),
             **extra,
         }
+
+
+def _openvino_detectors(model_dir: Path) -> tuple[dict[str, Any], str]:
+    """OpenVINO detectors on ``model_dir``'s graph, by precision, and a note on
+    what was left out (``""`` when nothing was)."""
+    from cv.errors import ConfigError
+    from cv.models.load import load_openvino_detector
+
+    dets: dict[str, Any] = {}
+    notes: list[str] = []
+    for precision in ("f32", "bf16"):
+        try:
+            dets[precision] = load_openvino_detector(model_dir, precision=precision, max_batch=1)
+        except ConfigError as exc:
+            notes.append(f"OpenVINO {precision}: {exc.reason}")
+    return dets, "; ".join(notes)
+
+
+def _full_and_bare(
+    det: Any, imgs: Sequence[NDArray[np.uint8]], *, conf: float, iou: float
+) -> list[Callable[[int], Any]]:
+    """The full path of ``det`` and its bare :meth:`infer` on tensors made beforehand."""
+    tensors = [det.preprocess([im])[0] for im in imgs]
+
+    def full(i: int) -> None:
+        det.predict([imgs[i]], conf=conf, iou=iou)
+
+    def bare(i: int) -> None:
+        det.infer(tensors[i])
+
+    return [full, bare]
 
 
 def _int8_detector(model_dir: Path, images: Sequence[NDArray[np.uint8]], untrained: bool) -> Any:

@@ -4,7 +4,8 @@ The record (``model.json``) is read first and every file it names is checked
 against its sha256, so corrupt or swapped weights fail before anything runs.
 The PyTorch runtime builds the network with the registered builder named by
 ``record.architecture`` and loads ``model.safetensors`` strictly; the ONNX
-runtime opens ``model.onnx`` in an ONNX Runtime session.
+runtime opens ``model.onnx`` in an ONNX Runtime session, the OpenVINO runtime
+compiles the same file for the CPU.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 from cv.errors import DataFormatError, DataValidationError, NotFoundError
 from cv.models.weights import WeightsRecord, read_record
@@ -20,9 +21,16 @@ from cv.models.weights import WeightsRecord, read_record
 if TYPE_CHECKING:
     import torch
 
-    from cv.models.runtime import Detector, OnnxDetector, TorchDetector
+    from cv.models.runtime import (
+        Detector,
+        OnnxDetector,
+        OpenVinoDetector,
+        OpenVinoPrecision,
+        TorchDetector,
+    )
 
-Runtime = Literal["onnx", "torch"]
+Runtime = Literal["onnx", "openvino", "torch"]
+RUNTIMES: tuple[str, ...] = get_args(Runtime)
 
 STATE_DICT_ROLE = "state_dict"
 """Role of the safetensors file in ``WeightsRecord.files``."""
@@ -154,6 +162,24 @@ def load_onnx_detector(
     """
     from cv.models.runtime import OnnxDetector, make_session
 
+    record, path = _verified_graph(model_dir, onnx_file)
+    try:
+        session = make_session(
+            path, providers=providers, intra_op_threads=intra_op_threads, spin_wait=spin_wait
+        )
+    except Exception as exc:  # onnxruntime raises its own untyped Fail/InvalidGraph errors
+        if exc.__class__.__module__.startswith("cv."):
+            raise
+        raise DataFormatError(f"ONNX Runtime cannot load the graph ({exc})", path=path) from None
+    detector = OnnxDetector(session, record, max_batch=max_batch)
+    _check_graph_classes(detector.output_dims, record, path)
+    return detector
+
+
+def _verified_graph(
+    model_dir: str | PathLike[str], onnx_file: str | None
+) -> tuple[WeightsRecord, Path]:
+    """The record and the ONNX graph it names, both checked against their sha256."""
     d = _model_dir(model_dir)
     record = read_record(d, verify=True)
     name = onnx_file or record.files.get(ONNX_ROLE, ONNX_FILE)
@@ -170,15 +196,13 @@ def load_onnx_detector(
             "re-run `customs-vision export onnx`",
             path=path,
         )
-    try:
-        session = make_session(
-            path, providers=providers, intra_op_threads=intra_op_threads, spin_wait=spin_wait
-        )
-    except Exception as exc:  # onnxruntime raises its own untyped Fail/InvalidGraph errors
-        if exc.__class__.__module__.startswith("cv."):
-            raise
-        raise DataFormatError(f"ONNX Runtime cannot load the graph ({exc})", path=path) from None
-    out_shape = session.get_outputs()[0].shape
+    return record, path
+
+
+def _check_graph_classes(
+    out_shape: Sequence[int | None], record: WeightsRecord, path: Path
+) -> None:
+    """The graph's output ``(N, 4 + nc, A)`` must have the record's class count."""
     nc_graph = out_shape[1] - 4 if len(out_shape) == 3 and isinstance(out_shape[1], int) else None
     if nc_graph is not None and nc_graph != len(record.classes):
         raise DataValidationError(
@@ -186,7 +210,44 @@ def load_onnx_detector(
             f"{len(record.classes)}: the classes do not match the model",
             path=path,
         )
-    return OnnxDetector(session, record, max_batch=max_batch)
+
+
+def load_openvino_detector(
+    model_dir: str | PathLike[str],
+    *,
+    precision: OpenVinoPrecision = "auto",
+    onnx_file: str | None = None,
+    max_batch: int = 16,
+    threads: int | None = None,
+) -> OpenVinoDetector:
+    """An :class:`~cv.models.runtime.OpenVinoDetector` on a model directory's ONNX graph.
+
+    Args:
+        model_dir: The model directory.
+        precision: ``auto`` (bfloat16 where the CPU has it), ``f32`` or ``bf16``; see
+            :func:`cv.models.runtime.compile_openvino`.
+        onnx_file: Graph file in the directory; ``model.onnx`` by default.
+        max_batch: Largest batch per inference.
+        threads: Inference threads; physical cores by default.
+
+    Raises:
+        NotFoundError: If the directory or the graph is missing.
+        DataFormatError: If OpenVINO cannot read or compile the graph.
+        DataValidationError: If its output does not fit the record's classes.
+        ConfigError: If OpenVINO is not installed or the precision is not available.
+    """
+    from cv.models.runtime import OpenVinoDetector, compile_openvino
+
+    record, path = _verified_graph(model_dir, onnx_file)
+    try:
+        compiled = compile_openvino(path, precision=precision, threads=threads)
+    except Exception as exc:  # OpenVINO raises RuntimeError for unreadable graphs
+        if exc.__class__.__module__.startswith("cv."):
+            raise
+        raise DataFormatError(f"OpenVINO cannot load the graph ({exc})", path=path) from None
+    detector = OpenVinoDetector(compiled, record, max_batch=max_batch)
+    _check_graph_classes(detector.output_dims, record, path)
+    return detector
 
 
 def load_detector(
@@ -197,17 +258,20 @@ def load_detector(
     providers: Sequence[str] | None = None,
     max_batch: int = 16,
     spin_wait: bool = True,
+    precision: OpenVinoPrecision = "auto",
 ) -> Detector:
     """Loads a model directory for inference.
 
     Args:
         model_dir: Folder with ``model.json`` and the files it names.
-        runtime: ``onnx`` (ONNX Runtime, serving) or ``torch`` (PyTorch).
+        runtime: ``onnx`` (ONNX Runtime, serving), ``openvino`` (OpenVINO on the
+            CPU, serving) or ``torch`` (PyTorch).
         device: For ``torch``: ``auto`` (CUDA when available), ``cpu``, ``cuda``...
         providers: For ``onnx``: execution providers in order of preference.
         max_batch: Largest batch handed to the network at once.
         spin_wait: For ``onnx``: let idle threads spin; a server sharing its cores
             with request handling turns it off.
+        precision: For ``openvino``: ``auto``, ``f32`` or ``bf16``.
 
     Raises:
         NotFoundError: Missing directory, record, weights or ONNX graph.
@@ -221,9 +285,13 @@ def load_detector(
         return load_onnx_detector(
             model_dir, providers=providers, max_batch=max_batch, spin_wait=spin_wait
         )
+    if runtime == "openvino":
+        return load_openvino_detector(model_dir, precision=precision, max_batch=max_batch)
     if runtime == "torch":
         return load_torch_detector(model_dir, device=device, max_batch=max_batch)
-    raise ConfigError(f"unknown runtime {runtime!r}; use 'onnx' or 'torch'", field="runtime")
+    raise ConfigError(
+        f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}", field="runtime"
+    )
 
 
 def save_model(

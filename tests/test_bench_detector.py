@@ -31,6 +31,15 @@ def test_bench_detector_small(tmp_path: Path) -> None:
     assert r["ratio_vs_ultralytics"] == pytest.approx(r["ours_ips"] / r["ultralytics_ips"])
     assert r["ratio_vs_bare"] == pytest.approx(r["ours_ips"] / r["bare_ips"])
     assert r["providers"][-1] == "CPUExecutionProvider"
+    # OpenVINO's paths on the same graph: FP32 always, bfloat16 where the CPU has it.
+    ov = r["openvino"]
+    assert set(ov) in ({"f32"}, {"f32", "bf16"})
+    assert ("bf16" in ov) == ("bfloat16" not in r["openvino_note"])
+    for fig in ov.values():
+        assert fig["ips"] > 0 and fig["bare_ips"] > 0
+        assert fig["ratio_vs_ultralytics"] == pytest.approx(fig["ips"] / r["ultralytics_ips"])
+        assert fig["ratio_vs_bare"] == pytest.approx(fig["ips"] / fig["bare_ips"])
+        assert fig["ratio_vs_ours"] == pytest.approx(fig["ips"] / r["ours_ips"])
 
 
 @pytest.mark.slow
@@ -46,7 +55,8 @@ def test_bench_detector_int8_path(tmp_path: Path) -> None:
     assert r["int8_ips"] > 0
     assert r["ratio_int8_vs_ultralytics"] == pytest.approx(r["int8_ips"] / r["ultralytics_ips"])
     assert r["ratio_int8_vs_ours"] == pytest.approx(r["int8_ips"] / r["ours_ips"])
-    assert "int8_ips" not in bench_detector(d, images=images, warmup=0)
+    plain = bench_detector(d, images=images, warmup=0, openvino=False)
+    assert "int8_ips" not in plain and plain["openvino"] is None
 
 
 def test_cli_bench_detector_registered() -> None:

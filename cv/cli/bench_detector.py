@@ -34,8 +34,14 @@ def detector(
         help="Also time our path on the INT8 graph (model.int8.onnx; made and "
         "calibrated on the benchmark images for --untrained).",
     ),
+    openvino: bool = typer.Option(
+        True,
+        "--openvino/--no-openvino",
+        help="Also time our path on OpenVINO (FP32, and bfloat16 where the CPU has it).",
+    ),
 ) -> None:
-    """Images/s of ultralytics' predict (PyTorch), our ONNX path and the bare ORT session."""
+    """Images/s of ultralytics' predict (PyTorch), our ONNX Runtime and OpenVINO paths
+    and their bare runs."""
     from rich.table import Table
 
     from cv.evaluation.bench_detector import bench_detector, dataset_images
@@ -60,6 +66,7 @@ def detector(
         conf=conf,
         warmup=warmup,
         int8=int8,
+        openvino=openvino,
     )
     table = Table(
         title=f"detector, batch 1, {result['images']} images, network input "
@@ -102,7 +109,24 @@ def detector(
             f"{result['ratio_int8_vs_ours']:.2f}× (b)",
             f"≥ {result['target_vs_ultralytics']:g}× (a)",
         )
+    names = {"f32": "FP32", "bf16": "bfloat16"}
+    for precision, fig in (result.get("openvino") or {}).items():
+        table.add_row(
+            f"(e) ours: OpenVINO {names[precision]}, full path",
+            f"{fig['ips']:.2f}",
+            f"{fig['ratio_vs_ultralytics']:.2f}× (a), "
+            f"{fig['ratio_vs_ultralytics_all_cores']:.2f}× (a'), {fig['ratio_vs_ours']:.2f}× (b)",
+            f"≥ {result['target_vs_ultralytics']:g}× (a)",
+        )
+        table.add_row(
+            f"(e') bare OpenVINO {names[precision]} infer",
+            f"{fig['bare_ips']:.2f}",
+            f"(e) = {fig['ratio_vs_bare']:.2f} of (e')",
+            f"≥ {result['target_vs_bare']:g}",
+        )
     console.print(table)
+    if result.get("openvino_note"):
+        console.print(f"[yellow]note:[/] {result['openvino_note']}", highlight=False)
     console.print(
         f"ORT intra-op threads {result['ort_threads']}, providers {', '.join(result['providers'])}",
         highlight=False,

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from cv.errors import ConfigError, NotFoundError
 from cv.log import console
+from cv.models.load import RUNTIMES
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -32,8 +33,6 @@ app = typer.Typer(
 
 # Results (tables) go to stdout so they can be piped; messages go to stderr.
 _out = Console()
-
-_RUNTIMES = ("onnx", "torch")
 
 
 def parse_operating_point(text: str) -> tuple[OperatingMode, float]:
@@ -189,7 +188,9 @@ def xray(
     model: Path | None = typer.Option(
         None, "--model", help="A model directory to run first (writes predictions.json)."
     ),
-    runtime: str = typer.Option("onnx", "--runtime", help="Runtime for --model: onnx or torch."),
+    runtime: str = typer.Option(
+        "onnx", "--runtime", help="Runtime for --model: onnx, openvino or torch."
+    ),
     batch: int = typer.Option(8, "--batch", min=1, help="Images per batch for --model."),
     out: Path | None = typer.Option(
         None, "--out", help="Report folder (default: CV_RUNS_DIR/eval/<dataset name>)."
@@ -256,8 +257,10 @@ def xray(
             "--save-thresholds and --save-metrics write into a model: give --model DIR",
             field="--model",
         )
-    if runtime not in _RUNTIMES:
-        raise ConfigError(f"unknown runtime {runtime!r}; use onnx or torch", field="--runtime")
+    if runtime not in RUNTIMES:
+        raise ConfigError(
+            f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}", field="--runtime"
+        )
     split = split.strip().lower()
     if split not in ("train", "val", "test", "all"):
         raise ConfigError(f"unknown split {split!r}; use train, val, test or all", field="--split")
