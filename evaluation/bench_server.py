@@ -13,7 +13,9 @@ measures, on the same synthetic scans:
    least :data:`TARGET_VS_BARE` of the bare session. The server's figure pays for
    everything a scan costs (HTTP, multipart, PNG decode, sha256 and image store,
    two commits, letterbox, decoding and NMS, the alert); the bare one only for
-   ``session.run``.
+   ``session.run``. A server started on another runtime (``runtime="openvino"``)
+   is also set against that runtime's own bare run, which tells what the server
+   around the model costs.
 2. **Latency.** ``handhelds`` SSE streams are open (``GET /v1/alerts/stream``,
    filtered to the bench's own site, so other traffic does not count) while
    uploads arrive at a steady ``rate`` below saturation. On its own server the
@@ -21,8 +23,8 @@ measures, on the same synthetic scans:
    thresholds make every scan alert (:func:`alert_all_threshold`). Per scan: time
    from the start of the upload request to the alert event received by the first
    and by all handhelds → p50 / p99. Target: p99 (all) at most twice the model's
-   own batch-1 latency (bare session, median, same images) plus
-   :data:`LATENCY_SLACK_MS`.
+   own batch-1 latency (bare run on the server's runtime, median, same images)
+   plus :data:`LATENCY_SLACK_MS`.
 
 Clients, server and bare session share this machine's cores (loopback), so the
 figures are for one machine doing everything; what else runs on it (a training
@@ -96,6 +98,8 @@ def start_server(
     *,
     max_batch: int | None = None,
     max_wait_ms: float | None = None,
+    runtime: str | None = None,
+    precision: str | None = None,
     startup_timeout_s: float = 300.0,
 ) -> Server:
     """Starts ``customs-vision serve run`` on a free loopback port with a fresh SQLite database.
@@ -109,6 +113,8 @@ def start_server(
         work_dir: Holds the database, the image store and the server's log.
         max_batch: The batcher's largest batch; the server's default if ``None``.
         max_wait_ms: The batcher's longest wait; the server's default if ``None``.
+        runtime: ``onnx``, ``openvino`` or ``torch``; the server's default if ``None``.
+        precision: For ``openvino``: ``f32``, ``bf16`` or ``auto``.
         startup_timeout_s: How long model load and warm-up may take.
 
     Raises:
@@ -124,6 +130,10 @@ def start_server(
         env["CV_SERVER_MAX_BATCH"] = str(max_batch)
     if max_wait_ms is not None:
         env["CV_SERVER_MAX_WAIT_MS"] = str(max_wait_ms)
+    if runtime is not None:
+        env["CV_SERVER_RUNTIME"] = runtime
+    if precision is not None:
+        env["CV_SERVER_PRECISION"] = precision
     cmd = [sys.executable, "-m", "cv.cli", "serve", "run", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--model", str(Path(model_dir).resolve())]
     cmd += ["--db", f"sqlite:///{(work_dir / 'bench.db').resolve()}"]
@@ -225,10 +235,11 @@ def alert_all_copy(model_dir: Path, out_dir: Path, threshold: float) -> Path:
 def bare_session(
     detector: Any, images: Sequence[NDArray], *, batch: int, min_seconds: float, warmup: int = 3
 ) -> dict[str, float]:
-    """Images/s and per-run latency of ``session.run`` alone at a batch size.
+    """Images/s and per-run latency of the network alone at a batch size.
 
     The tensors are letterboxed beforehand from the same images (cycled to fill
-    the batches), so only the network is timed.
+    the batches), so only :meth:`Detector.infer` is timed: ONNX Runtime's
+    ``session.run`` or OpenVINO's ``infer``, plus a dtype check.
 
     Returns:
         ``images_per_s``, ``batch_ms_p50``, ``batch_ms_mean``, ``runs``.
@@ -236,15 +247,14 @@ def bare_session(
     n = max(len(images), batch)
     order = [images[i % len(images)] for i in range(n - n % batch)]  # whole batches
     tensors = [detector.preprocess(order[i : i + batch])[0] for i in range(0, len(order), batch)]
-    tensors = [t.astype(detector.input_dtype) for t in tensors]
-    session, name = detector.session, detector.input_name
+    tensors = [t.astype(getattr(detector, "input_dtype", np.float32)) for t in tensors]
     for i in range(warmup):
-        session.run(None, {name: tensors[i % len(tensors)]})
+        detector.infer(tensors[i % len(tensors)])
     times: list[float] = []
     started = time.perf_counter()
     while time.perf_counter() - started < min_seconds or len(times) < len(tensors):
         t0 = time.perf_counter()
-        session.run(None, {name: tensors[len(times) % len(tensors)]})
+        detector.infer(tensors[len(times) % len(tensors)])
         times.append(time.perf_counter() - t0)
     spent = sum(times)
     return {
@@ -489,6 +499,8 @@ def bench_server(
     rate: float | None = None,
     max_batch: int | None = None,
     max_wait_ms: float | None = None,
+    runtime: str = "onnx",
+    precision: str = "f32",
     bare_seconds: float = 5.0,
     work_dir: Path | None = None,
 ) -> dict[str, Any]:
@@ -511,16 +523,22 @@ def bench_server(
             throughput, at most 10/s.
         max_batch: The started server's largest batch (its default if ``None``).
         max_wait_ms: The started server's batch wait (its default if ``None``).
+        runtime: The started server's runtime, ``onnx`` or ``openvino`` (with
+            ``url``: what the running server uses).
+        precision: With ``openvino``: ``f32``, ``bf16`` or ``auto``.
         bare_seconds: Least time each bare-session measurement runs.
         work_dir: Where the started server keeps its files; a temporary folder
             (removed afterwards) by default.
 
     Returns:
-        ``throughput``, ``bare`` (at the server's batch size and at 1), ``latency``,
-        targets and ratios, and what was measured (model, images, settings).
+        ``throughput``, ``bare_batch`` and ``bare_batch1`` (ONNX Runtime at the
+        server's batch size and at 1), ``bare_own_batch`` and ``bare_own_batch1``
+        (the server's own runtime, the same as the former for ``onnx``),
+        ``latency``, targets and ratios, and what was measured (model, images,
+        settings).
     """
     from cv.evaluation.bench_detector import untrained_model_dir
-    from cv.models.load import default_model_dir, load_onnx_detector
+    from cv.models.load import default_model_dir, load_detector, load_onnx_detector
 
     own_tmp = None
     if work_dir is None:
@@ -547,7 +565,12 @@ def bench_server(
 
         if url is None:
             server = start_server(
-                Path(model_dir), work_dir, max_batch=max_batch, max_wait_ms=max_wait_ms
+                Path(model_dir),
+                work_dir,
+                max_batch=max_batch,
+                max_wait_ms=max_wait_ms,
+                runtime=runtime,
+                precision=precision,
             )
         else:
             if not tokens or not {"scanner", "inspector"} <= tokens.keys():
@@ -570,6 +593,17 @@ def bench_server(
         detector = load_onnx_detector(model_dir, max_batch=max(batch, 1))
         bare_batch = bare_session(detector, arrays, batch=batch, min_seconds=bare_seconds)
         bare_one = bare_session(detector, arrays, batch=1, min_seconds=bare_seconds)
+        own_batch, own_one = bare_batch, bare_one
+        if runtime != "onnx":
+            own = load_detector(
+                model_dir,
+                runtime=runtime,  # type: ignore[arg-type]
+                precision=precision,  # type: ignore[arg-type]
+                max_batch=max(batch, 1),
+            )
+            own_batch = bare_session(own, arrays, batch=batch, min_seconds=bare_seconds)
+            own_one = bare_session(own, arrays, batch=1, min_seconds=bare_seconds)
+            del own
 
         swapped = None
         if server.proc is not None:
@@ -605,7 +639,7 @@ def bench_server(
         if own_tmp is not None:
             own_tmp.cleanup()
 
-    target_ms = 2 * bare_one["batch_ms_p50"] + LATENCY_SLACK_MS
+    target_ms = 2 * own_one["batch_ms_p50"] + LATENCY_SLACK_MS
     p99_all = lat["all_ms"]["p99"]
     return {
         "model": str(model_dir) if not untrained else "untrained yolo11n (13 classes, temporary)",
@@ -618,6 +652,10 @@ def bench_server(
         "bare_batch": {"batch": batch, **bare_batch},
         "bare_batch1": bare_one,
         "ratio_vs_bare": tp["scans_per_s"] / bare_batch["images_per_s"],
+        "runtime": runtime if runtime != "openvino" else f"openvino ({precision})",
+        "bare_own_batch": {"batch": batch, **own_batch},
+        "bare_own_batch1": own_one,
+        "ratio_vs_own_bare": tp["scans_per_s"] / own_batch["images_per_s"],
         "target_vs_bare": TARGET_VS_BARE,
         "alert_all": swapped,
         "latency": lat,

@@ -28,7 +28,11 @@ from cv.inference_server.modelhost import SERVED_NAME, LoadedModel
 
 router = APIRouter(tags=["health"])
 
-_PLATFORMS = {"onnx": "onnxruntime_onnx", "torch": "pytorch_libtorch"}
+_PLATFORMS = {
+    "onnx": "onnxruntime_onnx",
+    "openvino": "openvino_onnx",
+    "torch": "pytorch_libtorch",
+}
 _STRIDES = (8, 16, 32)  # the YOLO head's feature strides: anchors = sum((S / s)^2)
 
 
@@ -81,11 +85,9 @@ def _loaded(services: ServicesDep, name: str) -> LoadedModel:
 def _output_columns(detector: Any, size: int) -> int:
     """Columns of the raw output: as the ONNX graph states them (RT-DETR: one per
     object query), else YOLO's anchor points at ``size``."""
-    session = getattr(detector, "session", None)
-    if session is not None:
-        dims = session.get_outputs()[0].shape
-        if len(dims) == 3 and isinstance(dims[2], int):
-            return dims[2]
+    dims = getattr(detector, "output_dims", None)
+    if dims is not None and len(dims) == 3 and isinstance(dims[2], int):
+        return dims[2]
     return sum((size // s) ** 2 for s in _STRIDES)
 
 

@@ -129,6 +129,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     models = ModelHost(
         runtime=settings.runtime,
+        precision=settings.precision,
         max_batch=settings.max_batch,
         max_wait_ms=settings.max_wait_ms,
         queue_size=settings.queue_size,

@@ -371,7 +371,8 @@ def make_engine(url: str) -> Engine:
 
     SQLite files are created with their parent folder.
     """
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # A local SQLite file needs no liveness check at every checkout; a server does.
+    kwargs: dict[str, Any] = {"pool_pre_ping": not url.startswith("sqlite")}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

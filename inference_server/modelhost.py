@@ -70,7 +70,7 @@ def score_floor(thresholds: dict[str, float]) -> float:
 
 
 def load_and_warm_up(
-    model_dir: Path, *, runtime: str, max_batch: int
+    model_dir: Path, *, runtime: str, max_batch: int, precision: str = "f32"
 ) -> tuple[Detector, WeightsRecord]:
     """Loads a model directory and runs one full batch through it (blocking: use a thread).
 
@@ -89,6 +89,7 @@ def load_and_warm_up(
         runtime=runtime,  # type: ignore[arg-type]
         max_batch=max_batch,
         spin_wait=False,
+        precision=precision,  # type: ignore[arg-type]
     )
     size = detector.input_size
     blank: list[NDArray[np.uint8]] = [
@@ -102,16 +103,24 @@ class ModelHost:
     """Serves one model under :data:`SERVED_NAME` and swaps it without downtime.
 
     Args:
-        runtime: ``onnx`` or ``torch``.
+        runtime: ``onnx``, ``openvino`` or ``torch``.
         max_batch: Largest batch.
         max_wait_ms: Longest a request waits for its batch to fill.
         queue_size: Requests that may wait before new ones get 429.
+        precision: For ``openvino``: ``f32``, ``bf16`` or ``auto``.
     """
 
     def __init__(
-        self, *, runtime: str, max_batch: int, max_wait_ms: float, queue_size: int
+        self,
+        *,
+        runtime: str,
+        max_batch: int,
+        max_wait_ms: float,
+        queue_size: int,
+        precision: str = "f32",
     ) -> None:
         self.runtime = runtime
+        self.precision = precision
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
         self.queue_size = queue_size
@@ -161,7 +170,11 @@ class ModelHost:
         async with self._swap_lock:
             model_dir = Path(model_dir).resolve()
             detector, record = await asyncio.to_thread(
-                load_and_warm_up, model_dir, runtime=self.runtime, max_batch=self.max_batch
+                load_and_warm_up,
+                model_dir,
+                runtime=self.runtime,
+                max_batch=self.max_batch,
+                precision=self.precision,
             )
             batcher = Batcher(
                 detector,

@@ -44,9 +44,17 @@ def test_bench_server_command_measures_both_phases_on_its_own_server(tmp_path):
 
 
 def test_bench_server_drives_a_running_server_by_url(tmp_path):
+    # The running server is on OpenVINO: the bench sets it against ONNX Runtime's bare
+    # session (the named baseline) and against OpenVINO's own bare run.
+    import httpx
+
     model_dir = helpers.make_tiny_model_dir(tmp_path / "models", thresholds=helpers.ALERT_ALWAYS)
-    server = start_server(model_dir, tmp_path / "running", max_batch=2)
+    server = start_server(
+        model_dir, tmp_path / "running", max_batch=2, runtime="openvino", precision="f32"
+    )
     try:
+        meta = httpx.get(f"{server.base_url}/v2/models/xray").json()
+        assert meta["platform"] == "openvino_onnx"
         result = bench_server(
             model_dir,
             url=server.base_url,
@@ -59,6 +67,7 @@ def test_bench_server_drives_a_running_server_by_url(tmp_path):
             handhelds=3,
             latency_scans=4,
             rate=8.0,
+            runtime="openvino",
             bare_seconds=0.2,
         )
         assert server.proc.poll() is None  # the bench leaves a server it did not start
@@ -68,3 +77,8 @@ def test_bench_server_drives_a_running_server_by_url(tmp_path):
     assert result["throughput"]["scans"] > 0
     assert result["latency"]["alerting_scans"] == 4  # this model's own thresholds alert
     assert result["latency"]["incomplete_deliveries"] == 0
+    assert result["runtime"] == "openvino (f32)"
+    own, ort = result["bare_own_batch"], result["bare_batch"]
+    assert own["batch"] == ort["batch"] and own["images_per_s"] > 0
+    assert result["ratio_vs_own_bare"] == result["throughput"]["scans_per_s"] / own["images_per_s"]
+    assert result["latency_target_ms"] == 2 * result["bare_own_batch1"]["batch_ms_p50"] + 50

@@ -42,9 +42,14 @@ def server(
     ),
     max_batch: int | None = typer.Option(None, min=1, help="The started server's largest batch."),
     max_wait_ms: float | None = typer.Option(None, min=0.0, help="Its batch wait in ms."),
+    runtime: str = typer.Option(
+        "onnx", help="The started server's runtime: onnx or openvino (or torch)."
+    ),
+    precision: str = typer.Option("f32", help="With --runtime openvino: f32, bf16 or auto."),
     out: Path | None = typer.Option(None, help="Write the figures as JSON here."),
 ) -> None:
-    """Server vs the bare ONNX Runtime session, and p50 / p99 upload-to-alert latency."""
+    """Server vs the bare ONNX Runtime session (and its own runtime's bare run), and
+    p50 / p99 upload-to-alert latency."""
     import logging
 
     from rich.table import Table
@@ -76,6 +81,8 @@ def server(
         rate=rate,
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
+        runtime=runtime,
+        precision=precision,
     )
     tp, bare, one, lat = (
         result["throughput"],
@@ -86,7 +93,7 @@ def server(
     table = Table(
         title=f"inference server over HTTP on loopback, {result['images']} scans "
         f"{result['size']}×{result['size']} px, model input {result['input_size']} px "
-        f"({result['model']})"
+        f"({result['model']}), server runtime {result['runtime']}"
     )
     for col in ("what", "measured", "ratio", "target"):
         table.add_column(col, justify="right")
@@ -103,10 +110,18 @@ def server(
         f"(a) = {result['ratio_vs_bare']:.2f} of (b)",
         f"≥ {result['target_vs_bare']:g}",
     )
+    own, own_one = result["bare_own_batch"], result["bare_own_batch1"]
+    if runtime != "onnx":
+        table.add_row(
+            f"(b') bare {result['runtime']} infer, batch {own['batch']}",
+            f"{own['images_per_s']:.2f} images/s",
+            f"(a) = {result['ratio_vs_own_bare']:.2f} of (b')",
+            "",
+        )
     table.add_row(
-        "(c) bare ORT session.run, batch 1 (median)",
-        f"{one['batch_ms_p50']:.1f} ms",
-        "",
+        f"(c) bare {result['runtime']}, batch 1 (median)",
+        f"{own_one['batch_ms_p50']:.1f} ms",
+        "" if runtime == "onnx" else f"ORT: {one['batch_ms_p50']:.1f} ms",
         "",
     )
     table.add_row(
