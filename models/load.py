@@ -215,7 +215,7 @@ def _check_graph_classes(
 def load_openvino_detector(
     model_dir: str | PathLike[str],
     *,
-    precision: OpenVinoPrecision = "auto",
+    precision: OpenVinoPrecision = "f32",
     onnx_file: str | None = None,
     max_batch: int = 16,
     threads: int | None = None,
@@ -224,8 +224,8 @@ def load_openvino_detector(
 
     Args:
         model_dir: The model directory.
-        precision: ``auto`` (bfloat16 where the CPU has it), ``f32`` or ``bf16``; see
-            :func:`cv.models.runtime.compile_openvino`.
+        precision: ``f32`` (default), ``bf16`` or ``auto`` (bfloat16 where the CPU
+            has it); see :func:`cv.models.runtime.compile_openvino`.
         onnx_file: Graph file in the directory; ``model.onnx`` by default.
         max_batch: Largest batch per inference.
         threads: Inference threads; physical cores by default.
@@ -258,7 +258,7 @@ def load_detector(
     providers: Sequence[str] | None = None,
     max_batch: int = 16,
     spin_wait: bool = True,
-    precision: OpenVinoPrecision = "auto",
+    precision: OpenVinoPrecision = "f32",
 ) -> Detector:
     """Loads a model directory for inference.
 
@@ -271,7 +271,7 @@ def load_detector(
         max_batch: Largest batch handed to the network at once.
         spin_wait: For ``onnx``: let idle threads spin; a server sharing its cores
             with request handling turns it off.
-        precision: For ``openvino``: ``auto``, ``f32`` or ``bf16``.
+        precision: For ``openvino``: ``f32`` (default), ``bf16`` or ``auto``.
 
     Raises:
         NotFoundError: Missing directory, record, weights or ONNX graph.

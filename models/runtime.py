@@ -599,21 +599,23 @@ OPENVINO_PRECISIONS: tuple[str, ...] = get_args(OpenVinoPrecision)
 def compile_openvino(
     path: str | os.PathLike[str],
     *,
-    precision: OpenVinoPrecision = "auto",
+    precision: OpenVinoPrecision = "f32",
     threads: int | None = None,
 ) -> Any:
     """The exported ONNX graph compiled by OpenVINO for this machine's CPU.
 
     OpenVINO reads ``model.onnx`` itself (no conversion step, no extra file) and
-    compiles it for the CPU it runs on: on CPUs with AVX-512 BF16 or AMX it runs the
-    convolutions in bfloat16, which is about twice ONNX Runtime's FP32 speed for
-    YOLO11n on this project's 2-core reference machine (see the README).
+    compiles it for the CPU it runs on. In FP32 it gives ONNX Runtime's numbers
+    (to about 1e-4) about 1.3 times faster on this project's 2-core reference
+    machine; on CPUs with AVX-512 BF16 or AMX, bfloat16 is about 2.2 times ONNX
+    Runtime's speed, with scores that move slightly (the README has the measured
+    effect on AP and detection rates).
 
     Args:
         path: The ``.onnx`` file.
-        precision: ``auto``: OpenVINO's choice for the CPU (bfloat16 where the CPU
-            has it, FP32 elsewhere); ``f32``: FP32 everywhere (slower, the same
-            numbers as ONNX Runtime to about 1e-4); ``bf16``: insist on bfloat16.
+        precision: ``f32`` (the default): the numbers the thresholds were chosen
+            on; ``bf16``: bfloat16, refused on CPUs without it; ``auto``: OpenVINO's
+            own choice for the CPU (bfloat16 where the CPU has it, else FP32).
         threads: Inference threads; the physical cores by default.
 
     Raises:

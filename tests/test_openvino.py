@@ -114,3 +114,32 @@ def test_graph_with_other_classes_is_refused_by_both_runtimes(tmp_path: Path) ->
         with pytest.raises(DataValidationError, match="predicts 13 classes") as err:
             load(d)
         assert err.value.path == str(d / "model.onnx")
+
+
+def test_eval_cli_on_openvino_matches_onnx_runtime(tmp_path: Path, capsys) -> None:
+    import json
+
+    from cv.cli import main
+    from cv.datasets.synth import generate
+
+    data = tmp_path / "data"
+    generate(
+        data, n_images=6, size=(256, 256), clean_fraction=0.2, splits=(0.0, 0.0, 1.0),
+        seed=11, workers=1,
+    )  # fmt: skip
+    figures = {}
+    for runtime in ("onnx", "openvino"):
+        out = tmp_path / runtime
+        args = ["eval", "xray", "--data", str(data), "--model", str(default_model_dir())]
+        code = main([*args, "--runtime", runtime, "--precision", "f32", "--out", str(out)])
+        assert code == 0, capsys.readouterr().err
+        preds = json.loads((out / "predictions.json").read_text())
+        figures[preds["model"]["runtime"]] = json.loads((out / "metrics.json").read_text())
+    assert set(figures) == {"onnx", "openvino (f32)"}
+    a = figures["onnx"]["coco"]["summary"]
+    b = figures["openvino (f32)"]["coco"]["summary"]
+    assert b["AP50"] == pytest.approx(a["AP50"], abs=1e-3)
+    assert b["AP"] == pytest.approx(a["AP"], abs=1e-3)
+    code = main(["eval", "xray", "--data", str(data), "--model", str(default_model_dir()),
+                 "--runtime", "tflite", "--out", str(tmp_path / "x")])  # fmt: skip
+    assert code == 2 and "onnx, openvino, torch" in capsys.readouterr().err

@@ -110,7 +110,13 @@ def _select_split(dataset: Dataset, split: str) -> Dataset:
 
 
 def _predict(
-    dataset: Dataset, model: Path | None, *, runtime: str, batch: int, out: Path
+    dataset: Dataset,
+    model: Path | None,
+    *,
+    runtime: str,
+    batch: int,
+    out: Path,
+    precision: str = "f32",
 ) -> Predictions:
     from cv.models.load import load_detector
     from cv.predictions import write_predictions
@@ -118,7 +124,7 @@ def _predict(
     if model is None:
         raise ConfigError("give --model DIR or --predictions FILE", field="--model")
     # Loading checks the record and the weights' sha256 before anything runs.
-    detector = load_detector(model, runtime=runtime)
+    detector = load_detector(model, runtime=runtime, precision=precision)  # type: ignore[arg-type]
     from cv.models.predict import predict_dataset
 
     predictions = predict_dataset(
@@ -190,6 +196,9 @@ def xray(
     ),
     runtime: str = typer.Option(
         "onnx", "--runtime", help="Runtime for --model: onnx, openvino or torch."
+    ),
+    precision: str = typer.Option(
+        "f32", "--precision", help="With --runtime openvino: f32, bf16 or auto."
     ),
     batch: int = typer.Option(8, "--batch", min=1, help="Images per batch for --model."),
     out: Path | None = typer.Option(
@@ -281,7 +290,9 @@ def xray(
     if predictions is not None:
         preds = read_predictions(predictions)
     else:
-        preds = _predict(dataset, model, runtime=runtime, batch=batch, out=out_dir)
+        preds = _predict(
+            dataset, model, runtime=runtime, batch=batch, out=out_dir, precision=precision
+        )
     # Predictions made for the whole dataset legitimately cover the other splits.
     extra = allow_extra or len(dataset.images) < len(full.images)
 
