@@ -596,6 +596,26 @@ OpenVinoPrecision = Literal["auto", "f32", "bf16"]
 OPENVINO_PRECISIONS: tuple[str, ...] = get_args(OpenVinoPrecision)
 
 
+_OV_CORE: Any = None
+_OV_CORE_LOCK = threading.Lock()
+
+
+def openvino_core() -> Any:
+    """The process's one ``openvino.Core``.
+
+    OpenVINO loads its CPU plugin once per Core. With a Core per model, a process that
+    had held two compiled models at once later crashed (a segmentation fault while
+    PyTorch trained in the same process); with one shared Core it does not.
+    """
+    global _OV_CORE
+    with _OV_CORE_LOCK:
+        if _OV_CORE is None:
+            import openvino as ov
+
+            _OV_CORE = ov.Core()
+        return _OV_CORE
+
+
 def compile_openvino(
     path: str | os.PathLike[str],
     *,
@@ -623,7 +643,7 @@ def compile_openvino(
             supported by this CPU.
     """
     try:
-        import openvino as ov
+        core = openvino_core()
     except ImportError:
         raise ConfigError(
             "the openvino runtime needs the openvino package (pip install openvino)",
@@ -634,7 +654,6 @@ def compile_openvino(
             f"unknown OpenVINO precision {precision!r}; use one of {', '.join(OPENVINO_PRECISIONS)}",
             field="precision",
         )
-    core = ov.Core()
     config: dict[str, Any] = {
         "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_NUM_THREADS": threads or physical_cores(),

@@ -59,9 +59,9 @@ def test_f32_reproduces_onnx_runtime(images: list[np.ndarray]) -> None:
 
 
 def test_bf16_keeps_the_confident_detections(images: list[np.ndarray]) -> None:
-    import openvino as ov
+    from cv.models.runtime import openvino_core
 
-    if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+    if "BF16" not in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         with pytest.raises(ConfigError, match="bfloat16"):
             load_openvino_detector(default_model_dir(), precision="bf16")
         return
@@ -84,6 +84,18 @@ def test_bf16_keeps_the_confident_detections(images: list[np.ndarray]) -> None:
         assert best.score == pytest.approx(d.score, abs=0.1)
 
 
+def test_every_model_compiles_on_one_core() -> None:
+    # A Core per model crashed a later PyTorch training run in the same process.
+    from cv.models.runtime import openvino_core
+
+    core = openvino_core()
+    a = load_openvino_detector(default_model_dir(), precision="f32")
+    b = load_openvino_detector(default_model_dir(), precision="f32", max_batch=2)
+    assert openvino_core() is core
+    x, _ = a.preprocess(synthetic_images(1, size=128))
+    np.testing.assert_array_equal(a.infer(x), b.infer(x))
+
+
 def test_load_detector_dispatches_and_names_runtimes() -> None:
     det = load_detector(default_model_dir(), runtime="openvino", precision="f32")
     assert isinstance(det, OpenVinoDetector)
@@ -98,6 +110,9 @@ def test_unknown_precision_is_named() -> None:
 
 
 def test_missing_openvino_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cv.models import runtime
+
+    monkeypatch.setattr(runtime, "_OV_CORE", None)  # as in a process that never loaded it
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
     with pytest.raises(ConfigError, match="pip install openvino"):
         load_openvino_detector(default_model_dir())
