@@ -361,6 +361,13 @@ def test_handheld_signs_in_and_signals_a_live_alert(browser: Any, world: World) 
     page.click("#signin-form button[type=submit]")
     page.wait_for_selector("#conn[data-state=live]", timeout=15_000)
     assert page.text_content("#who") == "Signed in as handheld-1 (inspector)"
+    # The inspector sees what the alerts' thresholds do, as the reader console does.
+    page.wait_for_function(
+        "() => document.getElementById('model-info').textContent.includes('clean bags')",
+        timeout=10_000,
+    )
+    info = page.inner_text("#model-info")
+    assert "4.9 % of clean bags" in info and "84.1 % of bags with threats" in info, info
 
     t0 = time.monotonic()
     answer = world.post_scan("hh-live-1")

@@ -177,6 +177,51 @@ const CV = (() => {
     } else onSignedIn(me);
   }
 
+  // -- the served X-ray model and what its alert thresholds do ---------------------------
+
+  const percent = (x) => `${(100 * Number(x)).toFixed(1)} %`;
+
+  /** One line on the served model's alert thresholds, from its OIP metadata. */
+  function describeModel(meta) {
+    const p = meta.parameters || {};
+    const name = `Model ${p.model_name || meta.name} v${(meta.versions || ["?"])[0]}`;
+    const op = p.operating_point;
+    const bag = p.operating_point_bag;
+    if (op && bag) {
+      const scans = bag.clean_bags + bag.threat_bags;
+      const weighted = bag.weights && Object.keys(bag.weights).length ? ", classes weighted" : "";
+      return (
+        `${name} · alerts on ${percent(bag.far)} of clean bags and ` +
+        `${percent(bag.detection_rate)} of bags with threats ` +
+        `(thresholds chosen at ${op}${weighted} on ${scans} scans)`
+      );
+    }
+    if (op) return `${name} · thresholds chosen per class at ${op}`;
+    return `${name} · alert thresholds set by hand`;
+  }
+
+  /**
+   * Keeps `line` describing the served model, asked again every `everyMs` so that a
+   * model swap shows. Returns the function that stops it.
+   */
+  function watchModel(line, everyMs = 60000) {
+    let timer = null;
+    let stopped = false;
+    async function refresh() {
+      try {
+        line.textContent = describeModel(await api("GET", "/v2/models/xray"));
+      } catch (err) {
+        line.textContent = err.status === 503 ? "No X-ray model loaded" : "";
+      }
+      if (!stopped) timer = setTimeout(refresh, everyMs);
+    }
+    refresh();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }
+
   return {
     ApiError,
     api,
@@ -192,5 +237,7 @@ const CV = (() => {
     setPill,
     wireSignIn,
     checkSession,
+    describeModel,
+    watchModel,
   };
 })();

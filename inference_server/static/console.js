@@ -25,7 +25,6 @@
   const SIGHTINGS_SHOWN = 20;
   const STREAM_RETRY_MIN_MS = 1000;
   const CCTV_CHECK_MS = 60000;
-  const MODEL_CHECK_MS = 60000;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -63,7 +62,7 @@
     sightingGeneration: 0, // events and loads of an older stream are ignored
     streamRetryMs: STREAM_RETRY_MIN_MS,
     streamTimer: null,
-    modelTimer: null,
+    stopModel: null,
   };
 
   function filter() {
@@ -230,40 +229,6 @@
     );
   }
 
-  // -- the served model and its operating point ------------------------------------------
-
-  const percent = (x) => `${(100 * Number(x)).toFixed(1)} %`;
-
-  /** One line on the served model's alert thresholds, from its OIP metadata. */
-  function describeModel(meta) {
-    const p = meta.parameters || {};
-    const name = `Model ${p.model_name || meta.name} v${(meta.versions || ["?"])[0]}`;
-    const op = p.operating_point;
-    const bag = p.operating_point_bag;
-    if (op && bag) {
-      const scans = bag.clean_bags + bag.threat_bags;
-      const weighted = bag.weights && Object.keys(bag.weights).length ? ", classes weighted" : "";
-      return (
-        `${name} · alerts on ${percent(bag.far)} of clean bags and ` +
-        `${percent(bag.detection_rate)} of bags with threats ` +
-        `(thresholds chosen at ${op}${weighted} on ${scans} scans)`
-      );
-    }
-    if (op) return `${name} · thresholds chosen per class at ${op}`;
-    return `${name} · alert thresholds set by hand`;
-  }
-
-  async function showModel() {
-    clearTimeout(state.modelTimer);
-    const line = $("model-info");
-    try {
-      line.textContent = describeModel(await CV.api("GET", "/v2/models/xray"));
-    } catch (err) {
-      line.textContent = err.status === 503 ? "No X-ray model loaded" : "";
-    }
-    state.modelTimer = setTimeout(showModel, MODEL_CHECK_MS);
-  }
-
   // -- re-ID sightings (inspector and admin tokens) ----------------------------------------
 
   function maySeeSightings() {
@@ -425,7 +390,7 @@
     state.me = null;
     state.generation += 1;
     clearTimeout(state.timer);
-    clearTimeout(state.modelTimer);
+    if (state.stopModel) state.stopModel();
     stopSightings();
     ui.sightingsPanel.hidden = true;
     ui.signin.hidden = false;
@@ -447,7 +412,8 @@
     state.generation += 1;
     poll();
     startSightings();
-    showModel();
+    if (state.stopModel) state.stopModel();
+    state.stopModel = CV.watchModel($("model-info"));
   }
 
   function applyFilter() {

@@ -57,6 +57,7 @@
     corrected: null, // {box, category} to send with confirm
     lastBuzz: 0,
     synced: false, // the open alerts were loaded once: alerts new after that signal
+    stopModel: null, // stops refreshing the served model's line
   };
 
   // -- stored resume point ------------------------------------------------------------
@@ -628,6 +629,7 @@
     ui.listView.hidden = true;
     ui.detail.hidden = true;
     ui.signout.hidden = true;
+    if (state.stopModel) state.stopModel();
     $("signin-error").textContent = message || "";
     CV.setPill(ui.conn, "offline", "signed out");
   }
@@ -638,6 +640,9 @@
     ui.listView.hidden = false;
     ui.signout.hidden = false;
     ui.who.textContent = `Signed in as ${me.name} (${me.role})`;
+    // What the alerts' thresholds do, so an inspector knows how often a clean bag alarms.
+    if (state.stopModel) state.stopModel();
+    state.stopModel = CV.watchModel($("model-info"));
     await resync();
   }
 
