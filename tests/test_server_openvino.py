@@ -67,3 +67,13 @@ def test_unknown_runtime_or_precision_is_refused(tmp_path):
         h.server_settings(tmp_path, tmp_path, runtime="tensorflow")
     with pytest.raises(ValidationError, match="precision"):
         h.server_settings(tmp_path, tmp_path, precision="fp8")
+
+
+def test_serve_run_names_a_bad_runtime_before_starting(capsys):
+    from cv.cli import main
+
+    assert main(["serve", "run", "--runtime", "tflite"]) == 2
+    err = capsys.readouterr().err
+    assert "runtime" in err and "onnx|openvino|torch" in err
+    assert main(["serve", "run", "--runtime", "openvino", "--precision", "fp8"]) == 2
+    assert "precision" in capsys.readouterr().err

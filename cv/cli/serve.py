@@ -67,6 +67,14 @@ def run(
     demo_rate: float | None = typer.Option(
         None, "--demo-rate", min=0.01, help="Demo scans per second (default: CV_SERVER_DEMO_RATE)."
     ),
+    runtime: str | None = typer.Option(
+        None,
+        "--runtime",
+        help="X-ray model runtime: onnx (default; CUDA / TensorRT when present) or openvino (CPU).",
+    ),
+    precision: str | None = typer.Option(
+        None, "--precision", help="With --runtime openvino: f32 (default), bf16 or auto."
+    ),
 ) -> None:
     """Start the inference server; prints the reader console and handheld URLs."""
     import uvicorn
@@ -74,7 +82,12 @@ def run(
     from cv.inference_server.app import create_app
     from cv.inference_server.logs import setup_json_logging
 
-    overrides: dict[str, Any] = {"model_dir": model, "database_url": db}
+    overrides: dict[str, Any] = {
+        "model_dir": model,
+        "database_url": db,
+        "runtime": runtime,
+        "precision": precision,
+    }
     if demo:
         overrides.update(demo_feed=True, bootstrap_tokens=True, demo_rate=demo_rate)
     settings = _settings(**overrides)
