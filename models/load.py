@@ -10,10 +10,10 @@ compiles the same file for the CPU.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Literal, TypeVar, get_args
 
 from cv.errors import DataFormatError, DataValidationError, NotFoundError
 from cv.models.weights import WeightsRecord, read_record
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
         OpenVinoPrecision,
         TorchDetector,
     )
+
+T = TypeVar("T")
 
 Runtime = Literal["onnx", "openvino", "torch"]
 RUNTIMES: tuple[str, ...] = get_args(Runtime)
@@ -163,17 +165,28 @@ def load_onnx_detector(
     from cv.models.runtime import OnnxDetector, make_session
 
     record, path = _verified_graph(model_dir, onnx_file)
-    try:
-        session = make_session(
-            path, providers=providers, intra_op_threads=intra_op_threads, spin_wait=spin_wait
-        )
-    except Exception as exc:  # onnxruntime raises its own untyped Fail/InvalidGraph errors
-        if exc.__class__.__module__.startswith("cv."):
-            raise
-        raise DataFormatError(f"ONNX Runtime cannot load the graph ({exc})", path=path) from None
+    session = open_graph(
+        "ONNX Runtime",
+        path,
+        lambda p: make_session(
+            p, providers=providers, intra_op_threads=intra_op_threads, spin_wait=spin_wait
+        ),
+    )
     detector = OnnxDetector(session, record, max_batch=max_batch)
     _check_graph_classes(detector.output_dims, record, path)
     return detector
+
+
+def open_graph(engine: str, path: Path, opener: Callable[[Path], T]) -> T:
+    """``opener(path)``, the engine's own errors for an unreadable graph (ONNX Runtime's
+    untyped Fail / InvalidGraph, OpenVINO's RuntimeError) turned into a
+    :class:`~cv.errors.DataFormatError` naming the file; our own errors pass."""
+    try:
+        return opener(path)
+    except Exception as exc:
+        if exc.__class__.__module__.startswith("cv."):
+            raise
+        raise DataFormatError(f"{engine} cannot load the graph ({exc})", path=path) from None
 
 
 def _verified_graph(
@@ -239,12 +252,9 @@ def load_openvino_detector(
     from cv.models.runtime import OpenVinoDetector, compile_openvino
 
     record, path = _verified_graph(model_dir, onnx_file)
-    try:
-        compiled = compile_openvino(path, precision=precision, threads=threads)
-    except Exception as exc:  # OpenVINO raises RuntimeError for unreadable graphs
-        if exc.__class__.__module__.startswith("cv."):
-            raise
-        raise DataFormatError(f"OpenVINO cannot load the graph ({exc})", path=path) from None
+    compiled = open_graph(
+        "OpenVINO", path, lambda p: compile_openvino(p, precision=precision, threads=threads)
+    )
     detector = OpenVinoDetector(compiled, record, max_batch=max_batch)
     _check_graph_classes(detector.output_dims, record, path)
     return detector

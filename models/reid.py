@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from cv.errors import ConfigError, DataFormatError, DataValidationError, NotFoundError
+from cv.errors import ConfigError, DataValidationError, NotFoundError
 from cv.models.registry import register_model
 
 if TYPE_CHECKING:
@@ -698,6 +698,7 @@ def load_embedder(
         return TorchEmbedder(model, record, device=device)
     if runtime != "onnx":
         raise ConfigError(f"unknown runtime {runtime!r}; use 'onnx' or 'torch'", field="runtime")
+    from cv.models.load import open_graph
     from cv.models.runtime import make_session
 
     record = read_reid_record(d)
@@ -708,14 +709,13 @@ def load_embedder(
             f"no ONNX graph in the model directory; run `customs-vision reid export {d}` first",
             path=path,
         )
-    try:
-        session = make_session(
-            path, providers=providers, intra_op_threads=threads, spin_wait=spin_wait
-        )
-    except Exception as exc:  # onnxruntime raises its own untyped Fail/InvalidGraph errors
-        if exc.__class__.__module__.startswith("cv."):
-            raise
-        raise DataFormatError(f"ONNX Runtime cannot load the graph ({exc})", path=path) from None
+    session = open_graph(
+        "ONNX Runtime",
+        path,
+        lambda p: make_session(
+            p, providers=providers, intra_op_threads=threads, spin_wait=spin_wait
+        ),
+    )
     return OnnxEmbedder(session, record)
 
 
