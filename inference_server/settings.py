@@ -24,9 +24,10 @@ class ServerSettings(BaseSettings):
         runtime: ``onnx`` (ONNX Runtime; CUDA / TensorRT when present), ``openvino``
             (OpenVINO on the CPU) or ``torch``.
         precision: For ``openvino``: ``f32`` (the numbers the thresholds were chosen
-            on), ``bf16`` (about 1.7 times faster on CPUs with AVX-512 BF16 or AMX,
-            detection rates within about 2 points: see the README) or ``auto``
-            (bfloat16 where the CPU has it).
+            on; about 1.3 times ONNX Runtime's speed here), ``bf16`` (about 2.2 times,
+            on CPUs with AVX-512 BF16 or AMX; detection rates at a re-chosen operating
+            point within about 2 points: see the README) or ``auto`` (bfloat16 where
+            the CPU has it).
         max_batch: Largest batch the micro-batcher forms.
         max_wait_ms: Longest a request waits for a batch to fill.
         queue_size: Requests that may wait; beyond it uploads get 429.
