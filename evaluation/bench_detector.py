@@ -174,26 +174,13 @@ def bench_detector(
         def ultra(i: int) -> None:
             yolo.predict(bgr[i], imgsz=imgsz, conf=conf, iou=iou, device=device, verbose=False)
 
-        def ours(i: int) -> None:
-            onnx_det.predict([imgs[i]], conf=conf, iou=iou)
-
-        tensors = [onnx_det.preprocess([im])[0] for im in imgs]
-        session, feed_name = onnx_det.session, onnx_det.input_name
-
-        def bare(i: int) -> None:
-            session.run(None, {feed_name: tensors[i]})
-
-        paths: list[Callable[[int], Any]] = [ultra, ultra, ours, bare]
+        paths: list[Callable[[int], Any]] = [ultra, ultra]
+        paths += [_full_path(onnx_det, imgs, conf=conf, iou=iou), _bare_path(onnx_det, imgs)]
         if int8_det is not None:
-            det8 = int8_det
-
-            def ours_int8(i: int) -> None:
-                det8.predict([imgs[i]], conf=conf, iou=iou)
-
-            paths.append(ours_int8)
+            paths.append(_full_path(int8_det, imgs, conf=conf, iou=iou))
         ov_dets, ov_note = _openvino_detectors(d) if openvino else ({}, "not asked for")
         for det in ov_dets.values():
-            paths += _full_and_bare(det, imgs, conf=conf, iou=iou)
+            paths += [_full_path(det, imgs, conf=conf, iou=iou), _bare_path(det, imgs)]
         ultra(0)  # sets the predictor up, which sets torch to its own thread count
         own_threads = torch.get_num_threads()
         cores = physical_cores()
@@ -209,7 +196,7 @@ def bench_detector(
         )
         ultra_ips, ultra_all_ips, ours_ips, bare_ips = rates[:4]
         torch.set_num_threads(own_threads)
-        opts = session.get_session_options()
+        opts = onnx_det.session.get_session_options()
         extra: dict[str, Any] = {}
         if int8_det is not None:
             int8_ips = rates[4]
@@ -252,7 +239,7 @@ def bench_detector(
             "torch_threads": own_threads,
             "physical_cores": cores,
             "ort_threads": opts.intra_op_num_threads,
-            "providers": list(session.get_providers()),
+            "providers": list(onnx_det.providers),
             **extra,
         }
 
@@ -273,19 +260,26 @@ def _openvino_detectors(model_dir: Path) -> tuple[dict[str, Any], str]:
     return dets, "; ".join(notes)
 
 
-def _full_and_bare(
+def _full_path(
     det: Any, imgs: Sequence[NDArray[np.uint8]], *, conf: float, iou: float
-) -> list[Callable[[int], Any]]:
-    """The full path of ``det`` and its bare :meth:`infer` on tensors made beforehand."""
-    tensors = [det.preprocess([im])[0] for im in imgs]
+) -> Callable[[int], None]:
+    """Our whole path on image ``i``: letterbox, the network, decoding, NMS."""
 
     def full(i: int) -> None:
         det.predict([imgs[i]], conf=conf, iou=iou)
 
+    return full
+
+
+def _bare_path(det: Any, imgs: Sequence[NDArray[np.uint8]]) -> Callable[[int], None]:
+    """The network alone (``session.run`` / OpenVINO's ``infer``) on image ``i``'s
+    input tensor, made beforehand."""
+    tensors = [det.preprocess([im])[0] for im in imgs]
+
     def bare(i: int) -> None:
         det.infer(tensors[i])
 
-    return [full, bare]
+    return bare
 
 
 def _int8_detector(model_dir: Path, images: Sequence[NDArray[np.uint8]], untrained: bool) -> Any:

@@ -593,7 +593,7 @@ def bench_server(
         detector = load_onnx_detector(model_dir, max_batch=max(batch, 1))
         bare_batch = bare_session(detector, arrays, batch=batch, min_seconds=bare_seconds)
         bare_one = bare_session(detector, arrays, batch=1, min_seconds=bare_seconds)
-        own_batch, own_one = bare_batch, bare_one
+        own_batch, own_one, own_label = bare_batch, bare_one, detector.label
         if runtime != "onnx":
             own = load_detector(
                 model_dir,
@@ -603,6 +603,7 @@ def bench_server(
             )
             own_batch = bare_session(own, arrays, batch=batch, min_seconds=bare_seconds)
             own_one = bare_session(own, arrays, batch=1, min_seconds=bare_seconds)
+            own_label = own.label
             del own
 
         swapped = None
@@ -652,7 +653,7 @@ def bench_server(
         "bare_batch": {"batch": batch, **bare_batch},
         "bare_batch1": bare_one,
         "ratio_vs_bare": tp["scans_per_s"] / bare_batch["images_per_s"],
-        "runtime": runtime if runtime != "openvino" else f"openvino ({precision})",
+        "runtime": own_label,
         "bare_own_batch": {"batch": batch, **own_batch},
         "bare_own_batch1": own_one,
         "ratio_vs_own_bare": tp["scans_per_s"] / own_batch["images_per_s"],

@@ -11,6 +11,9 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cv.models.load import RUNTIMES
+from cv.models.runtime import OPENVINO_PRECISIONS
+
 
 class ServerSettings(BaseSettings):
     """Everything the inference server can be told.
@@ -83,8 +86,8 @@ class ServerSettings(BaseSettings):
     database_url: str = "sqlite:///runs/server/customs-vision.db"
     data_dir: Path = Path("runs/server/images")
     model_dir: Path | None = None
-    runtime: str = Field(default="onnx", pattern="^(onnx|openvino|torch)$")
-    precision: str = Field(default="f32", pattern="^(auto|f32|bf16)$")
+    runtime: str = Field(default="onnx", pattern=f"^({'|'.join(RUNTIMES)})$")
+    precision: str = Field(default="f32", pattern=f"^({'|'.join(OPENVINO_PRECISIONS)})$")
     max_batch: int = Field(default=8, ge=1, le=256)
     max_wait_ms: float = Field(default=5.0, ge=0)
     queue_size: int = Field(default=64, ge=1)

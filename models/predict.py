@@ -96,10 +96,7 @@ def predict_dataset(
         "architecture": rec.architecture,
         "version": rec.version,
         "input_size": rec.input_size,
-        # OpenVINO's precision (f32 / bf16) changes the scores a little: keep it.
-        "runtime": detector.runtime
-        if getattr(detector, "precision", None) is None
-        else f"{detector.runtime} ({detector.precision})",
+        "runtime": detector.label,
         "conf": conf,
         "iou": iou,
         "sha256": dict(rec.sha256),

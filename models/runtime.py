@@ -288,6 +288,11 @@ class Detector(abc.ABC):
         self.input_size: int = record.input_size
         self.max_batch = max(1, max_batch)
 
+    @property
+    def label(self) -> str:
+        """What runs the model, for records and reports (``openvino (bf16)``, ``onnx``)."""
+        return self.runtime
+
     def preprocess(
         self, images: Sequence[NDArray[np.uint8]]
     ) -> tuple[NDArray[np.float32], list[LetterboxMeta]]:
@@ -700,6 +705,11 @@ class OpenVinoDetector(Detector):
         # runs the model from one worker, and a swap warms the new model up on its own.
         self._request = compiled.create_infer_request()
         self._lock = threading.Lock()
+
+    @property
+    def label(self) -> str:
+        """``openvino (f32)`` or ``openvino (bf16)``: the precision changes the scores."""
+        return f"{self.runtime} ({self.precision})"
 
     def infer(self, tensor: NDArray[np.float32]) -> NDArray[np.float32]:
         """Runs the compiled model (see :meth:`Detector.infer`)."""
