@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cv.models.load import RUNTIMES
@@ -114,3 +114,12 @@ class ServerSettings(BaseSettings):
     demo_cctv: bool = True
     cctv_redact_bystanders: bool = True
     cctv_restore_sources: bool = True
+
+    @model_validator(mode="after")
+    def _precision_needs_openvino(self) -> ServerSettings:
+        if self.precision != "f32" and self.runtime != "openvino":
+            raise ValueError(
+                f"precision {self.precision} applies to runtime openvino only "
+                f"(runtime is {self.runtime})"
+            )
+        return self

@@ -158,3 +158,6 @@ def test_eval_cli_on_openvino_matches_onnx_runtime(tmp_path: Path, capsys) -> No
     code = main(["eval", "xray", "--data", str(data), "--model", str(default_model_dir()),
                  "--runtime", "tflite", "--out", str(tmp_path / "x")])  # fmt: skip
     assert code == 2 and "onnx, openvino, torch" in capsys.readouterr().err
+    code = main(["eval", "xray", "--data", str(data), "--model", str(default_model_dir()),
+                 "--precision", "bf16", "--out", str(tmp_path / "y")])  # fmt: skip
+    assert code == 2 and "--runtime openvino only" in capsys.readouterr().err

@@ -67,6 +67,9 @@ def test_unknown_runtime_or_precision_is_refused(tmp_path):
         h.server_settings(tmp_path, tmp_path, runtime="tensorflow")
     with pytest.raises(ValidationError, match="precision"):
         h.server_settings(tmp_path, tmp_path, precision="fp8")
+    # bfloat16 asked of ONNX Runtime is named, not silently ignored.
+    with pytest.raises(ValidationError, match="applies to runtime openvino only"):
+        h.server_settings(tmp_path, tmp_path, precision="bf16")
 
 
 def test_serve_run_names_a_bad_runtime_before_starting(capsys):

@@ -270,6 +270,10 @@ def xray(
         raise ConfigError(
             f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}", field="--runtime"
         )
+    if precision != "f32" and runtime != "openvino":
+        raise ConfigError(
+            f"--precision {precision} applies to --runtime openvino only", field="--precision"
+        )
     split = split.strip().lower()
     if split not in ("train", "val", "test", "all"):
         raise ConfigError(f"unknown split {split!r}; use train, val, test or all", field="--split")
