@@ -82,3 +82,13 @@ def test_bench_server_drives_a_running_server_by_url(tmp_path):
     assert own["batch"] == ort["batch"] and own["images_per_s"] > 0
     assert result["ratio_vs_own_bare"] == result["throughput"]["scans_per_s"] / own["images_per_s"]
     assert result["latency_target_ms"] == 2 * result["bare_own_batch1"]["batch_ms_p50"] + 50
+
+
+def test_bench_server_refuses_a_precision_without_openvino_before_starting(tmp_path, capsys):
+    # Left to the started server, the refusal would only be in its log.
+    args = ["bench", "server", "--model", str(tmp_path / "none"), "--precision", "bf16"]
+    assert main(args) == 2
+    assert "--precision bf16 applies to --runtime openvino only" in capsys.readouterr().err
+    args = ["bench", "server", "--runtime", "tensorrt"]
+    assert main(args) == 2
+    assert "unknown runtime 'tensorrt'" in capsys.readouterr().err
