@@ -214,9 +214,17 @@ def resolve_models(
 
 
 def bench_embedding(
-    embedder_dir: Path, *, crops: int = 512, batch: int = 32, warmup: int = 1, repeats: int = 3
+    embedder_dir: Path,
+    *,
+    crops: int = 512,
+    batch: int = 32,
+    warmup: int = 1,
+    repeats: int = 3,
+    runtime: str = "onnx",
+    precision: str = "f32",
 ) -> dict[str, Any]:
-    """Crops/s of an embedder through ONNX Runtime, resizing and normalising included.
+    """Crops/s of an embedder (ONNX Runtime by default, or OpenVINO with ``runtime``,
+    ``precision``), resizing and normalising included.
 
     The crops are person-like images of 96-320 px height (several sizes, as a
     detector gives them), embedded ``batch`` at a time; the median of ``repeats``
@@ -224,7 +232,7 @@ def bench_embedding(
     """
     from cv.models.reid import load_embedder, parity_crops
 
-    emb = load_embedder(embedder_dir, runtime="onnx")
+    emb = load_embedder(embedder_dir, runtime=runtime, precision=precision)  # type: ignore[arg-type]
     pool = parity_crops(min(crops, 64), seed=1)
     data = [pool[i % len(pool)] for i in range(crops)]
     for _ in range(warmup):
@@ -239,7 +247,7 @@ def bench_embedding(
     h, w = emb.input_hw
     return {
         "architecture": emb.record.architecture,
-        "runtime": emb.runtime,
+        "runtime": emb.label,
         "input": f"{h}×{w}",
         "dim": emb.dim,
         "crops": crops,
@@ -300,6 +308,8 @@ def bench_pipeline(
     sequence_dir: Path,
     threshold: float | None = None,
     max_frames: int | None = None,
+    runtime: str = "onnx",
+    precision: str = "f32",
 ) -> dict[str, Any]:
     """Processes a generated multi-camera sequence end to end, all cameras batched.
 
@@ -309,6 +319,8 @@ def bench_pipeline(
         sequence_dir: Output of :func:`cv.datasets.cctv.generate_sequences`.
         threshold: Watch-list match threshold; the embedder's calibrated one, else 0.5.
         max_frames: Stop after this many frames per camera.
+        runtime: What runs both networks: ``onnx`` or ``openvino``.
+        precision: With ``openvino``: ``f32``, ``bf16`` or ``auto``.
 
     Returns:
         Frames per camera, wall time, real-time factor, milliseconds per step (one
@@ -319,8 +331,19 @@ def bench_pipeline(
     from cv.models.load import load_detector
     from cv.models.reid import load_embedder
 
-    det = load_detector(detector_dir, spin_wait=False, max_batch=8)
-    emb = load_embedder(embedder_dir, spin_wait=False)
+    det = load_detector(
+        detector_dir,
+        spin_wait=False,
+        max_batch=8,
+        runtime=runtime,  # type: ignore[arg-type]
+        precision=precision,  # type: ignore[arg-type]
+    )
+    emb = load_embedder(
+        embedder_dir,
+        spin_wait=False,
+        runtime=runtime,  # type: ignore[arg-type]
+        precision=precision,  # type: ignore[arg-type]
+    )
     cams = _camera_folders(sequence_dir)
     matcher = None
     enrol = enrol_folder(sequence_dir)
@@ -373,6 +396,7 @@ def bench_pipeline(
     per_frame = {"decode": 1000 * decode_s / max(frames, 1), **per_frame}
     doc: dict[str, Any] = {
         "cameras": len(ids),
+        "runtime": emb.label,
         "fps": fps,
         "frames": frames,
         "video_s": video_s,
@@ -475,6 +499,8 @@ def bench_reid(
     seed: int = 0,
     parts: Sequence[str] = ("a", "b", "c"),
     work_dir: Path | None = None,
+    runtime: str = "onnx",
+    precision: str = "f32",
 ) -> dict[str, Any]:
     """Runs the three parts of the benchmark (see the module docstring).
 
@@ -494,6 +520,9 @@ def bench_reid(
         seed: (c) generator seed.
         parts: Which of ``a``, ``b``, ``c`` to run.
         work_dir: Where generated models and sequences go (a temporary folder by default).
+        runtime: What runs the networks in (a) and (c): ``onnx`` (the issue's
+            baseline) or ``openvino``.
+        precision: With ``openvino``: ``f32``, ``bf16`` or ``auto``.
 
     Returns:
         ``embedding``, ``search``, ``pipeline`` (those run), ``models`` and ``notes``.
@@ -521,7 +550,9 @@ def bench_reid(
                     f"depend on the weights), not the {arch} given"
                 )
                 light = untrained_embedder_dir(work_dir / "light-embedder")
-            result["embedding"] = bench_embedding(light, crops=crops, batch=batch)
+            result["embedding"] = bench_embedding(
+                light, crops=crops, batch=batch, runtime=runtime, precision=precision
+            )
         if "b" in parts:
             result["search"] = bench_watchlist(
                 _embedder_dim(emb), entries=entries, queries=queries, backend=backend
@@ -540,7 +571,9 @@ def bench_reid(
                 seed=seed,
                 progress=None,
             )
-            result["pipeline"] = bench_pipeline(det, emb, sequence_dir=seq)
+            result["pipeline"] = bench_pipeline(
+                det, emb, sequence_dir=seq, runtime=runtime, precision=precision
+            )
         return result
     finally:
         if tmp is not None:

@@ -224,6 +224,7 @@ async def start_cctv(
             Path(settings.reid_model_dir or default_embedder_dir()),
             Path(settings.person_model_dir or default_detector_dir()),
             runtime=settings.reid_runtime,
+            precision=settings.reid_precision,
             threshold=settings.reid_match_threshold,
         )
     except CustomsVisionError as exc:

@@ -1410,9 +1410,17 @@ def embedder_id_of(embedder: Embedder) -> str:
 
 
 def load_cctv_models(
-    reid_dir: Path, person_dir: Path, *, runtime: str, threshold: float | None
+    reid_dir: Path,
+    person_dir: Path,
+    *,
+    runtime: str,
+    threshold: float | None,
+    precision: str = "f32",
 ) -> CctvModels:
     """Loads the embedder and the person detector (blocking: call it in a thread).
+
+    Both run on ``runtime`` (``onnx``, ``openvino`` or ``torch``); ``precision``
+    applies to ``openvino``.
 
     Raises:
         NotFoundError: A model directory does not exist.
@@ -1427,8 +1435,19 @@ def load_cctv_models(
     from cv.models.load import load_detector
     from cv.models.reid import load_embedder
 
-    embedder = load_embedder(reid_dir, runtime=runtime, spin_wait=False)  # type: ignore[arg-type]
-    detector = load_detector(person_dir, runtime=runtime, max_batch=4, spin_wait=False)  # type: ignore[arg-type]
+    embedder = load_embedder(
+        reid_dir,
+        runtime=runtime,  # type: ignore[arg-type]
+        spin_wait=False,
+        precision=precision,  # type: ignore[arg-type]
+    )
+    detector = load_detector(
+        person_dir,
+        runtime=runtime,  # type: ignore[arg-type]
+        max_batch=4,
+        spin_wait=False,
+        precision=precision,  # type: ignore[arg-type]
+    )
     if PERSON not in detector.classes:
         raise ConfigError(
             f"the person detector has no class {PERSON!r}; its classes are {detector.classes}",
@@ -1637,6 +1656,7 @@ class CctvService:
             "ready": self.ready,
             "detail": None if self.ready else self.not_ready,
             "embedder": None if models is None else models.embedder_id,
+            "runtime": None if models is None else models.embedder.label,
             "reid_model_dir": None if models is None else str(models.reid_dir),
             "person_model_dir": None if models is None else str(models.person_dir),
             "match_threshold": None if models is None else models.threshold,

@@ -53,7 +53,10 @@ class ServerSettings(BaseSettings):
             CCTV routes answer 503 and the X-ray path is unaffected.
         person_model_dir: The person detector's model directory (class ``person``);
             by default ``models/zoo/person-yolo11n``.
-        reid_runtime: ``onnx`` or ``torch`` for the re-ID embedder.
+        reid_runtime: ``onnx``, ``openvino`` or ``torch`` for the CCTV models (the
+            re-ID embedder and the person detector).
+        reid_precision: For ``reid_runtime=openvino``: ``f32``, ``bf16`` or ``auto``,
+            as ``precision``.
         reid_match_threshold: Cosine similarity at which a track matches a
             watch-list entry; by default the embedder's calibrated
             ``thresholds["match"]`` (written by ``eval reid --save-threshold``).
@@ -103,7 +106,8 @@ class ServerSettings(BaseSettings):
     risk_pack: Path | None = None
     reid_model_dir: Path | None = None
     person_model_dir: Path | None = None
-    reid_runtime: str = Field(default="onnx", pattern="^(onnx|torch)$")
+    reid_runtime: str = Field(default="onnx", pattern=f"^({'|'.join(RUNTIMES)})$")
+    reid_precision: str = Field(default="f32", pattern=f"^({'|'.join(OPENVINO_PRECISIONS)})$")
     reid_match_threshold: float | None = Field(default=None, gt=0, le=1)
     reid_retention_days: float = Field(default=30.0, gt=0)
     reid_maintenance_s: float = Field(default=5.0, gt=0)
@@ -117,9 +121,10 @@ class ServerSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _precision_needs_openvino(self) -> ServerSettings:
-        if self.precision != "f32" and self.runtime != "openvino":
-            raise ValueError(
-                f"precision {self.precision} applies to runtime openvino only "
-                f"(runtime is {self.runtime})"
-            )
+        for precision, runtime in (("precision", "runtime"), ("reid_precision", "reid_runtime")):
+            if getattr(self, precision) != "f32" and getattr(self, runtime) != "openvino":
+                raise ValueError(
+                    f"{precision} {getattr(self, precision)} applies to {runtime} openvino "
+                    f"only ({runtime} is {getattr(self, runtime)})"
+                )
         return self

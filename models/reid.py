@@ -36,6 +36,7 @@ from __future__ import annotations
 import abc
 import json
 import logging
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     import torch
 
     from cv.models.reid_nets import ReidNet
+    from cv.models.runtime import OpenVinoPrecision
     from cv.models.weights import WeightsRecord
 
 log = logging.getLogger(__name__)
@@ -395,7 +397,7 @@ class Embedder(abc.ABC):
         record: The weights record (input size, preprocessing, match threshold).
         dim: Embedding size ``D``.
         input_hw: ``(height, width)`` of the network input.
-        runtime: ``torch`` or ``onnx``.
+        runtime: ``torch``, ``onnx`` or ``openvino``.
     """
 
     runtime: str = ""
@@ -404,6 +406,11 @@ class Embedder(abc.ABC):
         self.record = record
         self.dim = int(dim)
         self.input_hw = _input_hw(record)
+
+    @property
+    def label(self) -> str:
+        """What runs the network, in words (``onnx``, ``torch``, ``openvino (bf16)``)."""
+        return self.runtime
 
     @property
     def match_threshold(self) -> float | None:
@@ -551,6 +558,48 @@ class OnnxEmbedder(Embedder):
         return y if y.dtype == np.float32 else y.astype(np.float32)
 
 
+class OpenVinoEmbedder(Embedder):
+    """OpenVINO runtime (CPU serving) on the same exported ONNX graph.
+
+    Args:
+        compiled: A compiled model from :func:`cv.models.runtime.compile_openvino`.
+        record: Its weights record.
+
+    Attributes:
+        precision: What the network runs in: ``bf16`` or ``f32``.
+    """
+
+    runtime = "openvino"
+
+    def __init__(self, compiled: Any, record: WeightsRecord) -> None:
+        shape = compiled.output(0).get_partial_shape()
+        if shape.rank.get_length() != 2 or not shape[1].is_static:
+            raise DataValidationError(
+                f"the graph's output has shape {shape}; a re-ID embedder gives (N, D)",
+                field="embeddings",
+            )
+        super().__init__(record, dim=shape[1].get_length())
+        self.compiled = compiled
+        hint = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
+        self.precision: str = "bf16" if "bf16" in hint or "bfloat16" in hint else "f32"
+        # One infer request, one thread at a time (the CCTV workers share the embedder).
+        self._request = compiled.create_infer_request()
+        self._lock = threading.Lock()
+
+    @property
+    def label(self) -> str:
+        """``openvino (f32)`` or ``openvino (bf16)``: the precision moves the embeddings."""
+        return f"{self.runtime} ({self.precision})"
+
+    def infer(self, tensor: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Runs the compiled model (see :meth:`Embedder.infer`)."""
+        x = np.ascontiguousarray(tensor, dtype=np.float32)
+        with self._lock:
+            self._request.infer({0: x})
+            # The output tensor's memory belongs to the request: copy it out.
+            return np.array(self._request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+
 # --------------------------------------------------------------------------- model directories
 
 
@@ -662,25 +711,29 @@ def init_embedder_dir(
 def load_embedder(
     model_dir: str | PathLike[str] | None = None,
     *,
-    runtime: Literal["onnx", "torch"] = "onnx",
+    runtime: Literal["onnx", "openvino", "torch"] = "onnx",
     device: str = "auto",
     threads: int | None = None,
     providers: Sequence[str] | None = None,
     spin_wait: bool = True,
+    precision: OpenVinoPrecision = "f32",
 ) -> Embedder:
     """Loads a re-ID model directory for inference.
 
     Args:
         model_dir: Folder with ``model.json`` and the files it names; the shipped
             default (:func:`default_model_dir`) when ``None``.
-        runtime: ``onnx`` (ONNX Runtime, serving) or ``torch`` (PyTorch).
+        runtime: ``onnx`` (ONNX Runtime, serving), ``openvino`` (OpenVINO on the
+            CPU, serving) or ``torch`` (PyTorch).
         device: For ``torch``: ``auto`` (CUDA when available), ``cpu``, ``cuda``...
-        threads: For ``onnx``: threads per operator (physical cores by default).
-            For ``torch`` on CPU: ``torch.set_num_threads``.
+        threads: For ``onnx`` and ``openvino``: inference threads (physical cores
+            by default). For ``torch`` on CPU: ``torch.set_num_threads``.
         providers: For ``onnx``: execution providers in order of preference
             (TensorRT, CUDA when present, then CPU by default).
         spin_wait: For ``onnx``: let idle threads spin (fastest when the process
             only embeds; turn off when it shares its cores with other work).
+        precision: For ``openvino``: ``f32`` (default), ``bf16`` or ``auto``
+            (see :func:`cv.models.runtime.compile_openvino`).
 
     Raises:
         NotFoundError: Missing directory, record, weights or ONNX graph.
@@ -696,10 +749,16 @@ def load_embedder(
 
             torch.set_num_threads(threads)
         return TorchEmbedder(model, record, device=device)
-    if runtime != "onnx":
-        raise ConfigError(f"unknown runtime {runtime!r}; use 'onnx' or 'torch'", field="runtime")
+    if runtime not in ("onnx", "openvino"):
+        raise ConfigError(
+            f"unknown runtime {runtime!r}; use 'onnx', 'openvino' or 'torch'", field="runtime"
+        )
+    if precision != "f32" and runtime != "openvino":
+        raise ConfigError(
+            f"precision {precision} applies to runtime openvino only", field="precision"
+        )
     from cv.models.load import open_graph
-    from cv.models.runtime import make_session
+    from cv.models.runtime import compile_openvino, make_session
 
     record = read_reid_record(d)
     name = record.files.get(ONNX_ROLE)
@@ -709,6 +768,11 @@ def load_embedder(
             f"no ONNX graph in the model directory; run `customs-vision reid export {d}` first",
             path=path,
         )
+    if runtime == "openvino":
+        compiled = open_graph(
+            "OpenVINO", path, lambda p: compile_openvino(p, precision=precision, threads=threads)
+        )
+        return OpenVinoEmbedder(compiled, record)
     session = open_graph(
         "ONNX Runtime",
         path,

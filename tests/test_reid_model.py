@@ -158,6 +158,29 @@ def test_runtimes_agree_and_batch_is_dynamic(exported: Path) -> None:
     assert parity["passed"] and parity["max_abs_diff"] <= 1e-4 and parity["batches"] == [1, 15]
 
 
+def test_openvino_runs_the_same_graph(exported: Path) -> None:
+    # FP32 gives ONNX Runtime's embeddings; bfloat16 (where the CPU has it) moves them a
+    # little; a precision without OpenVINO, or an unknown runtime, is a named error.
+    from cv.models.runtime import openvino_core
+
+    onnx_emb = load_embedder(exported, runtime="onnx", threads=1)
+    ov = load_embedder(exported, runtime="openvino", threads=1)
+    assert ov.runtime == "openvino" and ov.label == "openvino (f32)" and ov.dim == 32
+    crops = _crops(7, seed=3)
+    a, b = onnx_emb.embed(crops, batch=3), ov.embed(crops, batch=3)
+    assert np.abs(a - b).max() < 1e-4 and ov.embed(crops[:1], batch=1).shape == (1, 32)
+    if "BF16" in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        bf = load_embedder(exported, runtime="openvino", precision="bf16", threads=1)
+        assert bf.label == "openvino (bf16)"
+        assert (a * bf.embed(crops, batch=3)).sum(axis=1).min() > 0.99
+    with pytest.raises(ConfigError, match="applies to runtime openvino only"):
+        load_embedder(exported, runtime="onnx", precision="bf16")
+    with pytest.raises(ConfigError, match="unknown runtime 'tensorrt'"):
+        load_embedder(exported, runtime="tensorrt")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown OpenVINO precision"):
+        load_embedder(exported, runtime="openvino", precision="fp8")  # type: ignore[arg-type]
+
+
 def test_round_trip_is_strict(exported: Path, tmp_path: Path) -> None:
     import torch
 
@@ -197,6 +220,8 @@ def test_corrupt_missing_and_wrong_task(exported: Path, tmp_path: Path) -> None:
     (bad / "model.onnx").write_bytes(b"not a graph")
     with pytest.raises(DataFormatError):
         load_embedder(bad)
+    with pytest.raises(DataFormatError):
+        load_embedder(bad, runtime="openvino")
     with pytest.raises(NotFoundError, match="does not exist"):
         load_embedder(tmp_path / "nowhere")
     det = tmp_path / "det"

@@ -459,3 +459,25 @@ def test_sighting_quality_by_hand() -> None:
     }
     # Ground truth after the last processed frame does not count as a visit.
     assert sighting_quality([], gt, enrolled={"0005": "0005"}, frames=2)["visits"] == 1
+
+
+def test_bench_reid_on_openvino_finds_what_onnx_runtime_finds(
+    embedder_dir: Path, tmp_path: Path, capsys
+) -> None:
+    pytest.importorskip("openvino")
+    docs = {}
+    for runtime in ("onnx", "openvino"):
+        out = tmp_path / f"{runtime}.json"
+        args = ["bench", "reid", "--detector", str(default_detector_dir())]
+        args += ["--embedder", str(embedder_dir), "--crops", "16", "--skip", "b"]
+        args += ["--seconds", "2", "--people", "3", "--runtime", runtime, "--out", str(out)]
+        assert main(args) == 0, capsys.readouterr().err
+        docs[runtime] = json.loads(out.read_text())
+    onnx, ov = docs["onnx"], docs["openvino"]
+    assert ov["embedding"]["runtime"] == "openvino (f32)" and ov["embedding"]["crops_per_s"] > 0
+    assert (onnx["pipeline"]["runtime"], ov["pipeline"]["runtime"]) == ("onnx", "openvino (f32)")
+    # FP32 OpenVINO gives ONNX Runtime's numbers: the same tracks and sightings.
+    for key in ("tracks", "sightings", "crops_embedded"):
+        assert ov["pipeline"][key] == onnx["pipeline"][key], key
+    assert main(["bench", "reid", "--precision", "bf16", "--skip", "b,c"]) == 2
+    assert "applies to runtime openvino only" in capsys.readouterr().err

@@ -80,3 +80,55 @@ def test_serve_run_names_a_bad_runtime_before_starting(capsys):
     assert "runtime" in err and "onnx|openvino|torch" in err
     assert main(["serve", "run", "--runtime", "openvino", "--precision", "fp8"]) == 2
     assert "precision" in capsys.readouterr().err
+
+
+def test_cctv_models_serve_on_openvino(tmp_path):
+    # The person detector and the re-ID embedder both run on OpenVINO: an enrolled
+    # person seen by a camera becomes a sighting, as on ONNX Runtime.
+    import time
+
+    import httpx
+    import server_cctv_helpers as ch
+
+    settings = ch.cctv_settings(tmp_path, tmp_path / "models", onnx=True, reid_runtime="openvino")
+    with ch.ThreadServer(settings) as server:
+        tokens = h.make_tokens(server.app)
+        http = httpx.Client(base_url=server.base, timeout=60)
+        status = http.get("/v1/cctv/status", headers=tokens["admin"]).json()
+        assert status["ready"] and status["runtime"] == "openvino (f32)"
+        models = server.services.cctv.models
+        assert models.detector.label == "openvino (f32)"
+        body = {
+            "id": "gate-1",
+            "site": "ICN-T1",
+            "location": "gate 1",
+            "purpose": "customs-control",
+        }
+        assert http.post("/v1/cameras", json=body, headers=tokens["admin"]).status_code == 201
+        person = ch.person("a")
+        files = [("images", ("ref.png", ch.png(person), "image/png"))]
+        r = http.post(
+            "/v1/watchlist/entries", files=files, data=ch.enrol_form(), headers=tokens["admin"]
+        )
+        assert r.status_code == 201, r.text
+        t0 = time.time()
+        for i in range(4):
+            r = http.post(
+                "/v1/cameras/gate-1/frames",
+                content=ch.png(person),
+                params={"timestamp": f"{t0 + i / 10:.3f}"},
+                headers={**tokens["camera"], "Content-Type": "image/png"},
+            )
+            assert r.status_code == 200, r.text
+        r = http.get("/v1/sightings", params={"camera_id": "gate-1"}, headers=tokens["inspector"])
+        (sighting,) = r.json()["sightings"]
+        assert sighting["similarity"] > 0.99
+
+
+def test_cctv_precision_needs_the_openvino_runtime(tmp_path):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="reid_precision bf16 applies to reid_runtime"):
+        h.server_settings(tmp_path, tmp_path, reid_precision="bf16")
+    with pytest.raises(ValidationError, match="reid_runtime"):
+        h.server_settings(tmp_path, tmp_path, reid_runtime="tflite")

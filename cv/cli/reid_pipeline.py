@@ -302,6 +302,8 @@ def bench_reid_command(
     people: int = typer.Option(6, min=1, help="(c) people walking through each sequence."),
     seed: int = typer.Option(0, help="(c) seed of the synthetic sequences."),
     skip: str = typer.Option("", help="Parts to skip, comma separated (a, b, c)."),
+    runtime: str = typer.Option("onnx", help="(a), (c): what runs the networks, onnx or openvino."),
+    precision: str = typer.Option("f32", help="With --runtime openvino: f32, bf16 or auto."),
     out: Path | None = typer.Option(None, "--out", help="Write the figures as JSON here."),
 ) -> None:
     """Re-ID speed: (a) embedding crops/s, (b) watch-list search p50/p99, (c) 2-camera real time."""
@@ -331,6 +333,8 @@ def bench_reid_command(
         people=people,
         seed=seed,
         parts=tuple(p for p in ("a", "b", "c") if p not in skipped),
+        runtime=runtime,
+        precision=precision,
     )
     table = Table(title="bench reid (this machine, CPU)")
     for col in ("figure", "measured", "target", "ratio"):
@@ -354,7 +358,7 @@ def bench_reid_command(
     if "pipeline" in result:
         p = result["pipeline"]
         table.add_row(
-            f"(c) {p['cameras']} cameras × {p['fps']:g} fps, end to end",
+            f"(c) {p['cameras']} cameras × {p['fps']:g} fps, end to end, {p['runtime']}",
             f"{p['realtime_factor']:.2f}× real time",
             f"≥ {TARGET_REALTIME}×",
             f"{p['realtime_factor'] / TARGET_REALTIME:.2f}×",
