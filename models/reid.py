@@ -36,7 +36,6 @@ from __future__ import annotations
 import abc
 import json
 import logging
-import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -578,13 +577,12 @@ class OpenVinoEmbedder(Embedder):
                 f"the graph's output has shape {shape}; a re-ID embedder gives (N, D)",
                 field="embeddings",
             )
+        from cv.models.runtime import OpenVinoRequest
+
         super().__init__(record, dim=shape[1].get_length())
         self.compiled = compiled
-        hint = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
-        self.precision: str = "bf16" if "bf16" in hint or "bfloat16" in hint else "f32"
-        # One infer request, one thread at a time (the CCTV workers share the embedder).
-        self._request = compiled.create_infer_request()
-        self._lock = threading.Lock()
+        self._run = OpenVinoRequest(compiled)
+        self.precision: str = self._run.precision
 
     @property
     def label(self) -> str:
@@ -593,11 +591,7 @@ class OpenVinoEmbedder(Embedder):
 
     def infer(self, tensor: NDArray[np.float32]) -> NDArray[np.float32]:
         """Runs the compiled model (see :meth:`Embedder.infer`)."""
-        x = np.ascontiguousarray(tensor, dtype=np.float32)
-        with self._lock:
-            self._request.infer({0: x})
-            # The output tensor's memory belongs to the request: copy it out.
-            return np.array(self._request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        return self._run(tensor)
 
 
 # --------------------------------------------------------------------------- model directories

@@ -677,6 +677,32 @@ def compile_openvino(
     return core.compile_model(core.read_model(str(path)), "CPU", config)
 
 
+class OpenVinoRequest:
+    """One infer request on a compiled model, used by one thread at a time.
+
+    The server's batcher runs a detector from one worker, a swap warms the new model
+    up on its own, and the CCTV workers share the embedder: the lock keeps them apart.
+
+    Attributes:
+        precision: What the network runs in: ``bf16`` or ``f32``.
+    """
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+        hint = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
+        self.precision: str = "bf16" if "bf16" in hint or "bfloat16" in hint else "f32"
+        self._request = compiled.create_infer_request()
+        self._lock = threading.Lock()
+
+    def __call__(self, tensor: NDArray[np.float32]) -> NDArray[np.float32]:
+        """The first output for ``tensor`` (float32, copied out of the request)."""
+        x = np.ascontiguousarray(tensor, dtype=np.float32)
+        with self._lock:
+            self._request.infer({0: x})
+            # The output tensor's memory belongs to the request: copy it out.
+            return np.array(self._request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+
 class OpenVinoDetector(Detector):
     """OpenVINO runtime (CPU serving) on the same exported ONNX graph.
 
@@ -695,16 +721,12 @@ class OpenVinoDetector(Detector):
     def __init__(self, compiled: Any, record: WeightsRecord, *, max_batch: int = 16) -> None:
         super().__init__(record, max_batch=max_batch)
         self.compiled = compiled
-        hint = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
-        self.precision: str = "bf16" if "bf16" in hint or "bfloat16" in hint else "f32"
+        self._run = OpenVinoRequest(compiled)
+        self.precision: str = self._run.precision
         self.input_name: str = compiled.input(0).get_any_name()
         self.output_dims: list[int | None] = [
             d.get_length() if d.is_static else None for d in compiled.output(0).get_partial_shape()
         ]
-        # One infer request, used by one thread at a time: the server's batcher
-        # runs the model from one worker, and a swap warms the new model up on its own.
-        self._request = compiled.create_infer_request()
-        self._lock = threading.Lock()
 
     @property
     def label(self) -> str:
@@ -713,9 +735,4 @@ class OpenVinoDetector(Detector):
 
     def infer(self, tensor: NDArray[np.float32]) -> NDArray[np.float32]:
         """Runs the compiled model (see :meth:`Detector.infer`)."""
-        x = np.ascontiguousarray(tensor, dtype=np.float32)
-        with self._lock:
-            self._request.infer({0: x})
-            # The output tensor's memory belongs to the request: copy it out.
-            y = np.array(self._request.get_output_tensor(0).data, dtype=np.float32, copy=True)
-        return y
+        return self._run(tensor)
