@@ -424,8 +424,14 @@ def parity_check(
         excess = diff / (atol + rtol * mag)
         big = mag > atol
         rel = diff[big] / mag[big] if big.any() else np.zeros(1)
+        bad = ~np.isfinite(ro) & np.isfinite(rt)
+        if bad.any():
+            problems.append(
+                f"onnx gave {int(bad.sum())} non-finite raw outputs (NaN or inf) where "
+                "torch's are finite"
+            )
     worst = float(excess.max())
-    if worst > 1.0:
+    if not worst <= 1.0:  # NaN compares False either way: a NaN output fails here too
         problems.append(
             f"raw outputs differ by up to {float(diff.max()):.3g} "
             f"({worst:.3g} times the tolerance atol={atol:g} + rtol={rtol:g}·|torch|)"

@@ -115,6 +115,26 @@ def test_parity_check_fails_on_a_mismatched_graph(exported: Path, tmp_path: Path
     assert not report.passed and report.worst_excess > 1
 
 
+def test_parity_check_fails_on_nan_outputs(exported: Path, monkeypatch) -> None:
+    # NaN compares False with any tolerance: a graph giving NaN must still fail,
+    # also where no detection passes the confidence floor to show it.
+    from cv.models.runtime import OnnxDetector
+
+    real = OnnxDetector.infer
+
+    def nan_boxes(self, tensor):
+        y = real(self, tensor)
+        y[:, :4, ::2] = np.nan
+        return y
+
+    monkeypatch.setattr(OnnxDetector, "infer", nan_boxes)
+    report = parity_check(exported, _images(), conf=0.99, raise_on_failure=False)
+    assert not report.passed
+    assert any("non-finite raw outputs" in p for p in report.problems)
+    with pytest.raises(ParityError, match="non-finite"):
+        parity_check(exported, _images(), conf=0.99)
+
+
 def test_fp16_graph_runs(exported: Path) -> None:
     from cv.models.load import load_onnx_detector
 
