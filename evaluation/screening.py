@@ -55,15 +55,26 @@ def default_threat_classes() -> list[str]:
     return [c.name for c in CATEGORIES if c.threat]
 
 
-def candidate_thresholds(scores: Iterable[float]) -> NDArray[np.float64]:
-    """The distinct finite scores, ascending, then one just above the highest.
+#: How far above the highest score the "nothing alarms" candidate lies: more than a
+#: predictions file's rounding (6 decimals) can move a score.
+_ABOVE_ALL = 1e-6
 
-    The extra value is where nothing alarms; with no finite score it is 1.0.
+
+def candidate_thresholds(scores: Iterable[float]) -> NDArray[np.float64]:
+    """Thresholds that tell the distinct finite scores apart, ascending.
+
+    The lowest distinct score, then the midpoint between each pair of neighbours,
+    then one :data:`_ABOVE_ALL` above the highest, where nothing alarms (1.0 when
+    there is no finite score). A midpoint fires on the same detections as the higher
+    of its two scores, but does not sit on an observed score: a threshold equal to
+    one would stop firing on it once the score is rounded (a predictions file keeps
+    6 decimals) or moves in the last bits on another runtime.
     """
     s = np.asarray([v for v in scores if math.isfinite(v)], dtype=np.float64)
     s = np.unique(s)
-    top = math.nextafter(float(s[-1]), math.inf) if s.size else 1.0
-    return np.append(s, top)
+    if not s.size:
+        return np.array([1.0])
+    return np.concatenate([s[:1], (s[:-1] + s[1:]) / 2, [s[-1] + _ABOVE_ALL]])
 
 
 def share_at_or_above(scores: ArrayLike, thresholds: ArrayLike) -> NDArray[np.float64]:

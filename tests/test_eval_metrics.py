@@ -249,19 +249,23 @@ def test_screening_detection_rate_at_false_alarm_rates():
     ds, preds = _screening_set()
     sm = screening(ds, preds)
     assert (sm.n_clean, sm.n_threat, sm.defined) == (10, 10, True)
-    # 10 %: at most one clean bag may alarm, so t must be above 0.45; the lowest score
-    # there is the threat bag's 0.48 (clean 0.50 alarms: FAR 1/10). Threat bags >= 0.48: 7.
+    # Thresholds lie halfway between neighbouring scores (not on a score, where
+    # rounding would flip it). 10 %: at most one clean bag may alarm, so t must be
+    # above 0.45; the next score is the threat bag's 0.48: t = 0.465 (clean 0.50
+    # alarms: FAR 1/10). Threat bags >= 0.48: 7.
     p10 = sm.at(0.10)
     assert p10 is not None
-    assert (p10.threshold, p10.far, p10.detection_rate) == (0.48, 0.1, 0.7)
+    assert (p10.threshold, p10.far, p10.detection_rate) == (pytest.approx(0.465), 0.1, 0.7)
     assert p10.detection_rate_localised == pytest.approx(0.6)
-    # 1 % and 5 %: no clean bag may alarm: t above 0.50, lowest score there 0.60 -> 6/10.
+    # 1 % and 5 %: no clean bag may alarm: t between 0.50 and 0.60 -> 6/10.
     for x in (0.01, 0.05):
         p = sm.at(x)
-        assert p is not None and (p.threshold, p.far, p.detection_rate) == (0.6, 0.0, 0.6)
-    # 20 %: two clean bags may alarm: t = 0.45 (clean 0.45, 0.50 alarm); threat >= 0.45: 7.
+        assert p is not None
+        assert (p.threshold, p.far, p.detection_rate) == (pytest.approx(0.55), 0.0, 0.6)
+    # 20 %: two clean bags may alarm: t = 0.425 (clean 0.45, 0.50 alarm); threat >= 0.45: 7.
     p20 = sm.at(0.20)
-    assert p20 is not None and (p20.threshold, p20.far, p20.detection_rate) == (0.45, 0.2, 0.7)
+    assert p20 is not None
+    assert (p20.threshold, p20.far, p20.detection_rate) == (pytest.approx(0.425), 0.2, 0.7)
     # The curve runs from the top (nothing alarms) down to every bag with a detection.
     assert sm.curve["far"][0] == 0.0 and sm.curve["detection_rate"][0] == 0.0
     assert sm.curve["far"][-1] == 1.0 and sm.curve["detection_rate"][-1] == 0.9
@@ -367,11 +371,17 @@ def _bag_alarms(
 
 
 @pytest.mark.parametrize("target", [0.0, 0.05, 0.2])
-def test_bag_far_thresholds_reach_their_target_per_bag(target):
+def test_bag_far_thresholds_reach_their_target_per_bag(target, tmp_path):
+    from cv.predictions import read_predictions, write_predictions
+
     ds, preds = _random_set(4)
     chosen = choose_thresholds(ds, preds, mode="bag-far", target=target)
     assert chosen.mode == "bag-far" and set(chosen.per_class) == set(CLASSES)
     far, dr = _bag_alarms(ds, preds, chosen.thresholds())
+    # Saved (scores rounded to 6 decimals) and read back, the same bags alarm: no
+    # threshold sits on an observed score.
+    saved = read_predictions(write_predictions(preds, tmp_path / "predictions.json"))
+    assert _bag_alarms(ds, saved, chosen.thresholds()) == (far, dr)
     bag = chosen.bag
     assert bag is not None and far <= target
     assert (bag.far, bag.detection_rate) == (pytest.approx(far), pytest.approx(dr))
@@ -446,8 +456,8 @@ def test_bag_far_needs_clean_bags_and_is_reported():
     assert count_clean_bags(only_threats, p, classes=["gun"]) == 2
     ds, preds = _screening_set()
     chosen = choose_thresholds(ds, preds, mode="bag-far", target=0.10)
-    # One class: the bag rate is the class's rate; as in screening at 10 %, t = 0.48.
-    assert chosen.thresholds() == {"knife": 0.48}
+    # One class: the bag rate is the class's rate; as in screening at 10 %, t = 0.465.
+    assert chosen.thresholds() == {"knife": pytest.approx(0.465)}
     d = chosen.to_dict()
     assert d["bag"]["far"] == pytest.approx(0.1) and d["bag"]["detection_rate"] == 0.7
 
