@@ -236,4 +236,6 @@ class Batcher:
                 )
 
     def _predict(self, images: Sequence[NDArray[np.uint8]]) -> list[list[Detection]]:
-        return self.detector.predict(images, conf=self.conf)
+        # Multi-label, as in the evaluation that chose the alert thresholds: an anchor
+        # whose best class is below its threshold may still alert on another class.
+        return self.detector.predict(images, conf=self.conf, multi_label=True)

@@ -65,8 +65,15 @@ class LoadedModel:
 
 
 def score_floor(thresholds: dict[str, float]) -> float:
-    """Lowest score worth keeping: :data:`DEFAULT_CONF`, or a lower alert threshold."""
-    return min([DEFAULT_CONF, *thresholds.values()])
+    """The batcher's ``conf``: scores from :data:`DEFAULT_CONF` or the lowest alert
+    threshold up are kept.
+
+    Decoding keeps scores strictly above ``conf`` and an alert fires at a score equal
+    to its threshold, so the floor lies one step below, in float32: the network's
+    scores are float32, and NumPy compares them with ``conf`` in their own type.
+    """
+    lowest = np.float32(min([DEFAULT_CONF, *thresholds.values()]))
+    return float(np.nextafter(lowest, np.float32(0.0)))
 
 
 def load_and_warm_up(

@@ -48,7 +48,7 @@ def test_server_serves_and_swaps_on_openvino(tmp_path):
 
         pixels = h.gradient_rgb(96, 80, seed=5)
         floor = score_floor(dict.fromkeys(h.CLASSES, h.ALERT_ALWAYS))
-        ref = load_onnx_detector(always).predict([pixels], conf=floor)[0]
+        ref = load_onnx_detector(always).predict([pixels], conf=floor, multi_label=True)[0]
         assert [d["category"] for d in body["detections"]] == [d.category for d in ref]
 
         r = client.post(

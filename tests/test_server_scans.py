@@ -214,3 +214,43 @@ def test_pending_scans_are_inferred_after_a_restart(tmp_path, alert_model):
 
         with app.state.services.sessions() as session:
             assert alert_of(session, "crashed-1").site == "ICN-T2"
+
+
+def test_alerts_on_a_class_that_is_not_its_anchors_best(tmp_path, alert_model):
+    # The thresholds are chosen on multi-label predictions (one candidate per anchor
+    # and class), so the server must alert on a class above its threshold even where
+    # another class scores higher at the same anchor. Built here: class k's
+    # threshold is its best score at an anchor where k is not the top class, above
+    # every score of k where k is on top; a single-label server would never alert.
+    import shutil
+
+    from cv.image import decode_image
+    from cv.inference_server.app import create_app
+    from cv.models.load import load_detector
+    from cv.models.weights import read_record, write_record
+
+    data = h.png_bytes(seed=7)
+    det = load_detector(alert_model)
+    raw = det.infer(det.preprocess([decode_image(data)])[0])[0]
+    scores = raw[4:]
+    top = scores.argmax(axis=0)
+    chosen = None
+    for k in range(scores.shape[0]):
+        below, on_top = scores[k][top != k], scores[k][top == k]
+        if below.size and below.max() > (on_top.max() if on_top.size else 0.0):
+            chosen = (k, float(below.max()))
+            break
+    assert chosen is not None, "no class is ever second best: pick another image"
+    k, score = chosen
+    model = tmp_path / "second-best"
+    shutil.copytree(alert_model, model)
+    record = read_record(model, verify=False)
+    record.thresholds = dict.fromkeys(h.CLASSES, h.ALERT_NEVER)
+    record.thresholds[h.CLASSES[k]] = score  # fires at a score equal to it
+    write_record(record, model)
+    app = create_app(h.server_settings(tmp_path, model))
+    with TestClient(app) as client:
+        r = post(client, h.make_tokens(app), data=data, scan_id="second-best")
+    assert r.status_code == 201, r.text
+    alert = r.json()["alert"]
+    assert alert is not None and {b["category"] for b in alert["boxes"]} == {h.CLASSES[k]}
