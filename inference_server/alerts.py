@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -66,6 +67,11 @@ QUEUE_MAX = 10_000
 """Messages a stream may fall behind before it is closed (the client resumes)."""
 RETRY_MS = 3000
 """Reconnect delay told to SSE clients."""
+MAX_RESENDS = 5
+"""Re-sends of an unacknowledged alert before it is left open without buzzing again."""
+EVENT_GAP_S = 60.0
+"""How long the pump looks again for an event id it skipped (an uncommitted
+transaction's) before taking it for rolled back."""
 
 # Audit events that change what a handheld shows; ``created`` is the alert itself.
 _UPDATE_EVENTS = ("acknowledged", "confirmed", "rejected", "escalated", "resent")
@@ -442,11 +448,20 @@ def reject(session: Session, seq: int, *, actor: str, note: str | None = None) -
     )
 
 
-def escalate_due(session: Session, *, ack_deadline_s: float, now: datetime | None = None) -> int:
+def escalate_due(
+    session: Session,
+    *,
+    ack_deadline_s: float,
+    max_resends: int = MAX_RESENDS,
+    now: datetime | None = None,
+) -> int:
     """Re-sends and escalates the open alerts whose acknowledgement deadline passed.
 
     Each gets a ``resent`` event (and ``escalated`` the first time), one more
-    ``resend_count`` and a new deadline ``ack_deadline_s`` from now.
+    ``resend_count`` and a new deadline, twice as far off each time
+    (``ack_deadline_s`` × 2, × 4...). After ``max_resends`` re-sends an alert is left
+    open and escalated, on the console's and the handhelds' lists, but no longer
+    makes every handheld buzz.
 
     Returns:
         How many alerts were re-sent.
@@ -454,7 +469,11 @@ def escalate_due(session: Session, *, ack_deadline_s: float, now: datetime | Non
     now = now or db.utcnow()
     due = session.execute(
         select(db.Alert.seq, db.Alert.resend_count, db.Alert.escalated)
-        .where(db.Alert.state == "open", db.Alert.ack_deadline <= now)
+        .where(
+            db.Alert.state == "open",
+            db.Alert.ack_deadline <= now,
+            db.Alert.resend_count < max_resends,
+        )
         .order_by(db.Alert.seq)
         .limit(PAGE)
     ).all()
@@ -467,7 +486,7 @@ def escalate_due(session: Session, *, ack_deadline_s: float, now: datetime | Non
             .values(
                 escalated=True,
                 resend_count=count + 1,
-                ack_deadline=now + timedelta(seconds=ack_deadline_s),
+                ack_deadline=now + timedelta(seconds=ack_deadline_s * 2 ** (count + 1)),
             )
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
@@ -547,7 +566,8 @@ class AlertService:
     """Fans committed alerts out to the streams of this process, and escalates.
 
     Args:
-        settings: Server settings (``alert_ack_deadline_s``, ``sse_keepalive_s``).
+        settings: Server settings (``alert_ack_deadline_s``, ``alert_max_resends``,
+            ``sse_keepalive_s``).
         sessions: Session factory of the server's database.
         poll_s: Seconds between looks for alerts committed by other processes.
     """
@@ -557,6 +577,7 @@ class AlertService:
     ) -> None:
         self.sessions = sessions
         self.ack_deadline_s = settings.alert_ack_deadline_s
+        self.max_resends = settings.alert_max_resends
         self.keepalive_s = settings.sse_keepalive_s
         self.poll_s = poll_s
         self.epoch = 0
@@ -566,6 +587,8 @@ class AlertService:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_seq = 0
         self._last_event = 0
+        # Event ids below _last_event not seen yet -> when the gap was noticed.
+        self._event_gaps: dict[int, float] = {}
 
     # -- life cycle
 
@@ -703,15 +726,21 @@ class AlertService:
             for alert in alerts:
                 messages.append(_new_alert(alert))
                 self._last_seq = alert.seq
+            events = select(db.AlertEvent, db.Alert).join(
+                db.Alert, db.Alert.seq == db.AlertEvent.alert_seq
+            )
             rows = session.execute(
-                select(db.AlertEvent, db.Alert)
-                .join(db.Alert, db.Alert.seq == db.AlertEvent.alert_seq)
-                .where(db.AlertEvent.id > self._last_event)
+                events.where(db.AlertEvent.id > self._last_event)
                 .order_by(db.AlertEvent.id)
                 .limit(PAGE)
             ).all()
-            for event, alert in rows:
-                self._last_event = event.id
+            late = []
+            if self._event_gaps:
+                late = session.execute(
+                    events.where(db.AlertEvent.id.in_(list(self._event_gaps)))
+                ).all()
+            for event, alert in [*late, *rows]:
+                self._note_event(event.id)
                 if event.event not in _UPDATE_EVENTS:
                     continue
                 data = {**alert_message(alert), "change": event.event, "actor": event.actor}
@@ -727,11 +756,36 @@ class AlertService:
                         lane=alert.lane,
                     )
                 )
+        self._expire_event_gaps()
         return messages, len(alerts) == PAGE or len(rows) == PAGE
+
+    def _note_event(self, event_id: int) -> None:
+        """Marks an event id seen, and the ids it skipped as gaps to look at again.
+
+        On PostgreSQL an event's id is handed out when its row is inserted, not when
+        its transaction commits: an escalation round that commits after an
+        acknowledgement can have the lower ids, which become visible only after the
+        higher ones were read. Those skipped ids are read again until they appear.
+        """
+        if self._event_gaps.pop(event_id, None) is not None:
+            return
+        now = time.monotonic()
+        for missing in range(self._last_event + 1, min(event_id, self._last_event + PAGE + 1)):
+            self._event_gaps.setdefault(missing, now)
+        self._last_event = max(self._last_event, event_id)
+
+    def _expire_event_gaps(self) -> None:
+        """Forgets gaps older than :data:`EVENT_GAP_S`: ids of rolled-back transactions
+        (a PostgreSQL sequence does not reuse them) never appear."""
+        old = time.monotonic() - EVENT_GAP_S
+        for event_id in [i for i, t in self._event_gaps.items() if t < old]:
+            del self._event_gaps[event_id]
 
     def _escalate(self) -> int:
         with self.sessions() as session:
-            return escalate_due(session, ack_deadline_s=self.ack_deadline_s)
+            return escalate_due(
+                session, ack_deadline_s=self.ack_deadline_s, max_resends=self.max_resends
+            )
 
     # -- loops
 

@@ -38,7 +38,9 @@ class ServerSettings(BaseSettings):
         max_upload_bytes: Largest accepted upload.
         max_pixels: Largest accepted image (width × height).
         alert_ack_deadline_s: An alert not acknowledged by then is re-sent and
-            escalated.
+            escalated; each later re-send waits twice as long as the one before.
+        alert_max_resends: Re-sends of an unacknowledged alert; after them it stays
+            open and escalated on every list but no longer makes handhelds buzz.
         sse_keepalive_s: Comment lines on idle event streams, so proxies keep them.
         inference_retries: Attempts before a scan is marked failed for good.
         demo_feed: Post synthetic scans to the server at ``demo_rate`` per second.
@@ -98,6 +100,7 @@ class ServerSettings(BaseSettings):
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     max_pixels: int = Field(default=40_000_000, gt=0)
     alert_ack_deadline_s: float = Field(default=60.0, gt=0)
+    alert_max_resends: int = Field(default=5, ge=0, le=20)
     sse_keepalive_s: float = Field(default=15.0, gt=0)
     inference_retries: int = Field(default=3, ge=1)
     demo_feed: bool = False

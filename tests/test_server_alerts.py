@@ -537,6 +537,34 @@ def test_unacknowledged_alerts_are_resent_and_escalated_after_the_deadline(tmp_p
             assert events1.count("escalated") == 1  # escalated once, re-sent every deadline
 
 
+def test_resends_back_off_and_stop_after_the_cap(tmp_path):
+    # Deadline 10 s: re-sent at 10 s, then 20 s later, then 40 s later... and after
+    # max_resends it stays open and escalated without buzzing the handhelds again.
+    _, sessions = make_sessions(tmp_path)
+    seq = raise_for(sessions, "b1", ack_deadline_s=10)
+    with sessions() as session:
+        t0 = alerts._aware(session.get(db.Alert, seq).created_at)
+
+    def round_at(seconds: float) -> int:
+        with sessions() as session:
+            return alerts.escalate_due(
+                session, ack_deadline_s=10, max_resends=3, now=t0 + timedelta(seconds=seconds)
+            )
+
+    assert round_at(9) == 0
+    assert round_at(11) == 1  # next deadline: 11 + 20 = 31
+    assert round_at(30) == 0
+    assert round_at(32) == 1  # next: 32 + 40 = 72
+    assert round_at(71) == 0
+    assert round_at(73) == 1  # the third and last
+    assert round_at(10_000) == 0
+    with sessions() as session:
+        alert = session.get(db.Alert, seq)
+        assert alert.state == "open" and alert.escalated and alert.resend_count == 3
+        kinds = [e.event for e in alerts.alert_events(session, seq)]
+        assert kinds == ["created", "escalated", "resent", "resent", "resent"]
+
+
 # --------------------------------------------------------------------------- figures
 
 

@@ -138,3 +138,36 @@ def test_alert_figures_on_postgres(server):
         "/v1/alerts/stats", params={"site": "PG-STATS", "since": future}, headers=inspector
     )
     assert r.json()["total"]["raised"] == 0
+
+
+def test_events_committed_out_of_id_order_are_still_delivered(server):
+    """PostgreSQL hands an event its id at insert, not at commit: an escalation round
+    that commits after an acknowledgement holds the lower id. The pump must deliver
+    it once it commits, not step past it."""
+    from cv.inference_server import alerts, db
+
+    client, tokens, app = server
+    services = app.state.services
+    seqs = []
+    for i in range(2):
+        r = post(client, tokens, f"pg-gap-{i}", seed=40 + i)
+        assert r.status_code == 201, r.text
+        seqs.append(r.json()["alert"]["seq"])
+    # A pump of its own (not started): the app's pump runs on its own schedule.
+    pump = alerts.AlertService(services.settings, services.sessions)
+    pump._last_seq, pump._last_event = pump._high_water()
+
+    slow = services.sessions()  # the escalation round: inserted, not yet committed
+    slow.add(db.AlertEvent(alert_seq=seqs[0], event="resent", data={"n": 1}))
+    slow.flush()
+    with services.sessions() as fast:  # the acknowledgement, committed first
+        alerts.acknowledge(fast, seqs[1], actor="pg-test")
+    first, _ = pump._fetch_new()
+    assert [(m.event, m.seq) for m in first] == [("update", seqs[1])]
+    slow.commit()
+    slow.close()
+    late, _ = pump._fetch_new()
+    assert [(m.event, m.seq, m.data.get("resent")) for m in late] == [("alert", seqs[0], True)]
+    assert not pump._event_gaps
+    again, _ = pump._fetch_new()
+    assert again == []
