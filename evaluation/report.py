@@ -16,7 +16,7 @@ from typing import Any
 
 from cv.evaluation.detection import ConfusionMatrix, DetectionMetrics
 from cv.evaluation.plots import plot_confusion, plot_dr_far, plot_pr_curves
-from cv.evaluation.screening import OperatingThresholds, ScreeningMetrics
+from cv.evaluation.screening import BagAlarms, OperatingThresholds, ScreeningMetrics
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
@@ -58,6 +58,7 @@ def _markdown(
     confusion: ConfusionMatrix | None,
     dataset_name: str,
     model_summary: Mapping[str, Any],
+    model_thresholds: BagAlarms | None = None,
 ) -> str:
     s = detection.summary()
     model_name = str(model_summary.get("name", "unnamed model"))
@@ -213,6 +214,12 @@ def _markdown(
         out += _table(["class", "threshold"], [[c, _num(t, 4)] for c, t in thresholds.items()])
     else:
         out += ["None chosen.", ""]
+    if model_thresholds is not None:
+        out += [
+            "At the thresholds the model already carried (those a server alerts with): "
+            f"{model_thresholds.describe()}.",
+            "",
+        ]
 
     out += ["## Confusion matrix", ""]
     if confusion is not None:
@@ -239,6 +246,7 @@ def write_report(
     dataset_name: str,
     model_summary: Mapping[str, Any],
     confusion: ConfusionMatrix | None = None,
+    model_thresholds: BagAlarms | None = None,
 ) -> Path:
     """Writes ``metrics.json``, ``pr_curves.png``, ``confusion_matrix.png``,
     ``dr_far.png`` and ``report.md`` into ``out_dir``.
@@ -254,6 +262,8 @@ def write_report(
         model_summary: The model's summary (name, architecture, ...), as in the
             predictions file.
         confusion: The confusion matrix to draw; by default ``detection.confusion``.
+        model_thresholds: What the evaluated model's own thresholds do per bag
+            (:func:`~cv.evaluation.screening.bag_alarms`), if it has any.
 
     Returns:
         The path of ``report.md``.
@@ -269,6 +279,7 @@ def write_report(
         "voc": dict(voc),
         "screening": screening.to_dict(),
         "thresholds": _thresholds_dict(thresholds),
+        "at_model_thresholds": None if model_thresholds is None else model_thresholds.to_dict(),
     }
     if cm is not None:
         doc["coco"]["confusion"] = cm.to_dict()
@@ -291,6 +302,7 @@ def write_report(
             confusion=cm,
             dataset_name=dataset_name,
             model_summary=model_summary,
+            model_thresholds=model_thresholds,
         )
         + "\n"
     )

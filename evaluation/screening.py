@@ -530,6 +530,73 @@ def _split_bags(pairs: Sequence[Any], classes: set[str]) -> tuple[list[Any], lis
     return clean, threat
 
 
+@dataclass(slots=True)
+class BagAlarms:
+    """How given per-class thresholds alarm per bag (a bag alarms when any detection
+    of a thresholded class is at or above its class's threshold).
+
+    Attributes:
+        clean_alarms: Clean bags (no object of a thresholded class) that alarm.
+        clean_bags: Clean bags.
+        threat_alarms: Other bags that alarm.
+        threat_bags: Other bags.
+    """
+
+    clean_alarms: int
+    clean_bags: int
+    threat_alarms: int
+    threat_bags: int
+
+    @property
+    def far(self) -> float | None:
+        """Share of clean bags alarming (``None`` without clean bags)."""
+        return self.clean_alarms / self.clean_bags if self.clean_bags else None
+
+    @property
+    def detection_rate(self) -> float | None:
+        """Share of the other bags alarming (``None`` without any)."""
+        return self.threat_alarms / self.threat_bags if self.threat_bags else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "far": self.far, "detection_rate": self.detection_rate}
+
+    def describe(self) -> str:
+        """In words, for reports and the console."""
+        far = "-" if self.far is None else f"{100 * self.far:.1f} %"
+        dr = "-" if self.detection_rate is None else f"{100 * self.detection_rate:.1f} %"
+        return (
+            f"{self.clean_alarms} of {self.clean_bags} clean bags alarm ({far}), "
+            f"{self.threat_alarms} of {self.threat_bags} bags with threats ({dr})"
+        )
+
+
+def bag_alarms(
+    dataset: Dataset,
+    predictions: Predictions,
+    thresholds: Mapping[str, float],
+    *,
+    allow_extra: bool = False,
+) -> BagAlarms:
+    """What ``thresholds`` (class -> score, as ``model.json`` stores them and the
+    server alerts with) do per bag on ``dataset``: the figures a site wants of
+    thresholds chosen elsewhere."""
+    pairs = pair_images(dataset, predictions, allow_extra=allow_extra)
+    clean, threat = _split_bags(pairs, set(thresholds))
+
+    def fires(pair: Any) -> bool:
+        return any(
+            d.category in thresholds and d.score >= thresholds[d.category]
+            for d in pair.predicted.detections
+        )
+
+    return BagAlarms(
+        clean_alarms=sum(map(fires, clean)),
+        clean_bags=len(clean),
+        threat_alarms=sum(map(fires, threat)),
+        threat_bags=len(threat),
+    )
+
+
 def count_clean_bags(
     dataset: Dataset,
     predictions: Predictions,

@@ -38,6 +38,18 @@ def test_thresholds_and_figures_land_in_the_model_record(tmp_path, capsys):
     assert saved["AP50"] == report["coco"]["summary"]["AP50"]
     assert saved["images"] == 8
 
+    # Run again, the model's own thresholds (those just saved) are measured as they are:
+    # on the data they were chosen on, they give the operating point they were chosen at.
+    capsys.readouterr()
+    code = main([*args, "--save-metrics", "again"])
+    assert code == 0, capsys.readouterr().err
+    at = read_record(model_dir).metrics["again"]["at_model_thresholds"]
+    bag = record.metrics["operating_point_bag"]
+    assert (at["clean_bags"], at["threat_bags"]) == (bag["clean_bags"], bag["threat_bags"])
+    assert (at["far"], at["detection_rate"]) == (bag["far"], bag["detection_rate"])
+    assert json.loads((out / "metrics.json").read_text())["at_model_thresholds"] == at
+    assert "At the thresholds the model already carried" in (out / "report.md").read_text()
+
     # Per class, asked for: no bag figures are kept.
     code = main([*args, "--save-thresholds", "--operating-point", "far=0.05"])
     assert code == 0, capsys.readouterr().err

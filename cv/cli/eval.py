@@ -248,6 +248,7 @@ def xray(
     from cv.evaluation.detection import confusion_matrix, evaluate
     from cv.evaluation.report import write_report
     from cv.evaluation.screening import (
+        bag_alarms,
         check_class_weights,
         choose_thresholds,
         count_clean_bags,
@@ -318,6 +319,15 @@ def xray(
         allow_extra=extra,
         class_weights=weights,
     )
+    # What the model's own thresholds (those the server alerts with) do here, read
+    # before --save-thresholds replaces them.
+    at_model = None
+    if model is not None:
+        from cv.models.weights import read_record
+
+        served = read_record(model, verify=False).thresholds
+        if served:
+            at_model = bag_alarms(dataset, preds, served, allow_extra=extra)
     # The confusion matrix at the thresholds the server would alert with, where chosen.
     confusion = confusion_matrix(
         dataset,
@@ -335,6 +345,7 @@ def xray(
         dataset_name=f"{full.name or data} ({split})",
         model_summary=preds.model,
         confusion=confusion,
+        model_thresholds=at_model,
     )
     if model is not None and (save_thresholds or save_metrics):
         _save_to_model(
@@ -349,6 +360,7 @@ def xray(
                 **{f"DR@FAR{round(p.far_target * 100)}": p.detection_rate for p in screen.points},
                 "images": len(dataset.images),
                 "dataset": f"{full.name or data} ({split})",
+                **({"at_model_thresholds": at_model.to_dict()} if at_model else {}),
             },
         )
     for table in _summary_tables(detection=detection, voc=voc, screening=screen):
@@ -362,6 +374,8 @@ def xray(
             f"together they alarm on {b.far:.3f} of {b.clean_bags} clean bags and "
             f"{b.detection_rate:.3f} of {b.threat_bags} other bags"
         )
+    if at_model is not None:
+        console.print(f"at the model's own thresholds: {at_model.describe()}")
     console.print(f"report: {report}")
 
 
