@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from cv.inference_server import metrics
 from cv.inference_server.batcher import Batcher, Inference
+from cv.inference_server.risk import NEAR_MISS_FACTOR
 from cv.models.runtime import Detector
 from cv.models.weights import WeightsRecord
 
@@ -33,7 +34,7 @@ SERVED_NAME = "xray"
 """The name the X-ray detector is served under (``/v2/models/xray``)."""
 
 DEFAULT_CONF = 0.25
-"""Score floor of stored detections when no alert threshold is lower."""
+"""Score floor of stored detections when no alert threshold is lower (see :func:`score_floor`)."""
 
 
 class ModelNotReady(Exception):
@@ -64,15 +65,24 @@ class LoadedModel:
         return self.record.thresholds
 
 
-def score_floor(thresholds: dict[str, float]) -> float:
-    """The batcher's ``conf``: scores from :data:`DEFAULT_CONF` or the lowest alert
-    threshold up are kept.
+def score_floor(thresholds: dict[str, float], *, factor: float = NEAR_MISS_FACTOR) -> float:
+    """The batcher's ``conf``: scores from :data:`DEFAULT_CONF`, or from the lowest score
+    an alert can be raised at, up are kept.
 
-    Decoding keeps scores strictly above ``conf`` and an alert fires at a score equal
-    to its threshold, so the floor lies one step below, in float32: the network's
-    scores are float32, and NumPy compares them with ``conf`` in their own type.
+    An alert fires at a class's threshold, and for a high-risk declaration fusion
+    counts an unexplained detection from ``factor`` (:data:`.risk.NEAR_MISS_FACTOR`)
+    times it, so the lowest such score is ``factor × min(thresholds)``; a floor
+    above it would drop those detections before fusion sees them. Decoding keeps
+    scores strictly above ``conf`` and the rules keep a score equal to their
+    floor, so the floor lies one step below, in float32: the network's scores are
+    float32, and NumPy compares them with ``conf`` in their own type.
+
+    Args:
+        thresholds: The model's per-class alert thresholds.
+        factor: Share of a threshold from which a detection may still alert;
+            ``1.0`` gives the floor of the thresholds themselves.
     """
-    lowest = np.float32(min([DEFAULT_CONF, *thresholds.values()]))
+    lowest = np.float32(min([DEFAULT_CONF, *(factor * t for t in thresholds.values())]))
     return float(np.nextafter(lowest, np.float32(0.0)))
 
 

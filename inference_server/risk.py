@@ -61,7 +61,8 @@ HIGH_RISK_LANES = ("red",)
 """Lanes whose declarations let unexplained detections count from half their operating point."""
 NEAR_MISS_FACTOR = 0.5
 """Share of a class's operating point from which an unexplained detection counts for a
-high-risk declaration."""
+high-risk declaration (the batcher's score floor, :func:`.modelhost.score_floor`, lies below
+it so that such detections reach fusion)."""
 MAX_BATCH_ROWS = 5000
 """Most declarations one batch upload may hold (each is decided and stored online, about
 5 ms apiece on SQLite); larger files go through ``customs-vision risk score``."""

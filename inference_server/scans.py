@@ -20,9 +20,13 @@ This is the scan-to-alert path, in the order it runs (``POST /v1/scans`` calls
 5. after the commit, the alert service is told the new sequence number and
    pushes it to subscribed handhelds.
 
-An inference failure (or a missed deadline) marks the scan ``failed`` with the
-error; a background loop re-infers failed scans until ``inference_retries``
-attempts are spent, and at start-up re-infers scans left ``pending`` by a crash.
+An inference failure, a missed deadline or a failure to record the result (a
+database error in step 4) marks the scan ``failed`` with the error; a background
+loop re-infers failed scans until ``inference_retries`` attempts are spent. It
+also takes scans left ``pending``: at start-up those a crash left, and on every
+round the orphans, whose result nobody will record (marking them failed failed
+too, or their request was cancelled; see :meth:`ScanService._claim_orphans`).
+So no scan stays ``pending`` for good.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -48,7 +52,7 @@ from cv.inference_server import alerts, metrics, uploads
 from cv.inference_server.batcher import DeadlineExceeded, Inference, QueueFull
 from cv.inference_server.db import Alert, Scan, as_utc, utcnow
 from cv.inference_server.db import Detection as DetectionRow
-from cv.inference_server.modelhost import LoadedModel, ModelHost, ModelNotReady
+from cv.inference_server.modelhost import LoadedModel, ModelHost, ModelNotReady, score_floor
 from cv.inference_server.risk import RiskService, ScanFusion
 from cv.inference_server.storage import ImageStore
 from cv.records import Detection
@@ -56,6 +60,10 @@ from cv.records import Detection
 log = logging.getLogger(__name__)
 
 KINDS = ("cabin_bag", "hold_bag", "parcel")
+ORPHAN_MARGIN_S = 60.0
+"""Seconds past its request deadline after which a never-retried ``pending`` scan counts as
+orphaned: its inference has started by the deadline, and a batch's compute plus the
+result's commit (SQLite waits up to 30 s for its lock) fit in this margin."""
 
 
 class DuplicateScan(Exception):
@@ -70,11 +78,26 @@ class InferenceFailed(Exception):
     """Inference raised; the scan is stored as ``failed`` and will be retried (503)."""
 
     def __init__(self, scan_id: str, error: str) -> None:
-        super().__init__(
-            f"inference of scan {scan_id} failed ({error}); the scan is stored and "
-            "will be retried: GET /v1/scans/" + scan_id
-        )
+        super().__init__(self._message(scan_id, error) + ": GET /v1/scans/" + scan_id)
         self.scan_id = scan_id
+
+    @staticmethod
+    def _message(scan_id: str, error: str) -> str:
+        return (
+            f"inference of scan {scan_id} failed ({error}); the scan is stored and will be retried"
+        )
+
+
+class ResultNotRecorded(InferenceFailed):
+    """Inference ran but its result could not be written (a database error); the scan is
+    stored and will be retried (503, as an inference failure)."""
+
+    @staticmethod
+    def _message(scan_id: str, error: str) -> str:
+        return (
+            f"scan {scan_id} is stored; its inference result could not be recorded ({error}), "
+            "it will be retried"
+        )
 
 
 class ScanDeadline(Exception):
@@ -164,6 +187,9 @@ class ScanService:
         self.risk = risk
         # Scans this process is inferring now; the retry loop leaves them alone.
         self._in_flight: set[str] = set()
+        # Scans whose failure could not even be recorded: still ``pending``, they are
+        # taken by the next retry round (touched on the event loop only).
+        self._unrecorded: set[str] = set()
         self._started = utcnow()
         self._retry_task: asyncio.Task[None] | None = None
 
@@ -245,6 +271,7 @@ class ScanService:
             QueueFull, ModelNotReady: The scan could not be queued.
             ScanDeadline: The deadline passed before inference (scan marked failed).
             InferenceFailed: The model raised (scan marked failed).
+            ResultNotRecorded: Writing the result failed (scan marked failed).
         """
         try:
             model = self.models.active
@@ -254,13 +281,23 @@ class ScanService:
                 await asyncio.to_thread(self._forget_pending, scan_id)
             raise
         except DeadlineExceeded:
-            await asyncio.to_thread(self.fail, scan_id, "deadline exceeded before inference")
+            await self._fail(scan_id, "deadline exceeded before inference")
             raise ScanDeadline(scan_id, self.request_timeout_s) from None
         except Exception as exc:  # the runtime's own error types
             error = f"{type(exc).__name__}: {exc}"
-            await asyncio.to_thread(self.fail, scan_id, error)
+            await self._fail(scan_id, error)
             raise InferenceFailed(scan_id, error) from exc
-        outcome = await asyncio.to_thread(self.finish, scan_id, inference, model)
+        try:
+            outcome = await asyncio.to_thread(self.finish, scan_id, inference, model)
+        except ScanNotFound:
+            raise
+        except Exception as exc:  # the database's: a lock timeout, a dropped connection
+            log.exception("recording the result of scan %s failed", scan_id)
+            # The first line only: SQLAlchemy's further lines hold the statement and its values.
+            error = f"recording the result failed: {type(exc).__name__}: "
+            error += (str(exc).splitlines() or [""])[0]
+            await self._fail(scan_id, error)
+            raise ResultNotRecorded(scan_id, error) from exc
         if outcome.alert is not None:
             self.alert_service.notify(outcome.alert.seq)
         return outcome
@@ -293,13 +330,21 @@ class ScanService:
                 raise ScanNotFound(f"scan {scan_id!r} vanished while it was inferred")
             if not claimed:
                 return self._outcome(session, scan)
-            rows = [detection_row(scan_id, d) for d in inference.detections]
-            session.add_all(rows)
             # Fusion with the scan's declaration: its risk raises the alert's priority and
             # adds reasons; what it does not explain will raise its lane (recorded below).
             fused = self._fuse(scan, inference.detections, model.thresholds)
             if fused is not None:
                 scan.declaration_ref = fused.declaration_id  # the link, found by AWB / bag tag
+            # The batcher's floor is low enough for fusion's near misses (half a threshold);
+            # the scan shows what reaches the lowest threshold, and what fusion counted.
+            shown = score_floor(model.thresholds, factor=1.0)
+            counted = () if fused is None else fused.counted
+            rows = [
+                detection_row(scan_id, d)
+                for d in inference.detections
+                if d.score > shown or d in counted
+            ]
+            session.add_all(rows)
             alert = alerts.raise_alert(
                 session,
                 scan=scan,
@@ -328,6 +373,19 @@ class ScanService:
             detections=detections,
             thresholds=thresholds,
         )
+
+    async def _fail(self, scan_id: str, error: str) -> None:
+        """:meth:`fail`, and if even that fails, leaves the scan to the next retry round."""
+        try:
+            await asyncio.to_thread(self.fail, scan_id, error)
+        except Exception:
+            self._unrecorded.add(scan_id)
+            log.exception(
+                "could not mark scan %s failed (%s); it stays pending and will be retried",
+                scan_id,
+                error,
+                extra={"scan_id": scan_id},
+            )
 
     def fail(self, scan_id: str, error: str) -> None:
         """Marks a ``pending`` scan failed, counting the attempt (blocking)."""
@@ -388,7 +446,7 @@ class ScanService:
             await asyncio.sleep(self.retry_interval_s)
 
     async def retry_round(self, *, recover_pending: bool = False) -> int:
-        """Re-infers failed scans with attempts left (and, on recovery, stale pending ones).
+        """Re-infers failed scans with attempts left, and orphaned pending ones.
 
         Args:
             recover_pending: Also take scans left ``pending`` from before this
@@ -398,7 +456,9 @@ class ScanService:
             How many scans were re-inferred successfully.
         """
         self.models.active  # noqa: B018 -- raises ModelNotReady before claiming anything
-        ids = await asyncio.to_thread(self._claim_due, recover_pending)
+        unrecorded = frozenset(self._unrecorded)
+        ids = await asyncio.to_thread(self._claim_due, recover_pending, unrecorded)
+        self._unrecorded -= unrecorded  # claimed now, or no longer pending
         done = 0
         batch = max(1, self.models.max_batch)
         for start in range(0, len(ids), batch):
@@ -408,8 +468,15 @@ class ScanService:
             done += sum(1 for r in results if isinstance(r, ScanOutcome))
         return done
 
-    def _claim_due(self, recover_pending: bool) -> list[str]:
-        """Flips due ``failed`` scans back to ``pending`` and returns them with stale pending ones."""
+    def _claim_due(
+        self, recover_pending: bool, unrecorded: frozenset[str] = frozenset()
+    ) -> list[str]:
+        """Claims the scans to re-infer now and returns their ids.
+
+        Those are: due ``failed`` scans, flipped back to ``pending``; orphaned
+        ``pending`` ones (see :meth:`_claim_orphans`); and, on recovery, every
+        ``pending`` scan from before this process started.
+        """
         with self.sessions() as session, session.begin():
             due = select(Scan.id).where(
                 Scan.status == "failed", Scan.attempts < self.inference_retries
@@ -436,10 +503,40 @@ class ScanService:
                 claimed += [
                     i for i in session.scalars(stale.order_by(Scan.created_at)) if i not in claimed
                 ]
+            claimed += self._claim_orphans(session, unrecorded, skip=set(claimed))
         claimed = [i for i in claimed if i not in self._in_flight]
         self._in_flight.update(claimed)
         if claimed:
             log.info("re-inferring %d scans", len(claimed))
+        return claimed
+
+    def _claim_orphans(
+        self, session: Session, unrecorded: frozenset[str], *, skip: set[str]
+    ) -> list[str]:
+        """Claims ``pending`` scans that nobody will finish: ``unrecorded`` ones, and
+        never-retried ones older than the request deadline plus :data:`ORPHAN_MARGIN_S`.
+
+        Only ``attempts == 0`` counts as never retried: a retried scan is ``pending``
+        while the process that claimed it (maybe another one) re-infers it, without
+        a deadline. Each claim is a conditional update that counts the attempt whose
+        result was lost, so of several server processes exactly one takes a scan.
+        """
+        cutoff = utcnow() - timedelta(seconds=self.request_timeout_s + ORPHAN_MARGIN_S)
+        orphans = select(Scan.id, Scan.attempts).where(
+            Scan.status == "pending",
+            or_(Scan.id.in_(unrecorded), and_(Scan.attempts == 0, Scan.created_at < cutoff)),
+        )
+        claimed = []
+        for scan_id, attempts in session.execute(orphans.order_by(Scan.created_at)).all():
+            if scan_id in skip or scan_id in self._in_flight:
+                continue
+            if session.execute(
+                update(Scan)
+                .where(Scan.id == scan_id, Scan.status == "pending", Scan.attempts == attempts)
+                .values(attempts=attempts + 1)
+                .execution_options(synchronize_session=False)
+            ).rowcount:
+                claimed.append(scan_id)
         return claimed
 
     async def _reinfer(self, scan_id: str) -> ScanOutcome:

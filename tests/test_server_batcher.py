@@ -179,21 +179,27 @@ def test_swap_under_load_fails_no_request(tmp_path, models):
 
 
 def test_batcher_queue_bound_and_drain(models):
-    """The batcher itself, on a real detector: bounded queue, then every queued request done."""
+    """The batcher itself, on a real detector: bounded queue, then every queued request done,
+    each with the detections the detector gives that image on its own."""
     from cv.inference_server.batcher import Batcher, BatcherClosed, QueueFull
+    from cv.inference_server.modelhost import score_floor
     from cv.models.load import load_detector
 
     detector = load_detector(models[0], max_batch=2)
-    image = h.gradient_rgb()
+    # Different sizes, so that a batch letterboxes each image its own way.
+    images = [h.gradient_rgb(96, 80, seed=0), h.gradient_rgb(64, 64, seed=1)]
+    images.append(h.gradient_rgb(120, 70, seed=2))
+    # The floor the server uses for thresholds of 1e-4: the untrained model gives boxes.
+    conf = score_floor(dict.fromkeys(h.CLASSES, h.ALERT_ALWAYS))
 
     async def main():
         batcher = Batcher(
-            detector, label="test", max_batch=2, max_wait_ms=0, queue_size=3, conf=0.25
+            detector, label="test", max_batch=2, max_wait_ms=0, queue_size=3, conf=conf
         )
         deadline = asyncio.get_running_loop().time() + 30
-        futures = [batcher.submit(image, deadline=deadline) for _ in range(3)]
+        futures = [batcher.submit(image, deadline=deadline) for image in images]
         with pytest.raises(QueueFull) as full:
-            batcher.submit(image, deadline=deadline)
+            batcher.submit(images[0], deadline=deadline)
         assert full.value.retry_after_s >= 1
         batcher.start()
         await batcher.drain()
@@ -201,11 +207,27 @@ def test_batcher_queue_bound_and_drain(models):
         assert [r.batch_size for r in results] == [2, 2, 1]
         assert all(r.queue_ms >= 0 and r.compute_ms > 0 for r in results)
         with pytest.raises(BatcherClosed):
-            batcher.submit(image, deadline=deadline)
+            batcher.submit(images[0], deadline=deadline)
+        return results
 
-    asyncio.run(main())
-    expected = detector.predict([image], conf=0.25)[0]
-    assert isinstance(expected, list)
+    results = asyncio.run(main())
+    # Batching leaves the detections as they are: the same call, one image at a time.
+    for image, result in zip(images, results, strict=True):
+        expected = detector.predict([image], conf=conf, multi_label=True)[0]
+        assert expected, "no detections to compare"
+        assert_same_detections(result.detections, expected)
+
+
+def assert_same_detections(got, expected, atol=1e-3):
+    """Same classes, boxes (pixels) and scores, up to the last bits of batched arithmetic."""
+
+    def key(d):
+        return (d.category, *np.round(d.box, 1), round(d.score, 4))
+
+    got, expected = sorted(got, key=key), sorted(expected, key=key)
+    assert [d.category for d in got] == [d.category for d in expected]
+    np.testing.assert_allclose([d.box for d in got], [d.box for d in expected], atol=atol)
+    np.testing.assert_allclose([d.score for d in got], [d.score for d in expected], atol=1e-5)
 
 
 def test_expired_request_is_dropped_before_compute(models):
