@@ -22,7 +22,8 @@ Boxes are ``xyxy`` absolute pixels, 0-based (see :mod:`cv.boxes`).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -108,6 +109,42 @@ def _field(obj: Mapping[str, Any], key: str, path: Path, where: str) -> Any:
     return obj[key]
 
 
+def _brief(value: Any) -> str:
+    """A value as the message shows it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _object(value: Any, path: Path, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise DataFormatError(f"must be an object, got {_brief(value)}", path=path, field=where)
+    return value
+
+
+def _list(value: Any, path: Path, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise DataFormatError(f"must be a list, got {_brief(value)}", path=path, field=where)
+    return value
+
+
+def _number(value: Any, path: Path, where: str) -> float:
+    # bool is an int to Python, not a number to a reader of the file.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise DataFormatError(
+            f"must be a finite number, got {_brief(value)}", path=path, field=where
+        )
+    return float(value)
+
+
+def _integer(value: Any, path: Path, where: str, *, minimum: int) -> int:
+    number = _number(value, path, where)
+    if not number.is_integer() or number < minimum:
+        raise DataFormatError(
+            f"must be an integer >= {minimum}, got {_brief(value)}", path=path, field=where
+        )
+    return int(number)
+
+
 def read_predictions(path: str | PathLike[str]) -> Predictions:
     """Reads a predictions file written by :func:`write_predictions`.
 
@@ -128,38 +165,54 @@ def read_predictions(path: str | PathLike[str]) -> Predictions:
     classes = _field(doc, "classes", p, "classes")
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise DataFormatError("must be a list of class names", path=p, field="classes")
+    model = doc.get("model") or {}
+    if not isinstance(model, dict):
+        raise DataFormatError(f"must be an object, got {_brief(model)}", path=p, field="model")
     images: list[ImagePredictions] = []
-    for i, im in enumerate(_field(doc, "images", p, "images")):
+    for i, entry in enumerate(_list(_field(doc, "images", p, "images"), p, "images")):
         where = f"images[{i}]"
-        if not isinstance(im, dict):
-            raise DataFormatError("must be an object", path=p, field=where)
+        im = _object(entry, p, where)
+        file = _field(im, "file", p, f"{where}.file")
+        if not isinstance(file, str) or not file:
+            raise DataFormatError(
+                f"must be an image path, got {_brief(file)}", path=p, field=f"{where}.file"
+            )
+        width = _integer(_field(im, "width", p, f"{where}.width"), p, f"{where}.width", minimum=1)
+        height = _integer(
+            _field(im, "height", p, f"{where}.height"), p, f"{where}.height", minimum=1
+        )
         dets = []
-        for j, d in enumerate(_field(im, "detections", p, f"{where}.detections")):
+        det_list = _list(
+            _field(im, "detections", p, f"{where}.detections"), p, f"{where}.detections"
+        )
+        for j, det in enumerate(det_list):
             dw = f"{where}.detections[{j}]"
+            d = _object(det, p, dw)
             box = _field(d, "box", p, f"{dw}.box")
-            if not (isinstance(box, Sequence) and len(box) == 4):
+            if not (isinstance(box, list) and len(box) == 4):
                 raise DataFormatError("must be [x1, y1, x2, y2]", path=p, field=f"{dw}.box")
-            class_id = int(_field(d, "class_id", p, f"{dw}.class_id"))
-            if not 0 <= class_id < len(classes):
+            x1, y1, x2, y2 = (_number(v, p, f"{dw}.box[{k}]") for k, v in enumerate(box))
+            class_id = _integer(
+                _field(d, "class_id", p, f"{dw}.class_id"), p, f"{dw}.class_id", minimum=0
+            )
+            if class_id >= len(classes):
                 raise DataFormatError(
                     f"class_id {class_id} is outside the {len(classes)} classes",
                     path=p,
                     field=f"{dw}.class_id",
                 )
+            category = d.get("category", classes[class_id])
+            if not isinstance(category, str):
+                raise DataFormatError(
+                    f"must be a class name, got {_brief(category)}", path=p, field=f"{dw}.category"
+                )
             dets.append(
                 Detection(
-                    box=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
-                    category=str(d.get("category", classes[class_id])),
+                    box=(x1, y1, x2, y2),
+                    category=category,
                     class_id=class_id,
-                    score=float(_field(d, "score", p, f"{dw}.score")),
+                    score=_number(_field(d, "score", p, f"{dw}.score"), p, f"{dw}.score"),
                 )
             )
-        images.append(
-            ImagePredictions(
-                file=str(_field(im, "file", p, f"{where}.file")),
-                width=int(_field(im, "width", p, f"{where}.width")),
-                height=int(_field(im, "height", p, f"{where}.height")),
-                detections=dets,
-            )
-        )
-    return Predictions(classes=classes, images=images, model=dict(doc.get("model") or {}))
+        images.append(ImagePredictions(file=file, width=width, height=height, detections=dets))
+    return Predictions(classes=classes, images=images, model=dict(model))

@@ -33,7 +33,9 @@ hooks, and every ultralytics quirk is handled here and nowhere else:
 * **Resume.** ultralytics strips the optimizer from ``last.pt`` when training
   ends, so the full checkpoint of each epoch is also kept as ``weights/resume.pt``;
   ``resume`` continues an interrupted run, and with more ``epochs`` than were
-  trained it extends a finished one.
+  trained it extends a finished one (with no more, it is refused by name, not by
+  ultralytics' assertion). ``training.time_s`` in ``model.json`` adds the earlier
+  sessions' time to this one's.
 * **Multi-GPU.** ``device="0,1"`` makes ultralytics launch its own DDP workers
   (``torch.distributed.run``); the hooks run in the rank-0 worker and write the
   run folder, from which the result is read back.
@@ -138,7 +140,7 @@ class EpochRecord:
         epoch: 1-based epoch number.
         values: Column name -> value.
         is_best: Whether this epoch has the best fitness so far (0.1 mAP50 + 0.9 mAP50-95).
-        elapsed_s: Seconds since this process started training.
+        elapsed_s: Training seconds so far, over all sessions of a resumed run.
     """
 
     epoch: int
@@ -587,6 +589,16 @@ def _trainer_class(architecture: str, *, cpu_bf16: bool = False) -> type[Any]:
             if self.resume and overrides.get("epochs"):
                 self.args.epochs = int(overrides["epochs"])
 
+        def resume_training(self, ckpt: Any) -> None:
+            # train_xray refuses a finished run before building the trainer; this
+            # catches a checkpoint saved after the run folder's last record (the
+            # process stopped in between), where ultralytics would only assert.
+            if ckpt is not None and self.resume:
+                done = int(ckpt.get("epoch", -1)) + 1
+                if done >= self.epochs:
+                    raise finished_run_error(Path(self.save_dir), done)
+            super().resume_training(ckpt)
+
         def _setup_train(self) -> None:
             super()._setup_train()
             if self.device.type != "cpu":
@@ -661,10 +673,13 @@ def _trainer_class(architecture: str, *, cpu_bf16: bool = False) -> type[Any]:
 class _Bridge:
     """ultralytics callbacks -> our hook events (picklable for DDP)."""
 
-    def __init__(self, run: RunInfo, hooks: Sequence[TrainHook]) -> None:
+    def __init__(self, run: RunInfo, hooks: Sequence[TrainHook], *, prior_s: float = 0.0) -> None:
         self.run = run
         self.hooks = list(hooks)
         self.t0 = time.time()
+        # Training seconds of the run's earlier sessions (resume), so that the
+        # recorded time is the run's, not this process's.
+        self.prior_s = prior_s
         self.done: set[int] = set()
 
     def on_pretrain_routine_end(self, trainer: Any) -> None:
@@ -700,7 +715,7 @@ class _Bridge:
             epoch=epoch,
             values=values,
             is_best=trainer.best_fitness is not None and trainer.fitness == trainer.best_fitness,
-            elapsed_s=time.time() - self.t0,
+            elapsed_s=self.prior_s + time.time() - self.t0,
         )
         for h in self.hooks:
             h.on_epoch_end(self.run, record, trainer.ema.ema)
@@ -748,6 +763,28 @@ def check_model_name(name: str) -> None:
         )
 
 
+def finished_run_error(run_dir: Path, done: int) -> ConfigError:
+    """The error of resuming a run that has trained all its epochs already."""
+    return ConfigError(
+        f"run {run_dir.name} finished after {done} epochs; "
+        f"pass --epochs > {done} to train it further",
+        path=run_dir,
+        field="epochs",
+    )
+
+
+def _previous_sessions(run_dir: Path) -> tuple[int, float]:
+    """Epochs done and training seconds of a run's earlier sessions, as its
+    ``last/model.json`` records them; ``(0, 0.0)`` before any epoch ended."""
+    from cv.models.weights import read_record
+
+    last = run_dir / "last"
+    if not (last / "model.json").is_file():
+        return 0, 0.0
+    training = read_record(last, verify=False).training
+    return int(training.get("epochs_done") or 0), float(training.get("time_s") or 0.0)
+
+
 def _check_resume_classes(run_dir: Path, classes: Sequence[str]) -> None:
     from cv.models.weights import read_record
 
@@ -792,7 +829,8 @@ def train_xray(
         NotFoundError: If the dataset, the TIP library, or (resume) the run's
             checkpoint does not exist.
         ConfigError: If the model is not registered, the device is not there, or
-            (resume) the dataset's classes differ from the run's.
+            (resume) the dataset's classes differ from the run's or the run has
+            trained ``epochs`` epochs already.
     """
     from cv.models.ultra import ultralytics
 
@@ -812,8 +850,11 @@ def train_xray(
         lg.addHandler(handler)
     try:
         data_yaml, classes, dataset = resolve_data(config, run_dir)
+        done, prior_s = _previous_sessions(run_dir) if resume else (0, 0.0)
         if resume:
             _check_resume_classes(run_dir, classes)
+            if done and config.epochs <= done:
+                raise finished_run_error(run_dir, done)
         dump_config(config, run_dir / "config.yaml")
         transforms = build_transforms(config, classes=classes, data_yaml=data_yaml)
         _offline_fonts()
@@ -832,7 +873,7 @@ def train_xray(
             precision=precision,
             commit=git_commit(),
         )
-        bridge = _Bridge(run, [MetricsWriter(), ModelDirWriter(), *hooks])
+        bridge = _Bridge(run, [MetricsWriter(), ModelDirWriter(), *hooks], prior_s=prior_s)
         if not resume:
             # A fresh run starts a fresh history.
             for stale in ("metrics.csv", "metrics.png"):

@@ -84,7 +84,7 @@ def parse_class_weights(text: str | None) -> dict[str, float]:
     return weights
 
 
-def _select_split(dataset: Dataset, split: str) -> Dataset:
+def select_split(dataset: Dataset, split: str) -> Dataset:
     """The images of ``split``; ``all`` keeps every image.
 
     A dataset whose images carry no split at all is evaluated whole, with a note,
@@ -287,7 +287,7 @@ def xray(
     if weights and (wanted or full.classes):  # before the model runs; default mode bag-far
         mode_asked = parse_operating_point(operating_point)[0] if operating_point else "bag-far"
         check_class_weights(weights, wanted or full.classes, mode_asked)
-    dataset = _select_split(full, split)
+    dataset = select_split(full, split)
     out_dir = (
         out if out is not None else get_settings().runs_dir / "eval" / (full.name or "dataset")
     )
