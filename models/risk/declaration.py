@@ -6,6 +6,12 @@ record (a mapping, as the server will receive it) and :func:`normalize_frame`
 checks a whole polars frame; both produce the same values for the same input:
 
 * text is stripped of surrounding white space (Unicode White_Space); empty text is null;
+* codes read case-insensitively (currency, countries, route, PCCC) are held upper-case,
+  and phone numbers as their digits only (``010-1234-5678`` is ``01012345678``);
+* codes whose leading zeros matter (HS code, postal codes, phones, AWB, bag tag) must
+  be text: a number (``901`` for ``0901``) is an error, not a guess;
+* ids, AWBs, bag tags, suppliers, consignee names and PCCCs are at most
+  :data:`MAX_LENGTH` characters (the width of the history's SQL columns);
 * numbers are finite, non-negative and at most 1e12; text that looks like a
   number (``"12.50"``) is read as one, anything else is an error;
 * dates are ``YYYY-MM-DD`` between 1900 and 2100 and are held as days since
@@ -52,12 +58,47 @@ _NUMBER_RE = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _DATE_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _HS_RE = r"[0-9]{2,10}"
 _CHECKED_TEXT = frozenset({"id", "kind", "currency", "hs_code"})
+"""Text fields that validation reads: their empty values become null before the checks run."""
 _CHECKED_TYPED = frozenset({"hs_code"})
 """Fields whose check reads the field's typed value (its column after the values are computed)."""
-"""Text fields that validation reads: their empty values become null before the checks run."""
+_UPPER = frozenset({"currency", "origin", "shipped_from", "route", "pccc"})
+"""Codes read case-insensitively, held upper-case (``us`` is ``US``; ``p1234...`` is ``P1234...``)."""
+_DIGITS = frozenset({"consignee_phone", "pccc_owner_phone"})
+"""Phones, held as their digits only, so ``010-1234-5678`` and ``01012345678`` are one number."""
+_DIGITS_RE = r"[^0-9]"
+_TEXT_ONLY = frozenset(
+    {
+        "hs_code",
+        "consignee_postal",
+        "pccc_owner_postal",
+        "consignee_phone",
+        "pccc_owner_phone",
+        "awb",
+        "bag_tag",
+    }
+)
+"""Codes a number may not stand for: it has lost its leading zeros (HS 0901, postal 04524,
+bag tag 0180...)."""
+_NOT_TEXT = "must be text (a quoted string), not a number: a number loses leading zeros"
 _NUMBER = re.compile(_NUMBER_RE)
 _DATE = re.compile(_DATE_RE)
 _HS = re.compile(_HS_RE)
+_NON_DIGIT = re.compile(_DIGITS_RE)
+
+ID_LENGTH = 64
+"""Longest declaration id, AWB or bag tag, in characters: the history's SQL key columns."""
+NAME_LENGTH = 200
+"""Longest supplier, consignee name or PCCC, in characters: the history's aggregation keys."""
+MAX_LENGTH: dict[str, int] = {
+    "id": ID_LENGTH,
+    "awb": ID_LENGTH,
+    "bag_tag": ID_LENGTH,
+    "supplier": NAME_LENGTH,
+    "consignee_name": NAME_LENGTH,
+    "pccc": NAME_LENGTH,  # the consignee key is the PCCC, else the name
+}
+"""Longest value of a text field (after normalisation), in characters; longer is a field error
+rather than a database error when the history stores it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +223,15 @@ def to_date(days: float | None) -> date | None:
 def _text(name: str, raw: Any) -> tuple[str | None, str | None]:
     if raw is None:
         return None, None
+    if name in _TEXT_ONLY and not isinstance(raw, str):
+        return None, _NOT_TEXT
     if isinstance(raw, bool) or not isinstance(raw, str | int):
         return None, f"expected text, got {type(raw).__name__}"
     text = str(raw).strip(_STRIP)
+    if name in _UPPER:
+        text = text.upper()
+    elif name in _DIGITS:
+        text = _NON_DIGIT.sub("", text)
     return (text or None), None
 
 
@@ -274,8 +321,9 @@ def normalize(
             value = value.replace(".", "")
             if not _HS.fullmatch(value):
                 bad(spec.name, f"HS code must be 2 to 10 digits: {record.get(spec.name)!r}")
-        elif spec.name == "currency" and value is not None:
-            value = value.upper()
+        limit = MAX_LENGTH.get(spec.name)
+        if limit is not None and value is not None and len(value) > limit:
+            bad(spec.name, _too_long(limit))
         out[spec.name] = value
     _check_required(out, lambda f, m: bad(f, m))
     rate = None
@@ -287,6 +335,10 @@ def normalize(
         raise DeclarationError(problems)
     _derive(out, rate)
     return out
+
+
+def _too_long(limit: int) -> str:
+    return f"too long: at most {limit} characters"
 
 
 def _check_required(out: Mapping[str, Any], bad: Any) -> None:
@@ -492,6 +544,15 @@ def normalize_frame(
         bad=col("__bad"),
     ).collect()
     bad_any = typed.get_column("__bad")
+    # Phones keep their digits only. The query removed the usual dashes; the rows where
+    # anything else is left are fixed here, as a regex over every row would cost more than
+    # the rest of a phone's validation.
+    for name in sorted(_DIGITS.intersection(returned)):
+        phone = typed.get_column(name)
+        rows = phone.str.contains(_DIGITS_RE).fill_null(False).arg_true()
+        if rows.len():
+            fixed = phone.gather(rows).str.replace_all(_DIGITS_RE, "")
+            typed = typed.with_columns(phone.clone().scatter(rows, fixed))
     # Empty text is null. Testing which columns hold any empty text is cheap (lengths are
     # stored), so only those columns are rewritten.
     unchecked = [
@@ -569,10 +630,12 @@ def _rate(rates: Mapping[str, float]) -> pl.Expr:
 
 def _is_text(spec: FieldSpec, dtype: pl.DataType) -> bool:
     """Whether the field's input is read as text (then stripped): a string, or an integer
-    where text is expected (an id, a postal code)."""
+    where text is expected and a number may stand for it (an id, not a postal code)."""
     import polars as pl
 
-    return dtype == pl.String or (spec.type == TEXT and dtype.is_integer())
+    return dtype == pl.String or (
+        spec.type == TEXT and dtype.is_integer() and spec.name not in _TEXT_ONLY
+    )
 
 
 def _prepare(spec: FieldSpec, raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -601,29 +664,28 @@ def _column(
     if dtype == pl.Null:
         dtype = pl.String
     if spec.type == TEXT:
-        if dtype == pl.String or dtype.is_integer():
-            stripped = raw
-            if spec.name not in _CHECKED_TEXT:
-                return (
-                    stripped,
-                    None,
-                    None,
-                )  # empty text becomes null in normalize_frame's second pass
-            text = pl.when(stripped.str.len_bytes() > 0).then(stripped)
-            if spec.name == "hs_code":
-                text = text.str.replace_all(".", "", literal=True)
-                # Over the typed value (see _CHECKED_TYPED); null is not flagged (flags fill
-                # nulls with False).
-                bad = ~pl.col(spec.name).str.contains(f"^{_HS_RE}$")
-                return text, bad, pl.lit("HS code must be 2 to 10 digits")
-            if spec.name == "currency":
-                text = text.str.to_uppercase()
-            return text, None, None
-        return (
-            pl.lit(None, dtype=pl.String),
-            raw.is_not_null(),
-            pl.lit(f"expected text, got {dtype}"),
-        )
+        if not _is_text(spec, dtype):
+            message = _NOT_TEXT if spec.name in _TEXT_ONLY else f"expected text, got {dtype}"
+            return pl.lit(None, dtype=pl.String), raw.is_not_null(), pl.lit(message)
+        text = raw  # stripped
+        if spec.name in _UPPER:
+            text = text.str.to_uppercase()
+        elif spec.name in _DIGITS:
+            # The usual separator here; any other non-digit in normalize_frame's second pass.
+            text = text.str.replace_all("-", "", literal=True)
+        if spec.name in _CHECKED_TEXT:
+            text = pl.when(text.str.len_bytes() > 0).then(text)
+        # else: empty text becomes null in normalize_frame's second pass
+        if spec.name == "hs_code":
+            text = text.str.replace_all(".", "", literal=True)
+            # Over the typed value (see _CHECKED_TYPED); null is not flagged (flags fill
+            # nulls with False).
+            bad = ~pl.col(spec.name).str.contains(f"^{_HS_RE}$")
+            return text, bad, pl.lit("HS code must be 2 to 10 digits")
+        limit = MAX_LENGTH.get(spec.name)
+        if limit is not None:
+            return text, text.str.len_chars() > limit, pl.lit(_too_long(limit))
+        return text, None, None
     if spec.type == NUMBER:
         if dtype == pl.String:
             stripped = raw

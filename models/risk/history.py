@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .declaration import CENTS
+from .declaration import CENTS, ID_LENGTH, NAME_LENGTH
 from .lanes import Decision
 
 if TYPE_CHECKING:
@@ -278,11 +278,11 @@ class SqlHistory(_StreakMixin):
         self.declarations = sa.Table(
             "risk_declarations",
             meta,
-            sa.Column("id", sa.String(64), primary_key=True),
-            sa.Column("awb", sa.String(64), index=True),
-            sa.Column("bag_tag", sa.String(64), index=True),
-            sa.Column("supplier", sa.String(200)),
-            sa.Column("consignee_key", sa.String(200)),
+            sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+            sa.Column("awb", sa.String(ID_LENGTH), index=True),
+            sa.Column("bag_tag", sa.String(ID_LENGTH), index=True),
+            sa.Column("supplier", sa.String(NAME_LENGTH)),
+            sa.Column("consignee_key", sa.String(NAME_LENGTH)),
             sa.Column("purchase_day", sa.Integer),
             sa.Column("arrival_day", sa.Integer),
             sa.Column("cents", sa.BigInteger),
@@ -294,7 +294,7 @@ class SqlHistory(_StreakMixin):
         self.decisions = sa.Table(
             "risk_decisions",
             meta,
-            sa.Column("id", sa.String(64), primary_key=True),
+            sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
             sa.Column("pack", sa.String(120), nullable=False),
             sa.Column("lane", sa.String(8), nullable=False),
             sa.Column("score", sa.Integer, nullable=False),
@@ -306,7 +306,7 @@ class SqlHistory(_StreakMixin):
             "risk_outcomes",
             meta,
             sa.Column("n", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("decision_id", sa.String(64), nullable=False, index=True),
+            sa.Column("decision_id", sa.String(ID_LENGTH), nullable=False, index=True),
             sa.Column("found", sa.Boolean, nullable=False),
             sa.Column("what", sa.Text),
         )
