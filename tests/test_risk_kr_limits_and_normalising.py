@@ -1,4 +1,4 @@
-"""Review fixes of the default pack and declaration normalisation, online and in batch.
+"""The default pack and declaration normalisation, online and in batch.
 
 US anti-splitting, the clearance-code owner check (missing values, phone formats,
 lower-case codes), field lengths the history's SQL columns hold, codes that must be
