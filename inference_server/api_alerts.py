@@ -22,7 +22,15 @@ On the SSE stream every message is an event:
   confirmed, rejected, escalated). Having no id, neither moves the resume point.
 * ``: keep-alive`` comment lines after ``sse_keepalive_s`` of silence.
 
+An open stream checks its token again at every keep-alive and before any message
+sent more than :data:`TOKEN_RECHECK_S` seconds after the last check: once the token
+is revoked (or no longer holds the permission) the stream ends, and nothing more
+reaches it. The SSE stream just closes (the browser's reconnect then gets a 401); the
+WebSocket sends an ``error`` message and closes with code 1008. Each is logged.
+
 On the WebSocket each message is ``{"event": ..., "id": seq | null, "data": {...}}``.
+A bad ``last_id`` or token answers ``{"event": "error", "detail": ...}`` and closes
+with code 1008.
 
 Actions (inspector or admin) record an audit event with the token's name::
 
@@ -37,7 +45,9 @@ reject "not the same person": its sighting takes the verdict, with an audit line
 in the same commit (:func:`cv.inference_server.cctv.stage_verdict`).
 
 An unknown seq answers 404, an action the state does not allow 409, a bad box or
-class 422 naming the field (``boxes[0].box``).
+class 422 naming the field (``boxes[0].box``). Sequence numbers (paths, ``after_seq``,
+``last_id``, ``Last-Event-ID``) outside ``0..``:data:`MAX_ID` answer 422 naming the
+parameter.
 
 ``GET /v1/alerts/stats?since=&until=&site=&lane=&kind=`` (inspector or admin): how
 the alerts fared with the inspectors (:mod:`cv.inference_server.alert_stats`).
@@ -45,21 +55,41 @@ the alerts fared with the inspectors (:mod:`cv.inference_server.alert_stats`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, WebSocket, status
-from fastapi.requests import HTTPConnection
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, WebSocket, status
+from fastapi.requests import HTTPConnection, Request
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.websockets import WebSocketDisconnect
 
 from cv.errors import ConfigError, CustomsVisionError, DataValidationError, NotFoundError
 from cv.inference_server import alert_stats, alerts, cctv
+from cv.inference_server.auth import Principal
 from cv.inference_server.deps import AlertReader, Inspector, Services, SessionDep, principal_from
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+
+MAX_ID = 2**31 - 1
+"""The largest alert seq or row id a route takes. The columns are 32-bit integers
+on PostgreSQL (and SQLite binds at most 64 bits), so a larger number would reach the
+database as an error: it is refused as bad input, naming the parameter."""
+
+TOKEN_RECHECK_S = 5.0
+"""An open stream checks its token again before a message once this long has passed
+since the last check (and at every keep-alive): a revoked token receives nothing sent
+later than this after its revocation."""
 
 
 def get_alert_service(connection: HTTPConnection) -> alerts.AlertService:
@@ -71,6 +101,10 @@ AlertServiceDep = Annotated[alerts.AlertService, Depends(get_alert_service)]
 
 Site = Annotated[str | None, Query(max_length=64, description="Only alerts of this site.")]
 Lane = Annotated[str | None, Query(max_length=64, description="Only alerts of this lane.")]
+Seq = Annotated[int, Path(ge=0, le=MAX_ID, description="The alert's sequence number.")]
+LastId = Annotated[
+    int | None, Query(ge=0, le=MAX_ID, description="Resume after this seq (the header wins).")
+]
 
 
 class BoxIn(BaseModel):
@@ -102,17 +136,27 @@ def _http_error(exc: CustomsVisionError) -> HTTPException:
     return HTTPException(code, detail=str(exc))
 
 
+def parse_seq(text: str) -> int | None:
+    """An alert seq written as plain digits within ``0..MAX_ID``, else ``None``."""
+    text = text.strip()
+    # Digits only: int() would also take "+5", "1_0" and other scripts' digits.
+    if not re.fullmatch(r"[0-9]{1,10}", text):
+        return None
+    value = int(text)
+    return value if value <= MAX_ID else None
+
+
+def _seq_error(name: str, text: str) -> str:
+    return f"{name}: expected an alert seq (an integer from 0 to {MAX_ID}), got {text[:40]!r}"
+
+
 def _resume_point(header: str | None, query: int | None) -> int | None:
     if header is None or not header.strip():
         return query
-    try:
-        value = int(header.strip())
-    except ValueError:
-        value = -1
-    if value < 0:
+    value = parse_seq(header)
+    if value is None:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=f"Last-Event-ID: expected an alert seq (an integer >= 0), got {header!r}",
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=_seq_error("Last-Event-ID", header)
         )
     return value
 
@@ -128,17 +172,113 @@ def _sse(message: alerts.AlertMessage) -> ServerSentEvent:
     )
 
 
+class StreamAccessEnded(Exception):
+    """The token of an open stream no longer may read it (revoked, or lost the permission)."""
+
+
+@dataclass
+class StreamAccess:
+    """Who holds an open stream, checked again while the stream stays open.
+
+    Attributes:
+        connection: The stream's request or WebSocket (it carries the token).
+        principal: Who the token was when the stream opened.
+        permission: What the stream needs (``alerts:read``, ``sightings:read``).
+        every_s: Longest time between two checks.
+    """
+
+    connection: HTTPConnection
+    principal: Principal
+    permission: str
+    every_s: float
+    checked: float = field(default_factory=time.monotonic)
+
+    def due(self, message: alerts.AlertMessage) -> bool:
+        """Whether to check before passing ``message`` on: at every keep-alive (an idle
+        stream) and once ``every_s`` has passed (a busy one)."""
+        return message.event == "keepalive" or time.monotonic() - self.checked >= self.every_s
+
+    async def check(self) -> None:
+        """Reads the token again.
+
+        A database that cannot be read now keeps the stream open until the next
+        check: while it is down no alert can be committed for the stream to carry,
+        and closing every stream at once would only bring every client back together.
+
+        Raises:
+            StreamAccessEnded: If the token is revoked, unknown or lacks the permission now.
+        """
+        self.checked = time.monotonic()
+        services: Services = self.connection.app.state.services
+        try:
+            now = await asyncio.to_thread(principal_from, self.connection, services)
+        except Exception as exc:
+            log.warning("could not check the token of an open stream again: %r", exc)
+            return
+        if now is None:
+            reason = "the API token was revoked"
+        elif now.name != self.principal.name or not now.may(self.permission):
+            reason = f"role {now.role!r} may no longer do this (needs {self.permission!r})"
+        else:
+            return
+        log.warning(
+            "closed the stream of token %r: %s",
+            self.principal.name,
+            reason,
+            extra={"token": self.principal.name, "path": self.connection.url.path},
+        )
+        raise StreamAccessEnded(reason)
+
+
+def stream_access(
+    connection: HTTPConnection, principal: Principal, permission: str
+) -> StreamAccess:
+    """The :class:`StreamAccess` of a stream just opened by ``principal``."""
+    settings = connection.app.state.services.settings
+    every_s = min(TOKEN_RECHECK_S, settings.sse_keepalive_s)
+    return StreamAccess(connection, principal, permission, every_s)
+
+
+async def guarded_stream(
+    service: alerts.AlertService,
+    access: StreamAccess,
+    *,
+    site: str | None,
+    lane: str | None,
+    last_id: int | None,
+) -> AsyncIterator[alerts.AlertMessage]:
+    """The service's stream, checking ``access`` at every keep-alive and every ``every_s``.
+
+    Raises:
+        StreamAccessEnded: When the token may no longer read; the service's stream is
+            closed first.
+    """
+    messages = service.stream(site=site, lane=lane, last_id=last_id)
+    async with contextlib.aclosing(messages):
+        async for message in messages:
+            if message.event != "hello" and access.due(message):
+                await access.check()
+            yield message
+
+
 @router.get("/stream", response_class=EventSourceResponse)
 async def stream_alerts(
-    _: AlertReader,
+    request: Request,
+    principal: AlertReader,
     service: AlertServiceDep,
     site: Site = None,
     lane: Lane = None,
-    last_id: Annotated[int | None, Query(ge=0, description="Resume after this seq.")] = None,
+    last_id: LastId = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     """Server-Sent Events: replay after the last id, then live alerts and updates."""
-    return event_stream(service, site=site, lane=lane, resume=_resume_point(last_event_id, last_id))
+    return event_stream(
+        service,
+        site=site,
+        lane=lane,
+        resume=_resume_point(last_event_id, last_id),
+        access=stream_access(request, principal, "alerts:read"),
+    )
 
 
 def event_stream(
@@ -147,20 +287,27 @@ def event_stream(
     site: str | None,
     lane: str | None,
     resume: int | None,
+    access: StreamAccess,
     kind: str | None = None,
 ) -> EventSourceResponse:
     """The SSE response of the alert stream; with ``kind`` (``reid``...), only the
-    alerts and updates of that kind (hello and keep-alive messages always pass)."""
+    alerts and updates of that kind (hello and keep-alive messages always pass).
+    It ends when ``access`` no longer holds (the browser's reconnect then gets a 401)."""
 
     async def events() -> Any:
-        async for message in service.stream(site=site, lane=lane, last_id=resume):
-            if (
-                kind is not None
-                and message.event in ("alert", "update")
-                and message.data.get("alert_kind") != kind
+        try:
+            async for message in guarded_stream(
+                service, access, site=site, lane=lane, last_id=resume
             ):
-                continue
-            yield _sse(message)
+                if (
+                    kind is not None
+                    and message.event in ("alert", "update")
+                    and message.data.get("alert_kind") != kind
+                ):
+                    continue
+                yield _sse(message)
+        except StreamAccessEnded:
+            return  # logged by the check
 
     # Keep-alives come from the stream itself (only when idle), so no library pings.
     return EventSourceResponse(events(), ping=0, headers={"Cache-Control": "no-store"})
@@ -180,27 +327,36 @@ async def alerts_ws(websocket: WebSocket) -> None:
     params = websocket.query_params
     last_id: int | None = None
     if error is None and params.get("last_id"):
-        try:
-            last_id = int(params["last_id"])
-        except ValueError:
-            last_id = -1
-        if last_id < 0:
-            error = f"last_id: expected an alert seq (an integer >= 0), got {params['last_id']!r}"
+        last_id = parse_seq(params["last_id"])
+        if last_id is None:
+            error = _seq_error("last_id", params["last_id"])
     if error is not None:
-        await websocket.send_json({"event": "error", "detail": error})
-        await websocket.close(code=1008, reason=error[:120])
+        await _refuse(websocket, error)
         return
+    assert principal is not None
     service: alerts.AlertService = services.alerts
+    access = stream_access(websocket, principal, "alerts:read")
     try:
-        async for message in service.stream(
-            site=params.get("site"), lane=params.get("lane"), last_id=last_id
+        async for message in guarded_stream(
+            service, access, site=params.get("site"), lane=params.get("lane"), last_id=last_id
         ):
             await websocket.send_json(
                 {"event": message.event, "id": message.id, "data": message.data}
             )
     except WebSocketDisconnect:
         return
+    except StreamAccessEnded as exc:
+        await _refuse(websocket, str(exc))
+        return
     await websocket.close(code=1001)  # the server is stopping; the client resumes elsewhere
+
+
+async def _refuse(websocket: WebSocket, detail: str) -> None:
+    """Tells a WebSocket client why, then closes with 1008 (policy violation)."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await websocket.send_json({"event": "error", "detail": detail})
+        # A close reason is at most 123 bytes of UTF-8.
+        await websocket.close(code=1008, reason=detail.encode()[:120].decode(errors="ignore"))
 
 
 @router.get("")
@@ -213,7 +369,7 @@ def list_alerts(
     state: Annotated[
         str | None, Query(description=f"Comma-separated states: {', '.join(alerts.STATES)}.")
     ] = None,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Alerts after ``after_seq`` in ``seq`` order, with the history epoch."""
@@ -259,7 +415,7 @@ def alert_figures(
 
 
 @router.get("/{seq}")
-def get_alert(_: AlertReader, session: SessionDep, seq: int) -> dict[str, Any]:
+def get_alert(_: AlertReader, session: SessionDep, seq: Seq) -> dict[str, Any]:
     """One alert in its current state, with its audit trail."""
     try:
         alert = alerts.get_alert(session, seq)
@@ -271,7 +427,7 @@ def get_alert(_: AlertReader, session: SessionDep, seq: int) -> dict[str, Any]:
 
 @router.post("/{seq}/ack")
 def acknowledge(
-    principal: Inspector, session: SessionDep, service: AlertServiceDep, seq: int
+    principal: Inspector, session: SessionDep, service: AlertServiceDep, seq: Seq
 ) -> dict[str, Any]:
     """Acknowledge an open alert: someone is on it, so it is not re-sent."""
     try:
@@ -287,7 +443,7 @@ def confirm(
     principal: Inspector,
     session: SessionDep,
     service: AlertServiceDep,
-    seq: int,
+    seq: Seq,
     body: ConfirmIn | None = None,
 ) -> dict[str, Any]:
     """Confirm an alert (a real find), with corrected boxes if the model's were off."""
@@ -308,7 +464,7 @@ def reject(
     principal: Inspector,
     session: SessionDep,
     service: AlertServiceDep,
-    seq: int,
+    seq: Seq,
     body: RejectIn | None = None,
 ) -> dict[str, Any]:
     """Reject an alert (a false alarm); it becomes a hard negative for retraining."""

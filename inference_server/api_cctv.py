@@ -55,7 +55,7 @@ import asyncio
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Header, Path, Query, Request, UploadFile, status
 from fastapi.requests import HTTPConnection
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
@@ -64,11 +64,14 @@ from sse_starlette import EventSourceResponse
 from cv.errors import DataValidationError, NotFoundError
 from cv.inference_server import alerts, cctv, db
 from cv.inference_server.api_alerts import (
+    MAX_ID,
     AlertServiceDep,
     Lane,
+    LastId,
     Site,
     _resume_point,
     event_stream,
+    stream_access,
 )
 from cv.inference_server.auth import Principal
 from cv.inference_server.deps import Admin, Camera, Inspector, SessionDep, SightingReader
@@ -78,6 +81,8 @@ router = APIRouter(tags=["cctv"])
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
 Name = Annotated[str, Form(min_length=1, max_length=64)]
 Text = Annotated[str, Form(min_length=1, max_length=2000)]
+# Row ids are 32-bit integers on PostgreSQL: a larger one is a 422 naming the parameter.
+SightingId = Annotated[int, Path(ge=0, le=MAX_ID, description="The sighting's id.")]
 
 
 def get_cctv(connection: HTTPConnection) -> cctv.CctvService:
@@ -393,7 +398,9 @@ def list_sightings(
     site: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    before_id: Annotated[int | None, Query(ge=1, description="Page back from this id.")] = None,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Page back from this id.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """Sightings, newest first, filtered."""
@@ -413,21 +420,23 @@ def list_sightings(
 
 @router.get("/v1/sightings/stream", response_class=EventSourceResponse)
 async def stream_sightings(
-    _: SightingReader,
+    request: Request,
+    principal: SightingReader,
     service: AlertServiceDep,
     site: Site = None,
     lane: Lane = None,
-    last_id: Annotated[int | None, Query(ge=0, description="Resume after this seq.")] = None,
+    last_id: LastId = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     """Server-Sent Events: the alert stream with only its re-ID alerts (ids are alert seqs,
     so ``Last-Event-ID`` resumes it as it does the alert stream)."""
     resume = _resume_point(last_event_id, last_id)
-    return event_stream(service, site=site, lane=lane, resume=resume, kind="reid")
+    access = stream_access(request, principal, "sightings:read")
+    return event_stream(service, site=site, lane=lane, resume=resume, access=access, kind="reid")
 
 
 @router.get("/v1/sightings/{sighting_id}")
-def get_sighting(sighting_id: int, _: SightingReader, session: SessionDep) -> dict[str, Any]:
+def get_sighting(sighting_id: SightingId, _: SightingReader, session: SessionDep) -> dict[str, Any]:
     """One sighting with its state and links."""
     sighting = cctv.get_sighting(session, sighting_id)
     return cctv.sighting_record(sighting, session.get(db.WatchlistEntry, sighting.entry_id))
@@ -445,7 +454,7 @@ def _image(path: str | None, what: str, sighting_id: int, service: cctv.CctvServ
 
 @router.get("/v1/sightings/{sighting_id}/frame", response_class=FileResponse)
 def sighting_frame(
-    sighting_id: int, _: SightingReader, session: SessionDep, service: CctvDep
+    sighting_id: SightingId, _: SightingReader, session: SessionDep, service: CctvDep
 ) -> FileResponse:
     """The frame in which the person matched (the alert's ``image_url``)."""
     sighting = cctv.get_sighting(session, sighting_id)
@@ -454,7 +463,7 @@ def sighting_frame(
 
 @router.get("/v1/sightings/{sighting_id}/crop", response_class=FileResponse)
 def sighting_crop(
-    sighting_id: int, _: SightingReader, session: SessionDep, service: CctvDep
+    sighting_id: SightingId, _: SightingReader, session: SessionDep, service: CctvDep
 ) -> FileResponse:
     """The track's best crop of the person."""
     sighting = cctv.get_sighting(session, sighting_id)
@@ -492,7 +501,7 @@ def _verdict(
 
 @router.post("/v1/sightings/{sighting_id}/confirm")
 def confirm_sighting(
-    sighting_id: int,
+    sighting_id: SightingId,
     principal: Inspector,
     session: SessionDep,
     service: AlertServiceDep,
@@ -505,7 +514,7 @@ def confirm_sighting(
 
 @router.post("/v1/sightings/{sighting_id}/reject")
 def reject_sighting(
-    sighting_id: int,
+    sighting_id: SightingId,
     principal: Inspector,
     session: SessionDep,
     service: AlertServiceDep,
@@ -531,14 +540,15 @@ def audit_log(
     camera_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     order: Annotated[
         Literal["asc", "desc"],
         Query(description="asc: oldest first after after_id; desc: the newest first."),
     ] = "asc",
     before_id: Annotated[
-        int | None, Query(ge=1, description="With order=desc: page back from this id.")
+        int | None,
+        Query(ge=1, le=MAX_ID, description="With order=desc: page back from this id."),
     ] = None,
 ) -> dict[str, Any]:
     """The CCTV audit log, oldest first after ``after_id`` (or newest first: ``order=desc``)."""

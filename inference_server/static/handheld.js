@@ -1,11 +1,16 @@
 // The inspectors' handheld page: live alerts, the scan with its boxes, one-tap verdicts.
 //
-// Delivery (see cv/inference_server/api_alerts.py): on start the page lists the open
-// alerts, then follows the SSE stream from the last alert seq it saw (localStorage),
-// so a reload or a lost connection catches up on what it missed. Alerts are kept by
-// seq, so a replayed alert replaces the one shown instead of appearing twice. A new
-// history epoch (the server's database was replaced) drops the stored seq and
-// reloads the open alerts.
+// Delivery (see cv/inference_server/api_alerts.py): the page follows the SSE stream
+// from the last alert seq it saw (localStorage), so a reload or a lost connection
+// replays the alerts it missed. The replay carries new alerts only, not what happened
+// meanwhile to alerts the page already shows, so after every (re)connect (`hello`,
+// the browser's own reconnects included) the page loads the alerts awaiting action
+// and asks for the real state of each alert it shows as active that is no longer
+// among them (a colleague confirmed it while this handheld was offline); it shows
+// "live" once that is done. Alerts are kept by seq, so a replayed alert replaces the
+// one shown instead of appearing twice, and a state never goes back (a list read
+// before an update arrived cannot reopen a resolved alert). A new history epoch (the
+// server's database was replaced) drops the stored seq and starts over.
 //
 // Two kinds of alert arrive on the same stream (`alert_kind`): X-ray alerts (a scan
 // with its detections) and re-ID alerts (`reid`: a CCTV frame in which a person
@@ -18,6 +23,9 @@
   const BOX_COLOUR = "#ff2d55";
   const FIX_COLOUR = "#00e5ff";
   const ACTIVE = ["open", "acknowledged"];
+  // Alerts only move forward: open -> acknowledged -> confirmed | rejected.
+  const RANK = { open: 0, acknowledged: 1, confirmed: 2, rejected: 2 };
+  const PARALLEL_FETCHES = 6;
   const KEY = {
     lastId: "cv.handheld.lastId",
     epoch: "cv.handheld.epoch",
@@ -57,6 +65,8 @@
     corrected: null, // {box, category} to send with confirm
     lastBuzz: 0,
     synced: false, // the open alerts were loaded once: alerts new after that signal
+    catching: false, // a catch-up is running
+    catchAgain: false, // a (re)connect asked for another catch-up meanwhile
     stopModel: null, // stops refreshing the served model's line
   };
 
@@ -139,6 +149,7 @@
   /** Adds or replaces an alert; `signal` buzzes for alerts this page has not shown yet. */
   function upsert(message, { signal }) {
     const known = state.alerts.get(message.seq);
+    if (known && (RANK[message.state] ?? 0) < (RANK[known.state] ?? 0)) return; // older news
     const fresh = !known;
     state.alerts.set(message.seq, { ...known, ...message, fresh: fresh && signal });
     if (signal && ((fresh && message.state === "open") || (message.resent && message.state === "open"))) {
@@ -210,23 +221,92 @@
 
   // -- loading and following ------------------------------------------------------------
 
-  /** Loads the alerts awaiting action (and the epoch) over plain HTTP. */
-  async function loadOpen() {
+  /** One alert in its current state, or null if the server has none of that seq. */
+  async function fetchAlert(seq) {
+    try {
+      const { events, ...alert } = await CV.api("GET", `/v1/alerts/${seq}`);
+      return alert;
+    } catch (err) {
+      if (err.status === 404) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Makes the list match the server: loads the alerts awaiting action (and the epoch),
+   * then the real state of every alert shown as active that is not among them (resolved
+   * meanwhile). Returns false when the server's database was replaced (it resyncs).
+   */
+  async function reconcile() {
     const { site, lane } = filter();
+    const active = new Map();
     let after = 0;
     for (;;) {
       const page = await CV.api(
         "GET",
         `/v1/alerts${CV.query({ state: ACTIVE.join(","), site, lane, after_seq: after, limit: 1000 })}`,
       );
-      adoptEpoch(page.epoch);
-      // After a reconnect, alerts missed meanwhile signal like live ones.
-      for (const alert of page.alerts) upsert(alert, { signal: state.synced });
+      if (stored.epoch !== null && stored.epoch !== page.epoch) {
+        adoptEpoch(page.epoch);
+        renderList();
+        resync();
+        return false;
+      }
+      stored.epoch = page.epoch;
+      for (const alert of page.alerts) active.set(alert.seq, alert);
       if (page.alerts.length < 1000) break;
       after = page.alerts[page.alerts.length - 1].seq;
     }
+    // After a reconnect, alerts missed meanwhile signal like live ones.
+    for (const alert of active.values()) upsert(alert, { signal: state.synced });
+    const stale = [...state.alerts.values()]
+      .filter((a) => ACTIVE.includes(a.state) && !active.has(a.seq))
+      .map((a) => a.seq);
+    for (let i = 0; i < stale.length; i += PARALLEL_FETCHES) {
+      const batch = stale.slice(i, i + PARALLEL_FETCHES);
+      const found = await Promise.all(batch.map(fetchAlert));
+      batch.forEach((seq, j) => {
+        if (found[j]) upsert(found[j], { signal: false });
+        else state.alerts.delete(seq); // not on this server (any more)
+      });
+    }
     state.synced = true;
     renderList();
+    if (state.openSeq !== null) renderDetailState();
+    return true;
+  }
+
+  /** Catches up after a (re)connect; one at a time, again if another connect asked. */
+  async function catchUp() {
+    state.catchAgain = true;
+    if (state.catching) return;
+    state.catching = true;
+    try {
+      while (state.catchAgain) {
+        state.catchAgain = false;
+        const generation = state.generation;
+        let done;
+        try {
+          done = await reconcile();
+        } catch (err) {
+          if (generation !== state.generation) continue; // another connection took over
+          if (err.status === 401) {
+            showSignIn("Signed out: the token is no longer valid.");
+            return;
+          }
+          // A list the page cannot trust: start over rather than show it as live.
+          CV.setPill(ui.conn, "offline", "offline · retrying");
+          scheduleRetry();
+          return;
+        }
+        const open = state.source && state.source.readyState === EventSource.OPEN;
+        if (done && generation === state.generation && open && !state.catchAgain) {
+          CV.setPill(ui.conn, "live", "live");
+        }
+      }
+    } finally {
+      state.catching = false;
+    }
   }
 
   function disconnect() {
@@ -260,7 +340,8 @@
         }
         stored.epoch = hello.epoch;
         state.retryMs = RETRY_MIN_MS;
-        CV.setPill(ui.conn, "live", "live");
+        CV.setPill(ui.conn, "connecting", "catching up…");
+        catchUp();
       }),
     );
     source.addEventListener(
@@ -271,7 +352,8 @@
           // A new alert carries its seq as the event id: the resume point.
           stored.lastId = Math.max(stored.lastId || 0, alert.seq);
         }
-        upsert(alert, { signal: true });
+        // Before the first catch-up this is the page's first load, not news.
+        upsert(alert, { signal: state.synced });
         renderList();
         if (state.openSeq === alert.seq) renderDetailState();
       }),
@@ -304,7 +386,7 @@
     state.retryMs = Math.min(state.retryMs * 2, RETRY_MAX_MS);
   }
 
-  /** Checks the sign-in, reloads the open alerts and follows the stream again. */
+  /** Checks the sign-in and follows the stream again (its `hello` reloads the alerts). */
   async function resync() {
     disconnect();
     try {
@@ -313,7 +395,6 @@
         showSignIn("Signed out: the token is no longer valid.");
         return;
       }
-      await loadOpen();
       connect();
     } catch (err) {
       CV.setPill(ui.conn, "offline", "offline · retrying");
@@ -356,8 +437,8 @@
     $("d-boxes-title").textContent = reid ? "Person" : "Detections";
     const select = $("d-category");
     select.replaceChildren(...categories(alert).map(([c]) => CV.el("option", "", c)));
+    renderFacts(alert); // before the state: that adds who acted to these facts
     renderDetailState();
-    renderFacts(alert);
     loadImage(alert, alert.image_url, false);
   }
 
@@ -556,10 +637,29 @@
         showSignIn("Signed out: the token is no longer valid.");
         return;
       }
-      $("d-error").textContent = err.message;
+      $("d-error").textContent = err.status === 409 ? await alreadyHandled(seq, err) : err.message;
+      renderList();
     }
     renderDetailState();
     drawScan();
+  }
+
+  /**
+   * A 409: the alert moved on before this page heard of it (a colleague acted, or the
+   * page missed the update). Shows its real state and says who handled it.
+   */
+  async function alreadyHandled(seq, err) {
+    let alert;
+    try {
+      alert = await fetchAlert(seq);
+    } catch (fetchErr) {
+      return err.message;
+    }
+    if (!alert) return err.message;
+    upsert(alert, { signal: false });
+    if (!ACTIVE.includes(alert.state)) state.corrected = null; // nothing left to correct
+    const who = alert.resolved_by || alert.acknowledged_by;
+    return `Already ${alert.state}${who ? ` by ${who}` : ""}: nothing was changed.`;
   }
 
   // -- drawing a corrected box ------------------------------------------------------------
