@@ -10,7 +10,9 @@
     GET  /v1/risk/pack                  reader+: label, version, sha256, lanes, rules
     GET  /v1/risk/pack.yaml             admin: the active pack's YAML, to edit and PUT
     PUT  /v1/risk/pack                  admin: a pack's YAML as the body; validated,
-                                        then swapped in (a bad pack: 422, the old serves)
+                                        then swapped in (a bad pack, or one whose
+                                        dates exclude today: 422, the old serves;
+                                        ``?future=true`` stages a pack not in force yet)
     POST /v1/risk/outcomes              inspector or admin: what an inspection found
     GET  /v1/risk/report                reader+: per-rule hits, finds, hit rates
 
@@ -25,10 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, HTTPException, Request, UploadFile, status
+from fastapi import APIRouter, Body, File, HTTPException, Query, Request, UploadFile, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -106,6 +109,10 @@ async def post_batch(
     file: Annotated[UploadFile, File(description="Declarations: .csv, .parquet, .jsonl")],
 ) -> dict[str, Any] | JSONResponse:
     """Decides every valid row of a file; reports every bad one by row and field.
+
+    The same lanes and reasons as ``customs-vision risk score --no-quotas`` on
+    the same file and history: the aggregations (anti-splitting, repeat buyers)
+    count the whole file and the stored declarations before any row is decided.
 
     The answer has ``summary`` (counts per lane, rows rejected), ``decisions``
     (each with its ``row``) and ``errors`` (``row``, ``id``, ``field``, ``value``,
@@ -194,13 +201,26 @@ def get_pack_yaml(services: ServicesDep, principal: Admin) -> PlainTextResponse:
 
 @router.put("/pack", response_model=None)
 async def put_pack(
-    request: Request, services: ServicesDep, principal: Admin
+    request: Request,
+    services: ServicesDep,
+    principal: Admin,
+    future: Annotated[
+        bool,
+        Query(
+            description="The pack is meant for a later date: accept it before its valid_from "
+            "(declarations arriving before that date are then refused). An expired pack is "
+            "refused all the same."
+        ),
+    ] = False,
 ) -> dict[str, Any] | JSONResponse:
     """Validates the pack in the body (YAML) and makes it active.
 
     Its reference files (``lists``, ``tables``, ``rates``) are read from the
-    active pack's folder. Errors: 422 naming ``file``, ``line``, ``column`` and
-    ``field``; the pack that was active keeps serving.
+    active pack's folder. A pack whose ``valid_from`` / ``valid_to`` exclude
+    today is refused (422, ``field`` ``valid_from`` or ``valid_to``, the message
+    naming the dates) unless ``future=true`` and it only starts later.
+    Errors: 422 naming ``file``, ``line``, ``column`` and ``field``; the pack
+    that was active keeps serving.
     """
     try:
         text = (await request.body()).decode("utf-8")
@@ -208,10 +228,19 @@ async def put_pack(
         raise HTTPException(422, detail=f"body: not UTF-8 text ({exc.reason})") from None
     pack_path = services.risk.pack.path
     try:
-        pack = await asyncio.to_thread(services.risk.put_pack, text, actor=principal.name)
+        pack = await asyncio.to_thread(
+            services.risk.put_pack, text, actor=principal.name, future=future
+        )
     except RulePackError as exc:
         return _pack_error(exc, pack_path)
-    return {"label": pack.label, "sha256": pack.sha256, "rules": len(pack.rules)}
+    return {
+        "label": pack.label,
+        "sha256": pack.sha256,
+        "rules": len(pack.rules),
+        "valid_from": None if pack.valid_from is None else pack.valid_from.isoformat(),
+        "valid_to": None if pack.valid_to is None else pack.valid_to.isoformat(),
+        "in_force": pack.is_valid_on(date.today()),
+    }
 
 
 @router.post("/outcomes", status_code=status.HTTP_201_CREATED, response_model=None)

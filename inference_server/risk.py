@@ -42,18 +42,22 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cv.errors import DataFormatError
 from cv.models.risk import DEFAULT_PACK, Engine, SqlHistory, fuse, load_pack
-from cv.models.risk.declaration import FIELD_NAMES, DeclarationError, Problem, normalize_frame
+from cv.models.risk.declaration import Problem
+from cv.models.risk.engine import decide_row
 from cv.models.risk.fusion import PRIORITIES, FusedResult, FusionConfig, explained_classes
 from cv.models.risk.history import Outcome
 from cv.models.risk.lanes import LANES, Decision
-from cv.models.risk.pack import RulePack, load_pack_text
+from cv.models.risk.pack import PackNotInForce, RulePack, load_pack_text
 from cv.records import Detection
+
+if TYPE_CHECKING:
+    import polars as pl
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +152,10 @@ class RiskService:
 
         The last pack an admin activated (``PUT /v1/risk/pack``) is stored in the
         database and comes back at start-up; if it no longer validates (a
-        reference file changed), ``pack_path`` serves and the reason is logged.
+        reference file changed) or has expired, ``pack_path`` serves and the
+        reason is logged. A ``pack_path`` outside its validity dates still serves
+        (the server must start), with an error logged: declarations arriving
+        outside those dates are refused one by one.
 
         Args:
             database_url: The server's SQLAlchemy URL.
@@ -162,13 +169,20 @@ class RiskService:
         pack = load_pack(pack_path)
         text = pack.path.read_text(encoding="utf-8")
         stored = pack_log.latest()
+        today = date.today()
         if stored is not None:
             try:
-                pack, text = load_pack_text(stored["text"], path=stored["path"]), stored["text"]
+                last = load_pack_text(stored["text"], path=stored["path"])
+                if last.valid_to and today > last.valid_to:
+                    raise PackNotInForce(last.in_force_problem(today) or "expired")
+                pack, text = last, stored["text"]
             except Exception as exc:  # a stored pack is only a preference; the file pack serves
                 log.error(
-                    "the last activated rule pack no longer loads (%s); serving %s", exc, pack.path
+                    "the last activated rule pack no longer serves (%s); serving %s", exc, pack.path
                 )
+        problem = pack.in_force_problem(today)
+        if problem is not None:
+            log.error("%s; declarations arriving outside its dates are refused", problem)
         log.info("risk engine serving rule pack %s", pack.label)
         return cls(Engine(pack, history=history), pack_log=pack_log, pack_text=text)
 
@@ -199,12 +213,19 @@ class RiskService:
     def decide_batch(self, path: Path) -> BatchOutcome:
         """Validates a CSV / Parquet / JSON-lines file and decides every valid row, in order.
 
-        The file is validated by the library's batch validator (the same errors
-        table as ``customs-vision risk score``); each valid row is then decided
-        online and stored, so that scans link to it, outcomes can be recorded
-        against it and later declarations' aggregations (anti-splitting) count
-        it. The lock is taken per declaration, so single declarations are not
-        held up behind a long upload.
+        The same meaning as ``customs-vision risk score --no-quotas`` on the same
+        file and history: the file is validated by the library's batch validator
+        (the same errors table, the pack's validity dates included), and the
+        aggregations (anti-splitting sums, repeat-buyer counts) are computed over
+        the **whole file** plus the stored history before any row is decided, so
+        the first part of a split consignment is selected like the last. Each
+        row is then decided with the online rules and stored, so that scans link
+        to it, outcomes can be recorded against it and later declarations'
+        aggregations count it.
+
+        The lock is held from reading the history to storing the declarations,
+        so a declaration posted meanwhile counts the whole file or none of it;
+        the decisions are then stored one by one.
 
         Raises:
             DataFormatError: If the file type is unknown or the file has no header.
@@ -212,11 +233,16 @@ class RiskService:
         """
         import polars as pl
 
-        from cv.models.risk.batch import file_format, read_declarations
+        from cv.models.risk.batch import (
+            add_aggregates,
+            file_format,
+            read_declarations,
+            validate_frame,
+        )
 
         try:
             frame, read_problems = read_declarations(path)
-        except (pl.exceptions.PolarsError, UnicodeDecodeError) as exc:
+        except pl.exceptions.PolarsError as exc:
             raise DataFormatError(
                 f"unreadable {file_format(path)} file ({type(exc).__name__}: {exc})".splitlines()[
                     0
@@ -225,21 +251,27 @@ class RiskService:
             ) from None
         if frame.height > MAX_BATCH_ROWS:
             raise TooManyRows(frame.height)
-        pack = self.pack
-        valid, errors = normalize_frame(frame, rates=pack.rates, row_column="__row")
+        pack = self.pack  # one pack for the whole file, even if swapped meanwhile
+        valid, errors = validate_frame(pack, frame, row_column="__row")
         problems = [Problem(**r) for r in read_problems.iter_rows(named=True)]
         problems += [Problem(**r) for r in errors.iter_rows(named=True)]
-        wanted = set(valid.get_column("__row").to_list())
-        columns = [c for c in frame.columns if c in FIELD_NAMES]
         decisions: list[tuple[int, Decision]] = []
-        for record in frame.select("__row", *columns).iter_rows(named=True):
-            row = record.pop("__row")
-            if row not in wanted:
-                continue
-            try:
-                decisions.append((row, self.decide(record)))
-            except DeclarationError as exc:  # the batch validator let it pass; say so, by row
-                problems += [replace(p, row=row) for p in exc.problems]
+        with self._lock:
+            history = self.engine.history
+            if pack.aggregates and valid.height:
+                prior = stored_aggregate_keys(history, valid)  # type: ignore[arg-type]
+                valid = add_aggregates(valid, pack.aggregates, prior=prior)
+            rows = []
+            for row in valid.iter_rows(named=True):
+                number = row.pop("__row")
+                decisions.append((number, decide_row(pack, row, history=history)))
+                rows.append(row)
+            history.add_many(rows)  # type: ignore[attr-defined]
+        # One write each (a few ms on SQLite): the lock is taken per decision, so single
+        # declarations are not held up behind a long upload; the aggregations are settled.
+        for _, decision in decisions:
+            with self._lock:
+                history.record_decision(decision)
         problems.sort(key=lambda p: p.row)
         return BatchOutcome(decisions, problems, pack.label)
 
@@ -264,17 +296,22 @@ class RiskService:
 
     # -- the pack -----------------------------------------------------------------
 
-    def put_pack(self, text: str, *, actor: str) -> RulePack:
+    def put_pack(self, text: str, *, actor: str, future: bool = False) -> RulePack:
         """Validates a pack's YAML and makes it active; a bad pack changes nothing.
 
-        Its list and table files resolve against the active pack's folder.
+        Its list and table files resolve against the active pack's folder. A pack
+        whose validity dates exclude today is refused, unless ``future`` says it
+        is meant for a later date and it is not in force *yet* (declarations
+        arriving before its ``valid_from`` are then refused one by one).
 
         Raises:
             RulePackError: The first fault, with file, line, column and field.
+            PackNotInForce: The pack's dates exclude today (naming them).
         """
         with self._lock:
             where = self.pack.path
             pack = load_pack_text(text, path=where)
+            pack.require_in_force(date.today(), future=future)
             self.pack_log.add(pack, text=text, actor=actor)
             self.engine.swap(pack)
             self.pack_text = text
@@ -407,6 +444,42 @@ class RiskService:
                 fusion.scan_id,
                 fusion.declaration_id,
             )
+
+
+def stored_aggregate_keys(history: SqlHistory, batch: pl.DataFrame) -> pl.DataFrame:
+    """The stored declarations an upload's aggregations count, as the batch engine's ``prior``.
+
+    Those sharing an AWB or a consignee with a declaration of ``batch`` (every
+    aggregation groups by one or the other), with the columns
+    :func:`cv.models.risk.batch.add_aggregates` reads.
+    """
+    import polars as pl
+    import sqlalchemy as sa
+
+    from cv.models.risk.declaration import CENTS
+
+    t = history.declarations
+    awbs = batch.get_column("awb").drop_nulls().unique().to_list()
+    buyers = batch.get_column("consignee_key").drop_nulls().unique().to_list()
+    columns = (t.c.id, t.c.awb, t.c.supplier, t.c.consignee_key, t.c.purchase_day, t.c.arrival_day)
+    found: dict[str, tuple[Any, ...]] = {}
+    with history.engine.connect() as conn:
+        for column, values in ((t.c.awb, awbs), (t.c.consignee_key, buyers)):
+            for start in range(0, len(values), 500):  # under every database's parameter limit
+                query = sa.select(*columns, t.c.cents).where(
+                    column.in_(values[start : start + 500])
+                )
+                found.update((r[0], tuple(r)) for r in conn.execute(query))
+    schema = {
+        "id": pl.String,
+        "awb": pl.String,
+        "supplier": pl.String,
+        "consignee_key": pl.String,
+        "purchase_date": pl.Float64,
+        "arrival_date": pl.Float64,
+        CENTS: pl.Int64,
+    }
+    return pl.DataFrame(list(found.values()), schema=schema, orient="row")
 
 
 class TooManyRows(Exception):

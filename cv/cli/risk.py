@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cv.errors import DataFormatError
+from cv.errors import DataFormatError, NotFoundError
 from cv.log import console, progress
 
 app = typer.Typer(
@@ -99,8 +99,22 @@ def score(
 @app.command()
 def check(
     pack: Path = typer.Argument(..., help="The pack.yaml (or its folder) to validate."),
+    future: bool = typer.Option(
+        False,
+        "--future",
+        help="The pack is meant for a later date: one not in force yet passes "
+        "(as PUT /v1/risk/pack?future=true accepts it).",
+    ),
 ) -> None:
-    """Validate a rule pack completely: syntax, fields, lists, regexes, lanes (exit 2 if invalid)."""
+    """Validate a rule pack completely: syntax, fields, lists, regexes, lanes, dates (exit 2 if
+    invalid).
+
+    The pack's validity dates are checked against today, as the server's PUT
+    checks them: a pack that has expired, or (without --future) is not in force
+    yet, exits 2 naming its dates.
+    """
+    from datetime import date
+
     from cv.models.risk.pack import load_pack
 
     rules = load_pack(pack)
@@ -121,10 +135,16 @@ def check(
         f"tables: {', '.join(f'{k} ({len(v)})' for k, v in rules.tables.items()) or 'none'}"
     )
     console.print(f"currencies: {', '.join(sorted(rules.rates))}")
+    console.print(f"{rules.validity}; sha256 {rules.sha256[:16]}")
+    today = date.today()
+    if rules.in_force_problem(today) is None:
+        console.print(f"[green]pack is valid and in force today ({today})[/]")
+        return
+    rules.require_in_force(today, future=future)  # raises unless it is a future pack
     console.print(
-        f"valid from {rules.valid_from or '-'} to {rules.valid_to or '-'}; sha256 {rules.sha256[:16]}"
+        f"[yellow]pack is valid; not in force until {rules.valid_from} (today is {today}): "
+        "a future pack[/]"
     )
-    console.print("[green]pack is valid[/]")
 
 
 @app.command()
@@ -136,11 +156,7 @@ def decide(
     from cv.models.risk.engine import Engine
     from cv.models.risk.pack import load_pack
 
-    text = (
-        Path(declaration[1:]).read_text(encoding="utf-8")
-        if declaration.startswith("@")
-        else declaration
-    )
+    text = _read_argument(declaration)
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -151,6 +167,22 @@ def decide(
         raise DataFormatError("expected one JSON object")
     decision = Engine(load_pack(_pack_path(pack))).decide(record)
     typer.echo(json.dumps(decision.to_dict(), indent=2, ensure_ascii=False))
+
+
+def _read_argument(declaration: str) -> str:
+    """The JSON text of ``decide``'s argument: itself, or the file ``@FILE`` names."""
+    if not declaration.startswith("@"):
+        return declaration
+    source = Path(declaration[1:])
+    if not source.is_file():
+        raise NotFoundError("declaration file not found", path=source)
+    try:
+        return source.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(
+            f"not UTF-8 text (byte 0x{exc.object[exc.start]:02X} at offset {exc.start})",
+            path=source,
+        ) from None
 
 
 @app.command()

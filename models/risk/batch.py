@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,17 @@ import polars as pl
 
 from cv.errors import DataFormatError, NotFoundError
 
-from .declaration import CENTS, FIELD_NAMES, Problem, errors_frame, normalize_frame, suggest
-from .expr import Field, walk
+from .declaration import (
+    CENTS,
+    FIELD_NAMES,
+    SCHEMA,
+    Problem,
+    errors_frame,
+    normalize_frame,
+    suggest,
+    to_date,
+)
+from .expr import TEXT, Field, walk
 from .lanes import (
     LANE_MEANING,
     LANES,
@@ -260,12 +270,61 @@ def score_frame(
         streaks: Each sampling rule's unselected streak before the batch.
         row_column: Column with each row's number in its file.
     """
-    valid, errors = normalize_frame(
-        frame, rates=pack.rates, row_column=row_column, text_fields=fields_read(pack)
+    valid, errors = validate_frame(
+        pack, frame, row_column=row_column, text_fields=fields_read(pack)
     )
     result = score_normalized(pack, valid, prior=prior, quotas=quotas, streaks=streaks)
     result.errors = errors
     return result
+
+
+def validate_frame(
+    pack: RulePack,
+    frame: pl.DataFrame,
+    *,
+    row_column: str | None = None,
+    text_fields: set[str] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Validates a batch for ``pack``: :func:`.declaration.normalize_frame`, then the
+    pack's validity window (:func:`.engine.check_in_window`, the online check).
+
+    A declaration arriving outside the pack's validity dates is not scored: it
+    becomes a problem on ``arrival_date`` naming the pack's dates.
+
+    Args:
+        pack: The compiled pack (its rates and validity dates).
+        frame: Declarations, one per row.
+        row_column: Column with each row's number in its file.
+        text_fields: The text fields to return (None: all).
+
+    Returns:
+        ``(valid, errors)`` as :func:`.declaration.normalize_frame` returns them.
+    """
+    valid, errors = normalize_frame(
+        frame, rates=pack.rates, row_column=row_column, text_fields=text_fields
+    )
+    first, last = pack.validity_days()
+    if (first is None and last is None) or not valid.height:
+        return valid, errors
+    day = pl.col("arrival_date")
+    outside = pl.lit(False)
+    if first is not None:
+        outside = outside | (day < first)
+    if last is not None:
+        outside = outside | (day > last)
+    flags = valid.select(outside.fill_null(False)).to_series()
+    if not flags.any():
+        return valid, errors
+    problems = []
+    for row, ident, arrival in (
+        valid.filter(flags).select("__row", "id", "arrival_date").iter_rows()
+    ):
+        message = pack.declaration_problem(arrival)
+        problems.append(Problem(row, ident, "arrival_date", str(to_date(arrival)), message or ""))
+    errors = pl.concat([errors, errors_frame(problems)], how="vertical_relaxed").sort(
+        "row", maintain_order=True
+    )
+    return valid.filter(~flags), errors
 
 
 def score_normalized(
@@ -490,12 +549,19 @@ def _read_csv_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     problems: list[Problem] = []
     rows: list[list[str]] = []
     numbers: list[int] = []
-    with path.open(newline="", encoding="utf-8") as fh:
+    # Bytes that are not UTF-8 come through as lone surrogates, found per field below.
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as fh:
         reader = csv.reader(fh)
         try:
             header = next(reader)
         except StopIteration:
             raise DataFormatError("empty file: no header", path=path, line=1) from None
+        for name in header:
+            if (detail := _not_unicode(name)) is not None:
+                raise DataFormatError(
+                    f"header: not UTF-8 text ({detail}): {_shown(name)!r}", path=path, line=1
+                )
+        id_at = header.index("id") if "id" in header else None
         row = 0
         try:
             for fields in reader:
@@ -506,12 +572,31 @@ def _read_csv_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
                     problems.append(
                         Problem(
                             row,
-                            fields[0] if fields else None,
+                            _shown(fields[0]) if fields else None,
                             "(row)",
-                            ",".join(fields)[:200],
+                            _shown(",".join(fields))[:200],
                             f"line {reader.line_num}: expected {len(header)} fields, got {len(fields)}",
                         )
                     )
+                    continue
+                undecodable = [
+                    (name, value, detail)
+                    for name, value in zip(header, fields, strict=True)
+                    if (detail := _not_unicode(value)) is not None
+                ]
+                if undecodable:
+                    ident = fields[id_at] if id_at is not None else None
+                    ident = None if ident is None or _not_unicode(ident) else ident
+                    problems += [
+                        Problem(
+                            row,
+                            ident,
+                            name,
+                            _shown(value)[:200],
+                            f"line {reader.line_num}: not UTF-8 text ({detail})",
+                        )
+                        for name, value, detail in undecodable
+                    ]
                     continue
                 rows.append(fields)
                 numbers.append(row)
@@ -528,6 +613,25 @@ def _read_csv_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     data = {name: [r[j] or None for r in rows] for j, name in enumerate(header)}
     frame = pl.DataFrame(data, schema={name: pl.String for name in header})
     return frame.with_columns(pl.Series("__row", numbers, dtype=pl.Int64)), errors_frame(problems)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _not_unicode(text: str) -> str | None:
+    """What is wrong with text read with ``surrogateescape`` (or from JSON escapes), or None."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, as surrogateescape keeps it
+        return f"byte 0x{code - 0xDC00:02X}"
+    return f"lone surrogate U+{code:04X}"
+
+
+def _shown(text: str) -> str:
+    """``text`` with every undecodable byte or lone surrogate shown as U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def _read_jsonl(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -555,31 +659,51 @@ def _read_jsonl_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     numbers: list[int] = []
     unknown: set[str] = set()
     row = 0
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
+    with path.open("rb") as fh:
+        for raw in fh:
+            line = raw.decode("utf-8", errors="surrogateescape")
             if not line.strip():
                 continue
             row += 1
             try:
-                obj = json.loads(line)
+                obj = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
+                detail = _not_unicode(line)
                 problems.append(
                     Problem(
                         row,
                         None,
                         "(row)",
-                        line.strip()[:200],
-                        f"not valid JSON: {exc.msg} at column {exc.colno}",
+                        _shown(line.strip())[:200],
+                        f"not UTF-8 text ({detail})"
+                        if detail
+                        else f"not valid JSON: {exc.msg} at column {exc.colno}",
                     )
                 )
                 continue
             if not isinstance(obj, dict):
                 problems.append(
-                    Problem(row, None, "(row)", line.strip()[:200], "expected a JSON object")
+                    Problem(
+                        row, None, "(row)", _shown(line.strip())[:200], "expected a JSON object"
+                    )
                 )
                 continue
-            unknown.update(k for k in obj if k not in FIELD_NAMES)
-            records.append({k: _json_text(obj.get(k)) for k in FIELD_NAMES})
+            record = {str(k): _json_text(v) for k, v in obj.items()}
+            undecodable = [
+                (key, value or "", detail)
+                for key, value in record.items()
+                if (detail := _not_unicode(key) or _not_unicode(value or "")) is not None
+            ]
+            if undecodable:
+                ident = record.get("id")
+                ident = None if ident is None or _not_unicode(ident) else ident
+                problems += [
+                    Problem(row, ident, _shown(key), _shown(value)[:200], f"not UTF-8 text ({d})")
+                    for key, value, d in undecodable
+                ]
+                continue
+            unknown.update(k for k in record if k not in FIELD_NAMES)
+            records.append({k: record.get(k) for k in FIELD_NAMES})
             numbers.append(row)
     for key in sorted(unknown):
         problems.append(
@@ -619,8 +743,17 @@ def score_file(
     return result
 
 
+TEXT_COLUMNS = frozenset(
+    {name for name, kind in SCHEMA.items() if kind == TEXT} | {"decision_id", "rules", "reasons"}
+)
+"""Columns read as text whatever they look like: identifiers such as ``000101``, AWBs,
+HS codes, postal codes and phone numbers lose their leading zeros as numbers."""
+
+
 def read_frame(path: str | Path) -> pl.DataFrame:
-    """Reads a CSV, Parquet or JSON-lines table as it is (for decisions files).
+    """Reads a CSV, Parquet or JSON-lines table (for decisions and outcomes files).
+
+    :data:`TEXT_COLUMNS` are read as text; the other columns' types are inferred.
 
     Raises:
         NotFoundError: If the file does not exist.
@@ -630,12 +763,21 @@ def read_frame(path: str | Path) -> pl.DataFrame:
     if not path.is_file():
         raise NotFoundError("file not found", path=path)
     fmt = file_format(path)
+    text = dict.fromkeys(TEXT_COLUMNS, pl.String)
     try:
         if fmt == "parquet":
-            return pl.read_parquet(path)
+            frame = pl.read_parquet(path)
+            return frame.with_columns(
+                pl.col(c).cast(pl.String) for c in frame.columns if c in TEXT_COLUMNS
+            )
         if fmt == "csv":
-            return pl.read_csv(path, infer_schema_length=None)
-        return pl.read_ndjson(path, infer_schema_length=None)
+            return pl.read_csv(path, infer_schema_length=None, schema_overrides=text)
+        names = pl.scan_ndjson(path, infer_schema_length=None).collect_schema().names()
+        return pl.read_ndjson(
+            path,
+            infer_schema_length=None,
+            schema_overrides={c: t for c, t in text.items() if c in names},
+        )
     except pl.exceptions.PolarsError as exc:
         raise DataFormatError(f"unreadable {fmt}: {exc}", path=path) from None
 

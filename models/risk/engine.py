@@ -4,24 +4,44 @@
 routes are thin calls to :meth:`Engine.decide`, :meth:`Engine.score_frame`,
 :meth:`Engine.load_pack` (PUT, admin only), :meth:`Engine.record_outcome` and
 :meth:`Engine.fuse_scan`. Loading a pack validates it completely before the
-swap, so a bad pack raises and the previous pack keeps serving.
+swap, so a bad pack raises and the previous pack keeps serving; so does a pack
+whose validity dates exclude today (unless it is activated as a future pack).
+A declaration whose arrival date lies outside the active pack's validity is
+not decided (:func:`check_in_window`), online as in batch.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from datetime import date
 from os import PathLike
 from typing import Any
 
 from cv.errors import NotFoundError
 from cv.records import Detection
 
-from .declaration import normalize
+from .declaration import DeclarationError, Problem, normalize, to_date
 from .fusion import FusedResult, fuse
 from .history import History, MemoryHistory, Outcome
 from .lanes import RANDOM_SALT, RANK, Decision, FiredRule, draw, explain, rule_salt
 from .pack import RulePack, load_pack, load_pack_text
+
+
+def check_in_window(pack: RulePack, row: Mapping[str, Any]) -> None:
+    """Refuses a normalised declaration whose arrival date is outside the pack's validity.
+
+    The rules in force on the day the goods arrived are the ones that may
+    select them; a pack outside that day gives no decision, so the declaration
+    is reported (field ``arrival_date``) to be decided with the right pack.
+
+    Raises:
+        DeclarationError: Naming the arrival date and the pack's dates.
+    """
+    message = pack.declaration_problem(row.get("arrival_date"))
+    if message is not None:
+        day = to_date(row["arrival_date"])
+        raise DeclarationError([Problem(0, row.get("id"), "arrival_date", str(day), message)])
 
 
 def decide_row(pack: RulePack, row: Mapping[str, Any], *, history: History) -> Decision:
@@ -89,21 +109,47 @@ class Engine:
         """The active pack."""
         return self._pack
 
-    def load_pack(self, path: str | PathLike[str]) -> RulePack:
+    def load_pack(
+        self, path: str | PathLike[str], *, today: date | None = None, future: bool = False
+    ) -> RulePack:
         """Validates the pack at ``path`` and makes it active.
 
+        Args:
+            path: The pack file or folder.
+            today: The day it starts serving (default: today).
+            future: Accept a pack not in force yet (:meth:`.pack.RulePack.require_in_force`).
+
         Raises:
             RulePackError: If the pack is invalid; the active pack is unchanged.
+            PackNotInForce: If its validity dates exclude ``today``; likewise.
         """
-        return self.swap(load_pack(path))
+        pack = load_pack(path)
+        pack.require_in_force(today or date.today(), future=future)
+        return self.swap(pack)
 
-    def load_pack_text(self, text: str, *, path: str | PathLike[str]) -> RulePack:
+    def load_pack_text(
+        self,
+        text: str,
+        *,
+        path: str | PathLike[str],
+        today: date | None = None,
+        future: bool = False,
+    ) -> RulePack:
         """Validates a pack from its YAML text (the server's PUT) and makes it active.
 
+        Args:
+            text: The pack's YAML.
+            path: Where it is taken to live (reference files resolve beside it).
+            today: The day it starts serving (default: today).
+            future: Accept a pack not in force yet.
+
         Raises:
             RulePackError: If the pack is invalid; the active pack is unchanged.
+            PackNotInForce: If its validity dates exclude ``today``; likewise.
         """
-        return self.swap(load_pack_text(text, path=path))
+        pack = load_pack_text(text, path=path)
+        pack.require_in_force(today or date.today(), future=future)
+        return self.swap(pack)
 
     def swap(self, pack: RulePack) -> RulePack:
         """Makes an already validated pack active; returns the previous one."""
@@ -120,10 +166,12 @@ class Engine:
                 count it) and store the decision.
 
         Raises:
-            DeclarationError: Listing every problem with the record.
+            DeclarationError: Listing every problem with the record, or naming
+                the arrival date when it is outside the pack's validity.
         """
         pack = self._pack  # one pack for the whole decision, even if swapped meanwhile
         row = normalize(record, rates=pack.rates)
+        check_in_window(pack, row)
         if pack.aggregates:
             row.update(self.history.aggregates(row, pack.aggregates))
         decision = decide_row(pack, row, history=self.history)

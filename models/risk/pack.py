@@ -51,6 +51,7 @@ from .declaration import KINDS, SCHEMA
 from .expr import (
     BOOL,
     DATE,
+    EPOCH_ORDINAL,
     LIST_NUMBER,
     LIST_TEXT,
     TEXT,
@@ -105,6 +106,10 @@ class RulePackError(ConfigError):
         if path is not None and line is not None and column is not None:
             where = f"{path}:{line}:{column}"
             self.args = (f"{where}: {field}: {message}" if field else f"{where}: {message}",)
+
+
+class PackNotInForce(RulePackError):
+    """A valid pack whose validity dates exclude the day it would serve (activation refused)."""
 
 
 # --------------------------------------------------------------------------- YAML with positions
@@ -352,6 +357,68 @@ class RulePack:
             return False
         return not (self.valid_to and day > self.valid_to)
 
+    @property
+    def validity(self) -> str:
+        """The validity window in words: ``valid from 2025-03-01 to 2026-02-28``."""
+        start = "any date" if self.valid_from is None else self.valid_from.isoformat()
+        end = "no end date" if self.valid_to is None else self.valid_to.isoformat()
+        return f"valid from {start} to {end}"
+
+    def in_force_problem(self, day: date) -> str | None:
+        """Why the pack is not in force on ``day``, naming its dates; None when it is."""
+        if self.valid_from and day < self.valid_from:
+            why = f"it starts on {self.valid_from}"
+        elif self.valid_to and day > self.valid_to:
+            why = f"it expired on {self.valid_to}"
+        else:
+            return None
+        return f"rule pack {self.label} is not in force on {day}: {why} ({self.validity})"
+
+    def require_in_force(self, day: date, *, future: bool = False) -> None:
+        """Refuses to activate a pack whose validity dates exclude ``day`` (today, usually).
+
+        Args:
+            day: The day the pack would start serving.
+            future: The pack is meant for a later date: a pack not in force yet is
+                accepted (declarations arriving before its ``valid_from`` are then
+                refused one by one); an expired pack is refused all the same.
+
+        Raises:
+            PackNotInForce: Naming the pack's dates.
+        """
+        problem = self.in_force_problem(day)
+        if problem is None or (future and self.valid_from and day < self.valid_from):
+            return
+        key = "valid_from" if self.valid_from and day < self.valid_from else "valid_to"
+        hint = " (activate it as a future pack to stage it now)" if key == "valid_from" else ""
+        raise PackNotInForce(problem + hint, path=self.path, field=key)
+
+    def declaration_problem(self, arrival: float | None) -> str | None:
+        """Why the pack may not decide a declaration arriving on ``arrival`` (days since
+        1970-01-01), or None. A declaration without an arrival date is decided, as a rule's
+        own dates let it through: a missing date never hides a violation."""
+        if arrival is None:
+            return None
+        day = date.fromordinal(int(arrival) + EPOCH_ORDINAL)
+        if self.is_valid_on(day):
+            return None
+        when = (
+            "before the pack starts"
+            if self.valid_from and day < self.valid_from
+            else "after the pack expired"
+        )
+        return (
+            f"arrival date {day} is {when}: rule pack {self.label} is {self.validity}; "
+            "decide it with the pack in force on that date"
+        )
+
+    def validity_days(self) -> tuple[float | None, float | None]:
+        """The first and last day of the pack's validity in days since 1970-01-01 (None: open)."""
+        return (
+            None if self.valid_from is None else float(self.valid_from.toordinal() - EPOCH_ORDINAL),
+            None if self.valid_to is None else float(self.valid_to.toordinal() - EPOCH_ORDINAL),
+        )
+
 
 _TOP_KEYS = (
     "id",
@@ -421,7 +488,11 @@ def load_pack_text(text: str, *, path: str | PathLike[str]) -> RulePack:
     valid_from = _date(src, top["valid_from"], "valid_from") if "valid_from" in top else None
     valid_to = _date(src, top["valid_to"], "valid_to") if "valid_to" in top else None
     if valid_from and valid_to and valid_to < valid_from:
-        raise src.error(top["valid_to"], "valid_to", "ends before valid_from")
+        raise src.error(
+            top["valid_to"],
+            "valid_to",
+            f"the pack ends ({valid_to}) before it starts (valid_from {valid_from})",
+        )
     base = p.parent
 
     rates = _load_rates(src, top.get("rates"), base, digest)
@@ -724,6 +795,16 @@ def _load_rules(
                     integer=True,
                 )
             )
+        if "valid_from" in spec and "valid_to" in spec:
+            start = _date(src, spec["valid_from"], f"{where}.valid_from")
+            end = _date(src, spec["valid_to"], f"{where}.valid_to")
+            if end < start:
+                raise src.error(
+                    spec["valid_to"],
+                    f"{where}.valid_to",
+                    f"rule '{rule_id}' ends ({end}) before it starts (valid_from {start}): "
+                    "it would never fire",
+                )
         text, line, column = src.expression_source(when_y)
         try:
             node = parse(text, line=line, column=column)
@@ -792,7 +873,7 @@ def _scoped(node: Node, src: _Source, spec: dict[str, _Y], where: str) -> Node:
             bound = Literal(
                 y.line,
                 y.column,
-                value=float(day.toordinal() - date(1970, 1, 1).toordinal()),
+                value=float(day.toordinal() - EPOCH_ORDINAL),
                 kind=DATE,
             )
             guards.append(
@@ -824,6 +905,7 @@ def _check_patterns(node: Node, lists: dict[str, frozenset[Any]]) -> None:
 
 __all__ = [
     "DEFAULT_PACK",
+    "PackNotInForce",
     "Rule",
     "RulePack",
     "RulePackError",
