@@ -1,4 +1,4 @@
-"""Review mends of the risk engine's batch side, through the CLI, the HTTP API and the engine.
+"""The risk engine's batch side, through the CLI, the HTTP API and the engine.
 
 * A. the server's batch upload decides a file as ``risk score --no-quotas`` does:
   its aggregations are taken over the whole file plus the stored history;
