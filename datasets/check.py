@@ -6,9 +6,11 @@ the slow part) and checks every record and annotation against the rules in
 annotation index where it applies, a code and a message; nothing is skipped,
 so the :class:`CheckReport` lists everything. What a reader already left out
 or changed (the traces that :mod:`cv.datasets.formats.common` keeps in
-``ImageRecord.meta``: invalid boxes, classes the class map drops, clipped boxes)
-is reported too. Findings come in dataset order (image by image, the image's
-own findings before its annotations'), whatever the number of workers.
+``ImageRecord.meta``: invalid boxes, classes the class map drops, clipped boxes,
+and, for a dataset read with ``problems="record"``, class names the class map
+does not know and annotation entries that cannot be parsed) is reported too.
+Findings come in dataset order (image by image, the image's own findings before
+its annotations'), whatever the number of workers.
 
 :func:`clean_dataset` returns the dataset without what has errors, for users who
 choose to train on the clean part, together with the exact list of what it left
@@ -23,7 +25,7 @@ import math
 import multiprocessing
 import operator
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from os import PathLike
 from pathlib import Path
@@ -31,7 +33,13 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 
-from cv.errors import ConfigError, DataValidationError, ImageReadError, NotFoundError
+from cv.errors import (
+    ConfigError,
+    DataValidationError,
+    ImageReadError,
+    NotFoundError,
+    format_location,
+)
 from cv.image import read_image
 from cv.log import progress as progress_bar
 from cv.records import Dataset, ImageRecord
@@ -80,6 +88,16 @@ RULES: dict[str, Rule] = {
         "error",
         "image",
         "The reader left out an empty, inverted or outside box: its object is unlabelled.",
+    ),
+    "unknown_class_in_source": Rule(
+        "error",
+        "image",
+        "The class map does not know this class name: the reader left its object out, unlabelled.",
+    ),
+    "malformed_in_source": Rule(
+        "error",
+        "image",
+        "An annotation line or entry cannot be parsed: the reader left it out.",
     ),
     "class_dropped": Rule(
         "warning", "image", "The class map drops this class: its object is unlabelled."
@@ -375,6 +393,7 @@ def _image_findings(
     decoded: _Decoded,
     first_by_digest: dict[bytes, int],
     records: list[ImageRecord],
+    root: Path | None = None,
 ) -> list[Finding]:
     """Findings about the whole image: file, size and duplicate pixels."""
     out: list[Finding] = []
@@ -413,9 +432,44 @@ def _image_findings(
         else:
             text = f"invalid box {item!r}"
         add("invalid_box_in_source", text)
+    for item in _trace(record, "unknown"):
+        if isinstance(item, dict):
+            name = item.get("name")
+            what = (
+                "empty class name"
+                if isinstance(name, str) and not name.strip()
+                else f"unknown class {name!r}"
+            )
+            add("unknown_class_in_source", f"{_source_place(item, root)}: {what}")
+        else:
+            add("unknown_class_in_source", f"unknown class {item!r}")
+    for item in _trace(record, "malformed"):
+        if isinstance(item, dict):
+            reason = item.get("reason", "cannot be parsed")
+            add("malformed_in_source", f"{_source_place(item, root)}: {reason}")
+        else:
+            add("malformed_in_source", f"malformed entry {item!r}")
     for name in _trace(record, "dropped"):
         add("class_dropped", f"class {name!r} is mapped to nothing")
     return out
+
+
+def _source_place(item: dict[str, object], root: Path | None) -> str:
+    """``path:line: field`` of a reader's trace, the path relative to the dataset root."""
+    path = item.get("path")
+    if isinstance(path, str) and root is not None:
+        with suppress(ValueError):  # a path outside the root stays as it is
+            path = Path(path).relative_to(root).as_posix()
+    line = item.get("line")
+    field = item.get("field")
+    return (
+        format_location(
+            path if isinstance(path, str) else None,
+            line if isinstance(line, int) else None,
+            field if isinstance(field, str) else None,
+        )
+        or "(unknown place)"
+    )
 
 
 def _trace(record: ImageRecord, key: str) -> list[object]:
@@ -552,7 +606,7 @@ def check_dataset(
     ):
         task = bar.add_task("checking images", total=len(records))
         for i, (record, decoded) in enumerate(zip(records, decoded_images, strict=True)):
-            found = _image_findings(record, i, decoded, first_by_digest, records)
+            found = _image_findings(record, i, decoded, first_by_digest, records, dataset.root)
             found += _annotation_findings(record, i, allowed, allowed_from, tolerance)
             if strict:
                 first_error = next((f for f in found if f.severity == "error"), None)

@@ -29,6 +29,33 @@ from cv.errors import ConfigError, DataValidationError, NotFoundError
 from cv.taxonomy import NAMES, is_category
 
 
+class UnknownClassError(DataValidationError):
+    """A class name that the class map does not know.
+
+    A :class:`~cv.errors.DataValidationError` (exit code 4) that also carries the
+    name, so that a reader reading leniently (``data check``) can record it.
+
+    Args:
+        message: What is wrong and how to fix it.
+        name: The class name as the source writes it.
+        path: The annotation file it was read from.
+        line: Its 1-based line in ``path``, when the file is text.
+        field: The object or field it was read from.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str,
+        path: str | PathLike[str] | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message, path=path, line=line, field=field)
+        self.name = name
+
+
 def normalize_name(name: str) -> str:
     """The key a class name is matched by: trimmed and case-folded."""
     return name.strip().casefold()
@@ -74,15 +101,16 @@ class ClassMap:
             field: The object or field it was read from (``object[2].name``).
 
         Raises:
-            DataValidationError: If the name is not in the map; the message says
+            UnknownClassError: If the name is not in the map; the message says
                 which class-map file to edit.
         """
         key = normalize_name(original_name)
         try:
             target = self.targets[key]
         except KeyError:
-            raise DataValidationError(
+            raise UnknownClassError(
                 f"unknown class {original_name!r}: {self.how_to_fix()}",
+                name=original_name,
                 path=path,
                 line=line,
                 field=field or "class",

@@ -47,6 +47,7 @@ def test_write_yolo_numbers_and_layout(tmp_path: Path) -> None:
     assert doc == {
         "path": str((tmp_path / "yolo").absolute()),
         "train": "images/train",
+        "val": "images/test",  # no val split: the test split stands in (ultralytics needs one)
         "test": "images/test",
         "names": {0: "knife", 1: "scissors"},
     }

@@ -248,3 +248,35 @@ def test_resume_with_other_classes_is_refused(
     other = cfg.model_copy(update={"data": data, "synth": None})
     with pytest.raises(ConfigError, match="do not match"):
         train_xray(other, resume=True)
+
+
+def test_sources_without_a_val_split_never_validate_on_training_images(tmp_path: Path) -> None:
+    # A converted source with no splits gets data convert's random split; a data.yaml
+    # whose val is its train split is refused rather than trained with no real check.
+    from cv.datasets.formats import load_dataset, write_coco
+    from cv.image import write_image
+    from cv.records import Annotation, Dataset, ImageRecord
+    from cv.training.xray import resolve_data
+
+    src = tmp_path / "coco"
+    records = []
+    for i in range(10):
+        write_image(src / f"{i:03d}.png", np.zeros((32, 32, 3), np.uint8))
+        records.append(ImageRecord(f"{i:03d}.png", 32, 32, [Annotation((2, 2, 9, 9), "gun")]))
+    write_coco(Dataset("unsplit", records, classes=["gun"], root=src), src / "instances.json")
+    assert {r.split for r in load_dataset(src).images} == {None}
+    cfg = XrayTrainConfig(data=src, out=tmp_path / "runs", name="r")
+    data_yaml, classes, _ = resolve_data(cfg, tmp_path / "runs" / "r")
+    doc = yaml.safe_load(data_yaml.read_text())
+    assert classes == ["gun"] and doc["val"] != doc["train"]
+    assert any((data_yaml.parent / "labels" / "val").iterdir())
+
+    only_train = tmp_path / "only-train"
+    (only_train / "images" / "train").mkdir(parents=True)
+    (only_train / "data.yaml").write_text(
+        yaml.safe_dump({"path": str(only_train), "train": "images/train",
+                        "val": "images/train", "names": {0: "gun"}})
+    )  # fmt: skip
+    cfg = XrayTrainConfig(data=only_train, out=tmp_path / "runs", name="r2")
+    with pytest.raises(ConfigError, match="val split is its train split"):
+        resolve_data(cfg, tmp_path / "runs" / "r2")

@@ -309,6 +309,7 @@ def resolve_data(config: XrayTrainConfig, run_dir: Path) -> tuple[Path, list[str
         DataFormatError: If its files cannot be read as their format.
     """
     from cv.datasets.formats import detect_format, load_dataset, write_yolo
+    from cv.datasets.formats.common import DEFAULT_SPLIT_RATIOS, assign_splits
 
     if config.synth is not None:
         data_yaml = _synth_dataset(config)
@@ -324,6 +325,14 @@ def resolve_data(config: XrayTrainConfig, run_dir: Path) -> tuple[Path, list[str
         else:
             log.info("converting the %s dataset at %s to YOLO in %s", fmt, path, run_dir / "data")
             ds = load_dataset(path, fmt=fmt)
+            # Sources without splits (SIXray, PIXray, DvXray...) get data convert's default
+            # random split, so validation never runs on training images.
+            assigned = assign_splits(ds, ratios=DEFAULT_SPLIT_RATIOS, seed=config.seed)
+            if assigned:
+                log.info(
+                    "%d images had no split: split %s at random (seed %d)",
+                    assigned, "/".join(f"{r:g}" for r in DEFAULT_SPLIT_RATIOS), config.seed,
+                )  # fmt: skip
             data_yaml = write_yolo(ds, run_dir / "data", images="symlink")
         desc = str(path.absolute())
     doc = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
@@ -333,6 +342,13 @@ def resolve_data(config: XrayTrainConfig, run_dir: Path) -> tuple[Path, list[str
     classes = [str(names[k]) for k in sorted(names)] if isinstance(names, dict) else list(names)
     if not doc.get("train"):
         raise ConfigError("the dataset has no train split", path=data_yaml, field="train")
+    if doc.get("val") and doc.get("val") == doc.get("train"):
+        raise ConfigError(
+            "the dataset's val split is its train split: validation would measure the "
+            "training images; give it a val or test split (data convert --split-ratios)",
+            path=data_yaml,
+            field="val",
+        )
     if not doc.get("val"):
         if not doc.get("test"):
             raise ConfigError(

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from cv.cli.data import app
-from cv.errors import DataValidationError
+from cv.errors import ConfigError, DataValidationError
 from cv.log import console
 from cv.settings import get_settings
 
@@ -39,23 +39,51 @@ def _beside(path: Path, folder: str) -> Path:
     return path / folder if path.is_dir() else path.parent / folder
 
 
-def _load_leniently(path: Path, fmt: str | None, *, lenient: bool) -> Dataset:
-    """Loads a dataset, leaving invalid boxes out with a trace when ``lenient``.
+def _load_leniently(
+    path: Path,
+    fmt: str | None,
+    *,
+    lenient: bool,
+    record_problems: bool = False,
+    need_images: bool = False,
+    class_map: Path | None = None,
+    image_root: Path | None = None,
+) -> Dataset:
+    """Loads a dataset, leaving what a reader cannot take out with a trace when ``lenient``.
 
-    Readers raise at the first invalid box by default. To list every fault, a
-    reader that can is asked to leave such boxes out with a trace in
-    ``ImageRecord.meta`` instead; the check reports each one as
-    ``invalid_box_in_source`` and the stats count them.
+    Readers raise at the first invalid box, unknown class or malformed line by
+    default. To list every fault, a reader that can is asked to leave invalid
+    boxes out with a trace in ``ImageRecord.meta`` instead (the check reports each
+    one as ``invalid_box_in_source`` and the stats count them), and, with
+    ``record_problems``, unknown class names and malformed lines too
+    (``unknown_class_in_source``, ``malformed_in_source``). With ``need_images``
+    a COCO-based reader that finds none of a file's images raises, naming the
+    folders it looked in.
+
+    Raises:
+        ConfigError: If ``image_root`` is given for a format whose reader takes none.
     """
-    from cv.datasets.formats import READERS, detect_format, load_dataset
+    from cv.datasets.formats import READERS, detect_format, formats_taking, load_dataset
 
-    options: dict[str, str] = {}
-    if lenient:
-        name = detect_format(path) if fmt is None else fmt.strip().lower()
-        entry = READERS.get(name)
-        if entry is not None and "invalid_boxes" in inspect.signature(entry.read).parameters:
-            options["invalid_boxes"] = "drop"
-    return load_dataset(path, fmt=fmt, **options)
+    name = detect_format(path) if fmt is None else fmt.strip().lower()
+    entry = READERS.get(name)
+    accepted = set() if entry is None else set(inspect.signature(entry.read).parameters)
+    options: dict[str, object] = {}
+    if lenient and "invalid_boxes" in accepted:
+        options["invalid_boxes"] = "drop"
+    if lenient and record_problems and "problems" in accepted:
+        options["problems"] = "record"
+    if need_images and "missing_images" in accepted:
+        options["missing_images"] = "raise"
+    if image_root is not None:
+        if entry is not None and "image_root" not in accepted:
+            raise ConfigError(
+                f"the {name} reader finds its images itself; --image-root applies to "
+                f"{', '.join(formats_taking('image_root'))}",
+                field="--image-root",
+            )
+        options["image_root"] = image_root
+    return load_dataset(path, fmt=name, class_map=class_map, **options)
 
 
 @app.command("check")
@@ -69,6 +97,14 @@ def check(
         None,
         "--classes",
         help="Comma-separated taxonomy names that annotations must belong to.",
+    ),
+    class_map: Path | None = typer.Option(
+        None, "--class-map", help="Your own class-map YAML instead of the shipped one."
+    ),
+    image_root: Path | None = typer.Option(
+        None,
+        "--image-root",
+        help="Folder the COCO file_name entries are relative to, where it cannot be guessed.",
     ),
     report: Path | None = typer.Option(
         None,
@@ -94,13 +130,22 @@ def check(
 ) -> None:
     """Validate a dataset: images, sizes, boxes, classes, duplicates."""
     from cv.datasets.check import check_dataset, clean_dataset, findings_table, summary_table
+    from cv.datasets.formats import summarize
 
     if fix_drop not in ("image", "annotation"):
         raise typer.BadParameter("must be 'image' or 'annotation'", param_hint="--fix-drop")
     allowed = None if classes is None else [c.strip() for c in classes.split(",") if c.strip()]
     n_workers = workers if workers is not None else get_settings().resolved_workers()
 
-    dataset = _load_leniently(path, fmt, lenient=not strict)
+    dataset = _load_leniently(
+        path,
+        fmt,
+        lenient=not strict,
+        record_problems=True,
+        need_images=True,  # images nowhere to be found: one clear error, not N findings
+        class_map=class_map,
+        image_root=image_root,
+    )
     result = check_dataset(dataset, strict=strict, classes=allowed, workers=n_workers)
 
     left_out = None
@@ -123,6 +168,14 @@ def check(
     if result.findings and show:
         _out.print(findings_table(result, limit=show))
     console.print(f"report: {md_path} and {json_path}")
+    unknown = summarize(dataset).unknown
+    if unknown:
+        names = ", ".join(f"{n or '(empty)'} x{k}" for n, k in sorted(unknown.items()))
+        console.print(
+            f"classes the class map does not know: {names}; map them to taxonomy classes "
+            "(or to null to drop them) in a class-map YAML and pass it with --class-map FILE",
+            highlight=False,
+        )
     if not result.ok:
         raise DataValidationError(
             f"{len(result.errors)} errors and {len(result.warnings)} warnings in "

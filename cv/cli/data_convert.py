@@ -17,6 +17,7 @@ from rich.table import Table
 
 from cv.cli.bench import app as bench_app
 from cv.cli.data import app
+from cv.datasets.formats.common import DEFAULT_SPLIT_RATIOS
 from cv.errors import ConfigError
 
 _TARGETS = ("yolo", "coco")
@@ -52,11 +53,16 @@ def convert(
     class_map: Path | None = typer.Option(
         None, "--class-map", help="Your own class-map YAML instead of the shipped one."
     ),
+    image_root: Path | None = typer.Option(
+        None,
+        "--image-root",
+        help="Folder the COCO file_name entries are relative to, where it cannot be guessed.",
+    ),
     images: str = typer.Option(
         "symlink", "--images", help="How YOLO gets the images: symlink, copy or hardlink."
     ),
     split_ratios: str = typer.Option(
-        "0.8,0.1,0.1",
+        ",".join(f"{r:g}" for r in DEFAULT_SPLIT_RATIOS),
         "--split-ratios",
         help="train,val,test fractions for images the source gives no split.",
     ),
@@ -70,7 +76,9 @@ def convert(
 ) -> None:
     """Convert a public X-ray dataset from its own files to YOLO and / or COCO."""
     from cv.datasets.formats import (
+        READERS,
         detect_format,
+        formats_taking,
         load_dataset,
         summarize,
         write_coco,
@@ -100,6 +108,17 @@ def convert(
                 "--gdxray-columns applies to --format gdxray only", field="--gdxray-columns"
             )
         options["columns"] = gdxray_columns
+    if image_root is not None:
+        takers = formats_taking("image_root")
+        if name in READERS and name not in takers:
+            raise ConfigError(
+                f"the {name} reader finds its images itself; --image-root applies to "
+                f"{', '.join(takers)}",
+                field="--image-root",
+            )
+        options["image_root"] = image_root
+    if name in formats_taking("missing_images"):
+        options["missing_images"] = "raise"  # the YOLO copy needs the pixels
     dataset = load_dataset(src, fmt=name, class_map=class_map, **options)
     assigned = assign_splits(dataset, ratios=ratios, seed=seed)
 

@@ -13,8 +13,8 @@ from os import PathLike
 from pathlib import Path
 
 from cv.datasets.classmap import ClassMap, resolve_class_map
-from cv.datasets.formats.coco import categories_in_map, read_coco_dataset
-from cv.datasets.formats.common import InvalidBoxes
+from cv.datasets.formats.coco import MissingImages, categories_in_map, read_coco_dataset
+from cv.datasets.formats.common import InvalidBoxes, Problems
 from cv.datasets.formats.registry import register_reader
 from cv.records import Dataset
 
@@ -28,18 +28,30 @@ def read_aihub(
     path: Path,
     *,
     class_map: ClassMap | str | PathLike[str] | None = None,
+    image_root: Path | None = None,
+    missing_images: MissingImages = "keep",
     invalid_boxes: InvalidBoxes = "raise",
+    problems: Problems = "raise",
 ) -> Dataset:
     """AI-Hub from its own COCO JSON files.
 
     Args:
         path: The dataset folder, or one of its JSON files.
         class_map: Map of AI-Hub's class names; by default the shipped ``aihub`` map.
+        image_root: The folder the files' ``file_name`` entries are relative to;
+            guessed by default (see :func:`~cv.datasets.formats.coco.read_coco_dataset`).
+        missing_images: ``keep`` the records of a file whose images no folder
+            looked in holds, or ``raise`` naming the folders.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
+        problems: ``raise`` at an unknown category or malformed annotation, or
+            ``record`` it with a trace on its image and read on.
     """
     return read_coco_dataset(
         path,
         name="aihub",
         class_map=resolve_class_map(class_map, default="aihub"),
+        image_root=image_root,
+        missing_images=missing_images,
         invalid_boxes=invalid_boxes,
+        problems=problems,
     )

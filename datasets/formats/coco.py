@@ -10,18 +10,24 @@ without loss:
 * ``categories[]``: ``supercategory`` is the taxonomy group.
 
 ``file_name`` is written relative to the JSON file's folder when the image's
-place is known, which is also where the reader looks by default.
+place is known, which is also where the reader looks first. Public datasets put
+their JSON files in ``annotations/`` and the images in a folder named after the
+split (COCO's ``annotations/instances_train2017.json`` and ``train2017/``), so the
+readers also look there, in ``images/`` and in the dataset folder
+(:func:`image_root_candidates`, :func:`guess_image_root`); ``image_root``
+(``--image-root``) names the folder for a layout nothing guesses.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -29,16 +35,26 @@ from cv.boxes import xywh_to_xyxy, xyxy_to_xywh
 from cv.datasets.classmap import ClassMap, resolve_class_map
 from cv.datasets.formats.common import (
     InvalidBoxes,
+    Problems,
     add_object,
     make_dataset,
+    recording_problems,
     relative_file,
     split_from_parts,
 )
 from cv.datasets.formats.registry import register_reader
-from cv.errors import DataFormatError, DataValidationError, NotFoundError
+from cv.errors import DataFormatError, DataValidationError, ImageReadError, NotFoundError
 from cv.image import read_image_size
 from cv.records import SPLITS, Dataset, ImageRecord, Split
 from cv.taxonomy import category, is_category
+
+log = logging.getLogger(__name__)
+
+MissingImages = Literal["keep", "raise"]
+"""What a COCO-based reader does when no folder it looks in holds any image of a
+file: ``keep`` the records (the file may serve as ground truth without pixels),
+or ``raise`` a :class:`~cv.errors.NotFoundError` naming the folders looked in
+(``data convert`` and ``data check``, which need the pixels)."""
 
 
 def write_coco(
@@ -203,6 +219,7 @@ def coco_records(
     split: Split | None = None,
     subset: str | None = None,
     invalid_boxes: InvalidBoxes = "raise",
+    problems: Problems = "raise",
 ) -> tuple[list[ImageRecord], list[str]]:
     """The records of one parsed COCO document.
 
@@ -216,6 +233,10 @@ def coco_records(
         split: Split of every record; otherwise the image's ``split`` key.
         subset: Subset of every record; otherwise the image's ``subset`` key.
         invalid_boxes: What to do with empty or outside boxes.
+        problems: ``raise`` at the first unknown category or malformed annotation,
+            or ``record`` each on its image and read on. An annotation whose
+            ``image_id`` names no image, and a malformed image or category entry,
+            raise either way.
 
     Returns:
         The records, and the mapped class names in category order.
@@ -239,9 +260,10 @@ def coco_records(
         cat_names[cid] = cname
     mapped_order: list[str] = []
     for i, cname in enumerate(cat_names.values()):
-        # Unknown names fail here, before any image is read, naming the category.
         target = class_map.targets.get(cname.strip().casefold(), "")
-        if target == "":
+        if target == "" and problems == "raise":
+            # Unknown names fail here, before any image is read, naming the category.
+            # When recording, each object of such a category is recorded on its image.
             class_map.map(cname, path=json_path, field=f"categories[{i}].name")
         if target and target not in mapped_order:
             mapped_order.append(target)
@@ -287,6 +309,7 @@ def coco_records(
 
     # Validate every bbox field first, then convert all boxes in one call.
     raw_boxes: list[list[float]] = []
+    bad_boxes: dict[int, DataFormatError] = {}
     for i, ann in enumerate(anns):
         bbox = ann.get("bbox") if isinstance(ann, dict) else None
         if (
@@ -294,61 +317,119 @@ def coco_records(
             or len(bbox) != 4
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
         ):
-            raise DataFormatError(
+            error = DataFormatError(
                 f"bbox must be a list of 4 numbers [x, y, w, h], got {bbox!r}",
                 path=json_path,
                 field=f"annotations[{i}].bbox",
             )
+            if problems == "raise":
+                raise error
+            bad_boxes[i] = error  # recorded on its image below
+            bbox = [0.0, 0.0, 0.0, 0.0]
         raw_boxes.append(bbox)
     xyxy = xywh_to_xyxy(np.array(raw_boxes, dtype=np.float64).reshape(-1, 4)).tolist()
     for i, ann in enumerate(anns):
         where = f"annotations[{i}]"
         iid = _require(ann, "image_id", int, path=json_path, where=where)
-        cid = _require(ann, "category_id", int, path=json_path, where=where)
         rec = records.get(iid)
         if rec is None:
             raise DataFormatError(
                 f"image_id {iid} is not among the images", path=json_path, field=f"{where}.image_id"
             )
-        cname = cat_names.get(cid)
-        if cname is None:
-            raise DataFormatError(
-                f"category_id {cid} is not among the categories",
+        with recording_problems(rec, problems):
+            if i in bad_boxes:
+                raise bad_boxes[i]
+            cid = _require(ann, "category_id", int, path=json_path, where=where)
+            cname = cat_names.get(cid)
+            if cname is None:
+                raise DataFormatError(
+                    f"category_id {cid} is not among the categories",
+                    path=json_path,
+                    field=f"{where}.category_id",
+                )
+            original = ann.get("original_name")
+            level = ann.get("occlusion_level")
+            add_object(
+                rec,
+                tuple(xyxy[i]),  # type: ignore[arg-type]
+                original if isinstance(original, str) else cname,
+                category=cname,
+                class_map=class_map,
                 path=json_path,
-                field=f"{where}.category_id",
+                field=where,
+                invalid_boxes=invalid_boxes,
+                occlusion=ann.get("occlusion"),
+                occlusion_level=level if isinstance(level, int) else None,
+                concealment=ann.get("concealment"),
+                iscrowd=bool(ann.get("iscrowd", 0)),
             )
-        original = ann.get("original_name")
-        level = ann.get("occlusion_level")
-        add_object(
-            rec,
-            tuple(xyxy[i]),  # type: ignore[arg-type]
-            original if isinstance(original, str) else cname,
-            category=cname,
-            class_map=class_map,
-            path=json_path,
-            field=where,
-            invalid_boxes=invalid_boxes,
-            occlusion=ann.get("occlusion"),
-            occlusion_level=level if isinstance(level, int) else None,
-            concealment=ann.get("concealment"),
-            iscrowd=bool(ann.get("iscrowd", 0)),
-        )
     return list(records.values()), mapped_order
 
 
-def guess_image_root(json_path: Path, doc: Any, candidates: Sequence[Path]) -> Path:
-    """The first of ``candidates`` (then the JSON's folder) holding the file's first image.
+_IMAGES_TRIED = 1000
+"""Images of a file :func:`guess_image_root` looks for at most (spread over the file)."""
+
+
+def guess_image_root(
+    json_path: Path, doc: Any, candidates: Sequence[Path], *, required: bool = False
+) -> Path:
+    """The first of ``candidates`` (then the JSON's folder) holding the file's images.
 
     Datasets ship their COCO files in ``annotations/`` and the images in a folder
     named after the split or subset; ``file_name`` is relative to that folder.
+    The folder holding the file's first image wins; if no folder holds it, the
+    next image decides, and so on. When no folder holds any, the first candidate
+    is returned (a file used without its pixels, as ground truth for
+    precomputed predictions, still reads), unless ``required``.
+
+    Raises:
+        NotFoundError: If ``required`` and the file lists images that no folder
+            holds; the message names the folders looked in.
     """
     images = doc.get("images") if isinstance(doc, dict) else None
-    first = images[0].get("file_name") if images and isinstance(images[0], dict) else None
-    if isinstance(first, str):
-        for cand in [*candidates, json_path.parent]:
-            if (cand / first).is_file():
-                return cand
-    return candidates[0] if candidates else json_path.parent
+    names = [
+        im["file_name"]
+        for im in images or ()
+        if isinstance(im, dict) and isinstance(im.get("file_name"), str)
+    ]
+    places = list(dict.fromkeys([*candidates, json_path.parent]))
+    tried = names[:: max(1, len(names) // _IMAGES_TRIED)]
+    for name in tried:
+        for place in places:
+            if (place / name).is_file():
+                return place
+    if names:
+        message = (
+            f"found none of the images this file lists (the first: {names[0]!r}; "
+            f"{len(tried)} of {len(names)} tried) in any folder looked in: "
+            f"{', '.join(str(p) for p in places)}; name the image folder with --image-root DIR"
+        )
+        if required:
+            raise NotFoundError(message, path=json_path)
+        log.info("%s: %s", json_path, message)
+    return places[0]
+
+
+def image_root_candidates(json_path: Path, root: Path) -> list[Path]:
+    """The folders a COCO file's images may lie in, most likely first.
+
+    Beside ``annotations/`` (that is, in ``root``): the folders named by the words
+    of the file name that name a split (COCO's ``instances_train2017.json`` and
+    ``train2017/``), and by the split itself (``train/``); then, where they exist,
+    the same under ``images/``, ``images/`` and ``JPEGImages/`` themselves; then
+    ``root``.
+    """
+    words = [w for w in re.split(r"[_\-.]+", json_path.stem) if split_from_parts([w])]
+    split = _split_of_file(json_path)
+    named = list(dict.fromkeys([*words, *([split] if split else [])]))
+    maybe = [root / "images" / w for w in named] + [root / "images", root / "JPEGImages"]
+    return [root / w for w in named] + [p for p in maybe if p.is_dir()] + [root]
+
+
+def dataset_root(path: Path) -> Path:
+    """The dataset folder of a COCO file or folder: ``annotations/``'s parent, if in one."""
+    folder = path.parent if path.is_file() else path
+    return folder.parent if folder.name == "annotations" else folder
 
 
 def _split_of_file(path: Path) -> Split | None:
@@ -365,6 +446,7 @@ def read_coco_files(
     splits: Sequence[Split | None] | None = None,
     subsets: Sequence[str | None] | None = None,
     invalid_boxes: InvalidBoxes = "raise",
+    problems: Problems = "raise",
 ) -> Dataset:
     """Reads several COCO files into one dataset (building block of the COCO-based readers).
 
@@ -374,35 +456,55 @@ def read_coco_files(
         root: Dataset root; record files are relative to it.
         class_map: Maps category names to taxonomy names.
         image_roots: Per file, the folder its ``file_name`` is relative to, or a
-            function of the file and its parsed JSON giving it (default: the
-            file's folder).
+            function of the file and its parsed JSON giving it, such as one that
+            calls :func:`guess_image_root` (default: the file's folder).
         splits: Per file, the split of its records (default: the image's ``split``
             key, else the split the file name says).
         subsets: Per file, the subset of its records.
         invalid_boxes: What to do with empty or outside boxes.
+        problems: ``raise`` at an unknown category or malformed annotation, or
+            ``record`` it on its image (see :func:`coco_records`).
+
+    Raises:
+        NotFoundError: If ``image_roots`` finds no folder holding a file's images
+            (after the file's own format errors, which come first).
     """
     records: list[ImageRecord] = []
     order: list[str] = []
     for k, f in enumerate(files):
         doc = load_json(f)
         split = splits[k] if splits is not None else None
-        recs, mapped = coco_records(
-            doc,
-            json_path=f,
-            image_root=(
-                f.parent
-                if image_roots is None
-                else image_roots(f, doc)
-                if callable(image_roots)
-                else image_roots[k]
-            ),
-            root=root,
-            class_map=class_map,
-            source=name,
-            split=split,
-            subset=subsets[k] if subsets is not None else None,
-            invalid_boxes=invalid_boxes,
-        )
+        not_found: NotFoundError | None = None
+        if image_roots is None:
+            image_root = f.parent
+        elif callable(image_roots):
+            try:
+                image_root = image_roots(f, doc)
+            except NotFoundError as exc:
+                # Reported after the file is parsed, so a malformed file says so first.
+                image_root, not_found = f.parent, exc
+        else:
+            image_root = image_roots[k]
+        try:
+            recs, mapped = coco_records(
+                doc,
+                json_path=f,
+                image_root=image_root,
+                root=root,
+                class_map=class_map,
+                source=name,
+                split=split,
+                subset=subsets[k] if subsets is not None else None,
+                invalid_boxes=invalid_boxes,
+                problems=problems,
+            )
+        except (NotFoundError, ImageReadError):
+            # A size read from an image header in the wrong folder.
+            if not_found is not None:
+                raise not_found from None
+            raise
+        if not_found is not None:
+            raise not_found
         if splits is None:
             guess = _split_of_file(f)
             for r in recs:
@@ -457,12 +559,21 @@ def read_coco_dataset(
     *,
     name: str,
     class_map: ClassMap,
+    image_root: Path | None = None,
+    missing_images: MissingImages = "keep",
     invalid_boxes: InvalidBoxes = "raise",
+    problems: Problems = "raise",
 ) -> Dataset:
     """A dataset shipped as COCO JSON files with an image folder (CLCXray, AI-Hub).
 
-    The images are looked for in ``images/``, ``JPEGImages/``, the dataset folder,
-    then beside each JSON file; the split is the one its file name says, if any.
+    The images are looked for in the folders of :func:`image_root_candidates`
+    (split-named folders beside ``annotations/``, ``images/``, ``JPEGImages/``,
+    the dataset folder), then beside each JSON file, unless ``image_root`` names
+    the folder; the split is the one its file name says, if any.
+
+    Raises:
+        NotFoundError: If the path does not exist, holds no COCO file, or (with
+            ``missing_images="raise"``) no folder looked in holds a file's images.
     """
     path = Path(path)
     if not path.exists():
@@ -470,17 +581,21 @@ def read_coco_dataset(
     files = coco_files(path)
     if not files:
         raise NotFoundError(f"{name}: no COCO JSON file here", path=path)
-    root = path.parent if path.is_file() else path
-    if root.name == "annotations":
-        root = root.parent
-    candidates = [root / "images", root / "JPEGImages", root]
+    root = dataset_root(path)
     return read_coco_files(
         files,
         name=name,
         root=root,
         class_map=class_map,
-        image_roots=lambda f, doc: guess_image_root(f, doc, candidates),
+        image_roots=(
+            [Path(image_root)] * len(files)
+            if image_root is not None
+            else lambda f, doc: guess_image_root(
+                f, doc, image_root_candidates(f, root), required=missing_images == "raise"
+            )
+        ),
         invalid_boxes=invalid_boxes,
+        problems=problems,
     )
 
 
@@ -514,25 +629,36 @@ def read_coco(
     class_map: ClassMap | str | PathLike[str] | None = None,
     split: Split | None = None,
     name: str | None = None,
+    missing_images: MissingImages = "keep",
     invalid_boxes: InvalidBoxes = "raise",
+    problems: Problems = "raise",
 ) -> Dataset:
     """Generic COCO JSON (also our own files, which round-trip losslessly).
 
     Args:
         path: A COCO JSON file, or a folder whose ``*.json`` files are all COCO.
-        image_root: Folder the ``file_name`` entries are relative to; by default
-            each JSON file's own folder.
+        image_root: Folder the ``file_name`` entries are relative to. By default
+            each JSON file's own folder, else (COCO's own layout,
+            ``annotations/instances_train2017.json`` beside ``train2017/``) the
+            first of :func:`image_root_candidates` that holds the file's images.
         class_map: Map of category names; by default the names must be taxonomy
             names (identity map).
         split: Split of every record; by default the image's ``split`` key, else the
             split its file name says (``instances_train.json`` is ``train``).
         name: Dataset name; by default the file or folder stem.
+        missing_images: Without ``image_root``, when no folder looked in holds
+            any image of a file: ``keep`` its records (ground truth for
+            precomputed predictions needs no pixels), or ``raise``.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
+        problems: ``raise`` at an unknown category or malformed annotation, or
+            ``record`` it with a trace on its image and read on.
 
     Raises:
-        NotFoundError: If ``path`` does not exist or a folder holds no JSON file.
+        NotFoundError: If ``path`` does not exist, a folder holds no JSON file, or
+            (``missing_images="raise"``) no folder looked in holds a file's
+            images; the message names the folders.
         DataFormatError: If a file is not COCO; the message names file and field.
-        DataValidationError: If a category is not in the class map.
+        UnknownClassError: If a category is not in the class map.
     """
     path = Path(path)
     if not path.exists():
@@ -541,13 +667,23 @@ def read_coco(
     if not files:
         raise NotFoundError("no COCO *.json file in this folder", path=path)
     cmap = resolve_class_map(class_map, default=None)
-    root = image_root if image_root is not None else (path.parent if path.is_file() else path)
+    root = Path(image_root) if image_root is not None else dataset_root(path)
     return read_coco_files(
         files,
         name=name or (path.stem if path.is_file() else path.name),
         root=root,
         class_map=cmap,
-        image_roots=[image_root] * len(files) if image_root is not None else None,
+        image_roots=(
+            [root] * len(files)
+            if image_root is not None
+            else lambda f, doc: guess_image_root(
+                f,
+                doc,
+                [f.parent, *image_root_candidates(f, root)],
+                required=missing_images == "raise",
+            )
+        ),
         splits=[split] * len(files) if split is not None else None,
         invalid_boxes=invalid_boxes,
+        problems=problems,
     )

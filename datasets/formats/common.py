@@ -10,6 +10,14 @@ through :func:`add_object`, so the rules are the same for every dataset:
 * an empty, inverted or fully outside box raises :class:`DataValidationError`, or,
   with ``invalid_boxes="drop"``, is listed in ``record.meta["invalid"]``.
 
+A class name the map does not know, and an annotation entry that cannot be
+parsed (a line with the wrong number of fields, a corner that is not a number),
+raise by default, naming the file and line: conversion and training fail fast.
+A reader given ``problems="record"`` (what ``data check`` uses) reads each such
+entry inside :func:`recording_problems` instead, which lists it in
+``record.meta["unknown"]`` or ``record.meta["malformed"]`` and reads on, so that
+a check reports every one.
+
 Nothing is dropped without a trace; :func:`summarize` counts the traces.
 """
 
@@ -19,19 +27,80 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
+from types import TracebackType
 from typing import Literal
 
-from cv.datasets.classmap import ClassMap
-from cv.errors import DataFormatError, DataValidationError
+from cv.datasets.classmap import ClassMap, UnknownClassError
+from cv.errors import DataFormatError, DataValidationError, ImageReadError
 from cv.image import IMAGE_SUFFIXES
 from cv.records import Annotation, Dataset, ImageRecord, Split
 
 log = logging.getLogger(__name__)
 
 InvalidBoxes = Literal["raise", "drop"]
+
+Problems = Literal["raise", "record"]
+"""What a reader does with an unknown class name or a malformed annotation entry:
+``raise`` at the first one (naming file and line), or ``record`` each one in its
+image's ``meta`` and read on (see :func:`recording_problems`)."""
+
+
+def recording_problems(record: ImageRecord, problems: Problems) -> AbstractContextManager[None]:
+    """A context for the block that reads one annotation entry of ``record``.
+
+    With ``problems="raise"`` it does nothing. With ``record``, an unknown class
+    (:class:`~cv.datasets.classmap.UnknownClassError`) or a malformed entry
+    (:class:`~cv.errors.DataFormatError`) raised in the block ends the block and
+    is listed in ``record.meta["unknown"]`` (``name``, ``path``, ``line``,
+    ``field``) or ``record.meta["malformed"]`` (``path``, ``line``, ``field``,
+    ``reason``); the entry's object is then not in ``record.annotations``. Other
+    errors (invalid boxes, missing images) propagate either way.
+
+    Args:
+        record: The image the entry belongs to.
+        problems: ``raise`` or ``record``.
+    """
+    # One shared no-op context: readers enter this once per box, 100,000s of times.
+    return _NO_OP if problems == "raise" else _Recorder(record)
+
+
+_NO_OP = nullcontext()
+
+
+class _Recorder(AbstractContextManager[None]):
+    __slots__ = ("record",)
+
+    def __init__(self, record: ImageRecord) -> None:
+        self.record = record
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if isinstance(error, UnknownClassError | DataFormatError) and not isinstance(
+            error, ImageReadError
+        ):
+            record_problem(self.record, error)
+            return True
+        return False
+
+
+def record_problem(record: ImageRecord, error: UnknownClassError | DataFormatError) -> None:
+    """Lists ``error`` in ``record.meta["unknown"]`` or ``["malformed"]`` (see above)."""
+    if isinstance(error, UnknownClassError):
+        record.meta.setdefault("unknown", []).append(
+            {"name": error.name, "path": error.path, "line": error.line, "field": error.field}
+        )
+    else:
+        record.meta.setdefault("malformed", []).append(
+            {"path": error.path, "line": error.line, "field": error.field, "reason": error.reason}
+        )
 
 
 def add_object(
@@ -72,8 +141,9 @@ def add_object(
         The annotation, or ``None`` if the class map or ``invalid_boxes`` dropped it.
 
     Raises:
-        DataValidationError: If the class is unknown, or the box is empty or outside
-            the image and ``invalid_boxes`` is ``raise``.
+        UnknownClassError: If the class is not in ``class_map``.
+        DataValidationError: If the box is empty or outside the image and
+            ``invalid_boxes`` is ``raise``.
     """
     mapped = class_map.map(
         original_name if category is None else category, path=path, line=line, field=field
@@ -213,7 +283,25 @@ def make_dataset(
         log.warning(
             "%s: %d invalid boxes dropped (see record.meta['invalid'])", name, stats.invalid
         )
+    if stats.unknown:
+        log.warning(
+            "%s: objects of classes the class map does not know left out: %s "
+            "(see record.meta['unknown'])",
+            name,
+            ", ".join(f"{k or '(empty)'} x{v}" for k, v in sorted(stats.unknown.items())),
+        )
+    if stats.malformed:
+        log.warning(
+            "%s: %d malformed annotation entries left out (see record.meta['malformed'])",
+            name,
+            stats.malformed,
+        )
     return dataset
+
+
+DEFAULT_SPLIT_RATIOS: tuple[float, float, float] = (0.8, 0.1, 0.1)
+"""Train / val / test fractions for images a source gives no split (``data convert``,
+``train xray`` on such a source)."""
 
 
 def assign_splits(dataset: Dataset, *, ratios: tuple[float, float, float], seed: int) -> int:
@@ -265,6 +353,9 @@ class Summary:
         dropped: Objects dropped by the class map, per original name.
         clipped: Boxes clipped to their image.
         invalid: Boxes dropped as empty or outside the image.
+        unknown: Objects left out for a class the map does not know, per original
+            name (only when read with ``problems="record"``).
+        malformed: Annotation entries left out as unparsable (likewise).
         unboxed: Images with image-level labels but no boxes (DvXray without boxes).
     """
 
@@ -276,6 +367,8 @@ class Summary:
     dropped: Counter[str] = field(default_factory=Counter)
     clipped: int = 0
     invalid: int = 0
+    unknown: Counter[str] = field(default_factory=Counter)
+    malformed: int = 0
     unboxed: int = 0
 
 
@@ -293,8 +386,13 @@ def summarize(dataset: Dataset) -> Summary:
             s.dropped.update(meta.get("dropped", ()))  # type: ignore[arg-type]
             s.clipped += len(meta.get("clipped", ()))  # type: ignore[arg-type]
             s.invalid += len(meta.get("invalid", ()))  # type: ignore[arg-type]
+            unknown = meta.get("unknown", ())
+            s.unknown.update(u["name"] for u in unknown)  # type: ignore[union-attr, index]
+            s.malformed += len(meta.get("malformed", ()))  # type: ignore[arg-type]
             if meta.get("image_labels") and not rec.annotations:
                 s.unboxed += 1
-        if not rec.annotations and not meta.get("image_labels") and not meta.get("dropped"):
+        if not rec.annotations and not any(
+            meta.get(k) for k in ("image_labels", "dropped", "unknown", "malformed")
+        ):
             s.clean_images += 1
     return s

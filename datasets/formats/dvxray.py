@@ -17,9 +17,15 @@ from os import PathLike
 from pathlib import Path
 
 from cv.datasets.classmap import ClassMap, resolve_class_map
-from cv.datasets.formats.coco import load_json
-from cv.datasets.formats.common import InvalidBoxes, make_dataset, relative_file, split_from_parts
-from cv.datasets.formats.pixray import add_json_objects, objects_of
+from cv.datasets.formats.common import (
+    InvalidBoxes,
+    Problems,
+    make_dataset,
+    record_problem,
+    relative_file,
+    split_from_parts,
+)
+from cv.datasets.formats.pixray import add_json_objects, read_objects
 from cv.datasets.formats.registry import register_reader
 from cv.errors import NotFoundError
 from cv.image import read_image_size
@@ -43,6 +49,7 @@ def read_dvxray(
     *,
     class_map: ClassMap | str | PathLike[str] | None = None,
     invalid_boxes: InvalidBoxes = "raise",
+    problems: Problems = "raise",
 ) -> Dataset:
     """DvXray from its own files (two views per scan, one JSON per scan).
 
@@ -50,10 +57,13 @@ def read_dvxray(
         path: The DvXray folder.
         class_map: Map of DvXray's labels; by default the shipped ``dvxray`` map.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
+        problems: ``raise`` at an unknown class or a malformed file or object, or
+            ``record`` it with a trace on each view's image and read on.
 
     Raises:
         NotFoundError: If a view image of a scan is missing.
-        DataFormatError: If a JSON file is malformed.
+        DataFormatError: If a JSON file is malformed (unless ``problems`` is ``record``).
+        UnknownClassError: If a label is not in the class map (likewise).
     """
     root = Path(path)
     if not root.is_dir():
@@ -66,7 +76,7 @@ def read_dvxray(
     with progress() as bar:
         task = bar.add_task("reading dvxray", total=len(files))
         for j in files:
-            objects = objects_of(load_json(j), j)
+            objects, errors = read_objects(j, problems)
             for view in VIEWS:
                 img = j.with_name(f"{j.stem}_{view}.png")
                 if not img.is_file():
@@ -81,8 +91,16 @@ def read_dvxray(
                     view=view,
                     meta={"pair": j.stem},
                 )
+                for error in errors:
+                    record_problem(rec, error)
                 add_json_objects(
-                    rec, objects, path=j, class_map=cmap, view=view, invalid_boxes=invalid_boxes
+                    rec,
+                    objects,
+                    path=j,
+                    class_map=cmap,
+                    view=view,
+                    invalid_boxes=invalid_boxes,
+                    problems=problems,
                 )
                 records.append(rec)
             bar.advance(task)

@@ -14,9 +14,12 @@ from pathlib import Path
 from cv.datasets.classmap import ClassMap, resolve_class_map
 from cv.datasets.formats.common import (
     InvalidBoxes,
+    Problems,
     add_object,
     index_images,
     make_dataset,
+    record_problem,
+    recording_problems,
     relative_file,
     split_from_parts,
 )
@@ -45,6 +48,7 @@ def read_eds(
     *,
     class_map: ClassMap | str | PathLike[str] | None = None,
     invalid_boxes: InvalidBoxes = "raise",
+    problems: Problems = "raise",
 ) -> Dataset:
     """EDS from its own folders (VOC XML in ``labels/``, one folder per scanner).
 
@@ -52,10 +56,14 @@ def read_eds(
         path: The EDS folder.
         class_map: Map of EDS's class names; by default the shipped ``eds`` map.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
+        problems: ``raise`` at an unknown class or a malformed XML file or object,
+            or ``record`` it with a trace on its image and read on.
 
     Raises:
         NotFoundError: If an XML file has no image.
-        DataFormatError: If there is no ``labels/`` folder or an XML file is malformed.
+        DataFormatError: If there is no ``labels/`` folder or (unless ``problems``
+            is ``record``) an XML file is malformed.
+        UnknownClassError: If a class is not in the class map (likewise).
     """
     root = Path(path)
     if not root.is_dir():
@@ -82,7 +90,6 @@ def read_eds(
     with progress() as bar:
         task = bar.add_task("reading eds", total=len(jobs))
         for xml, img, labels in jobs:
-            voc = parse_voc(xml)
             w, h = read_image_size(img)
             domain_parts = labels.parent.relative_to(root).parts
             rec = ImageRecord(
@@ -94,18 +101,32 @@ def read_eds(
             )
             if domain_parts:
                 rec.meta["domain"] = "/".join(domain_parts)
-            for obj in voc.objects:
-                ann = add_object(
-                    rec,
-                    obj.box,
-                    obj.name,
-                    class_map=cmap,
-                    path=xml,
-                    field=f"object[{obj.index}]",
-                    invalid_boxes=invalid_boxes,
-                )
-                if ann is not None and obj.difficult:
-                    rec.meta.setdefault("difficult", []).append(len(rec.annotations) - 1)
+            _read_objects(xml, rec, cmap, invalid_boxes, problems)
             records.append(rec)
             bar.advance(task)
     return make_dataset("eds", records, root=root, class_map=cmap)
+
+
+def _read_objects(
+    xml: Path, rec: ImageRecord, cmap: ClassMap, invalid_boxes: InvalidBoxes, problems: Problems
+) -> None:
+    voc = None
+    with recording_problems(rec, problems):
+        voc = parse_voc(xml, keep_going=problems == "record")
+    if voc is None:
+        return
+    for error in voc.errors:
+        record_problem(rec, error)
+    for obj in voc.objects:
+        with recording_problems(rec, problems):
+            ann = add_object(
+                rec,
+                obj.box,
+                obj.name,
+                class_map=cmap,
+                path=xml,
+                field=f"object[{obj.index}]",
+                invalid_boxes=invalid_boxes,
+            )
+            if ann is not None and obj.difficult:
+                rec.meta.setdefault("difficult", []).append(len(rec.annotations) - 1)

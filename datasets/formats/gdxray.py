@@ -25,9 +25,11 @@ from cv.boxes import corners1_to_xyxy
 from cv.datasets.classmap import ClassMap, resolve_class_map
 from cv.datasets.formats.common import (
     InvalidBoxes,
+    Problems,
     add_object,
     make_dataset,
     parse_number,
+    recording_problems,
     relative_file,
     text_rows,
 )
@@ -81,6 +83,7 @@ def read_gdxray(
     columns: Columns = "x1x2y1y2",
     series_names: Mapping[str, str] | None = None,
     invalid_boxes: InvalidBoxes = "raise",
+    problems: Problems = "raise",
 ) -> Dataset:
     """GDXray Baggage from its own series folders.
 
@@ -91,11 +94,15 @@ def read_gdxray(
         series_names: Class name of each series' boxes where a row names none;
             default :data:`SERIES_NAMES`.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
+        problems: ``raise`` at an unknown class or malformed row, or ``record`` it
+            with a trace on the row's image and read on. A row whose image number
+            is not one of the series' images raises either way.
 
     Raises:
         ConfigError: If ``columns`` is not one of the two orders.
         NotFoundError: If a row names an image that does not exist.
         DataFormatError: If a row is malformed (file, line and field named).
+        UnknownClassError: If a class is not in the class map.
         DataValidationError: If a series has no class name.
     """
     if columns not in ("x1x2y1y2", "x1y1x2y2"):
@@ -128,7 +135,14 @@ def read_gdxray(
         for sdir in annotated:
             records.extend(
                 _read_series(
-                    sdir, root, cmap, labels, names.get(sdir.name), invalid_boxes, use_split
+                    sdir,
+                    root,
+                    cmap,
+                    labels,
+                    names.get(sdir.name),
+                    invalid_boxes,
+                    problems,
+                    use_split,
                 )
             )
             bar.advance(task)
@@ -142,6 +156,7 @@ def _read_series(
     labels: tuple[str, str, str, str],
     series_name: str | None,
     invalid_boxes: InvalidBoxes,
+    problems: Problems,
     use_split: bool,
 ) -> list[ImageRecord]:
     gt = sdir / _GT
@@ -161,53 +176,82 @@ def _read_series(
             meta={"series": sdir.name},
         )
     for line, fields in text_rows(gt):
-        if len(fields) not in (5, 6):
-            raise DataFormatError(
-                f"expected 'k {' '.join(labels)}' (5 numbers, optionally a class name), "
-                f"got {len(fields)} fields",
-                path=gt,
-                line=line,
-                field="columns",
-            )
-        k = parse_number(fields[0], path=gt, line=line, field="k")
-        if k != int(k) or k < 1:
-            raise DataFormatError(
-                f"image number must be a positive integer, got {fields[0]}",
-                path=gt,
-                line=line,
-                field="k",
-            )
-        rec = by_number.get(int(k))
-        if rec is None:
-            raise NotFoundError(
-                f"no image {sdir.name}_{int(k):04d}.png for this row", path=gt, line=line, field="k"
-            )
-        vals = dict(
-            zip(
-                labels,
-                (
-                    parse_number(v, path=gt, line=line, field=f)
-                    for v, f in zip(fields[1:5], labels, strict=True)
-                ),
-                strict=True,
-            )
-        )
-        name = fields[5] if len(fields) == 6 else series_name
-        if name is None:
-            raise DataValidationError(
-                f"series {sdir.name} has no class name: add a 6th column, or pass series_names",
-                path=gt,
-                line=line,
-                field="class",
-            )
-        box = corners1_to_xyxy([vals["x1"], vals["y1"], vals["x2"], vals["y2"]])[0]
-        add_object(
-            rec,
-            tuple(box.tolist()),
-            name,
-            class_map=cmap,
+        owner = _image_of_row(fields, by_number)
+        if owner is None:
+            # Not one of the series' images: no image to record a problem on.
+            _read_row(gt, line, fields, by_number, cmap, labels, series_name, invalid_boxes)
+            continue
+        with recording_problems(owner, problems):
+            _read_row(gt, line, fields, by_number, cmap, labels, series_name, invalid_boxes)
+    return [by_number[n] for n in sorted(by_number)]
+
+
+def _image_of_row(fields: list[str], by_number: dict[int, ImageRecord]) -> ImageRecord | None:
+    """The image a row's first field numbers, if it numbers one."""
+    try:
+        k = float(fields[0])
+    except ValueError:
+        return None
+    return by_number.get(int(k)) if k.is_integer() else None
+
+
+def _read_row(
+    gt: Path,
+    line: int,
+    fields: list[str],
+    by_number: dict[int, ImageRecord],
+    cmap: ClassMap,
+    labels: tuple[str, str, str, str],
+    series_name: str | None,
+    invalid_boxes: InvalidBoxes,
+) -> None:
+    series = gt.parent.name
+    if len(fields) not in (5, 6):
+        raise DataFormatError(
+            f"expected 'k {' '.join(labels)}' (5 numbers, optionally a class name), "
+            f"got {len(fields)} fields",
             path=gt,
             line=line,
-            invalid_boxes=invalid_boxes,
+            field="columns",
         )
-    return [by_number[n] for n in sorted(by_number)]
+    k = parse_number(fields[0], path=gt, line=line, field="k")
+    if k != int(k) or k < 1:
+        raise DataFormatError(
+            f"image number must be a positive integer, got {fields[0]}",
+            path=gt,
+            line=line,
+            field="k",
+        )
+    rec = by_number.get(int(k))
+    if rec is None:
+        raise NotFoundError(
+            f"no image {series}_{int(k):04d}.png for this row", path=gt, line=line, field="k"
+        )
+    vals = dict(
+        zip(
+            labels,
+            (
+                parse_number(v, path=gt, line=line, field=f)
+                for v, f in zip(fields[1:5], labels, strict=True)
+            ),
+            strict=True,
+        )
+    )
+    name = fields[5] if len(fields) == 6 else series_name
+    if name is None:
+        raise DataValidationError(
+            f"series {series} has no class name: add a 6th column, or pass series_names",
+            path=gt,
+            line=line,
+            field="class",
+        )
+    box = corners1_to_xyxy([vals["x1"], vals["y1"], vals["x2"], vals["y2"]])[0]
+    add_object(
+        rec,
+        tuple(box.tolist()),
+        name,
+        class_map=cmap,
+        path=gt,
+        line=line,
+        invalid_boxes=invalid_boxes,
+    )

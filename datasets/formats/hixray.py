@@ -11,7 +11,7 @@ from os import PathLike
 from pathlib import Path
 
 from cv.datasets.classmap import ClassMap, resolve_class_map
-from cv.datasets.formats.common import InvalidBoxes
+from cv.datasets.formats.common import InvalidBoxes, Problems
 from cv.datasets.formats.opixray import detect_txt_layout, read_txt_dataset
 from cv.datasets.formats.registry import register_reader
 from cv.records import Dataset
@@ -27,6 +27,7 @@ def read_hixray(
     *,
     class_map: ClassMap | str | PathLike[str] | None = None,
     invalid_boxes: InvalidBoxes = "raise",
+    problems: Problems = "raise",
 ) -> Dataset:
     """HiXray from its own folders (TXT boxes, train / test folders).
 
@@ -34,10 +35,13 @@ def read_hixray(
         path: The HiXray folder (holding ``train/`` and ``test/``).
         class_map: Map of HiXray's class names; by default the shipped ``hixray`` map.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
+        problems: ``raise`` at an unknown class or malformed line, or ``record`` it
+            with a trace and read on.
     """
     return read_txt_dataset(
         path,
         name="hixray",
         class_map=resolve_class_map(class_map, default="hixray"),
         invalid_boxes=invalid_boxes,
+        problems=problems,
     )

@@ -25,10 +25,12 @@ from cv.boxes import corners1_to_xyxy
 from cv.datasets.classmap import ClassMap, resolve_class_map
 from cv.datasets.formats.common import (
     InvalidBoxes,
+    Problems,
     add_object,
     index_images,
     make_dataset,
     parse_number,
+    recording_problems,
     relative_file,
     split_from_parts,
     text_rows,
@@ -81,14 +83,16 @@ def read_txt_dataset(
     name: str,
     class_map: ClassMap,
     invalid_boxes: InvalidBoxes = "raise",
+    problems: Problems = "raise",
 ) -> Dataset:
     """Reads the OPIXray / HiXray TXT layout (shared by both readers).
 
     Raises:
         NotFoundError: If ``path`` is not a folder, or a TXT file has no image.
         DataFormatError: If a line does not have the six fields, or a corner is not
-            a number; the message names file, line and field.
-        DataValidationError: If a class is not in the class map.
+            a number; the message names file, line and field (unless ``problems``
+            is ``record``).
+        UnknownClassError: If a class is not in the class map (likewise).
     """
     root = Path(path)
     if not root.is_dir():
@@ -144,7 +148,7 @@ def read_txt_dataset(
             if level is not None:
                 rec.subset = f"OL{level}"
             if txt is not None:
-                _read_txt(txt, rec, class_map, invalid_boxes, level)
+                _read_txt(txt, rec, class_map, invalid_boxes, problems, level)
             records.append(rec)
             bar.advance(task)
     return make_dataset(name, records, root=root, class_map=class_map)
@@ -155,33 +159,35 @@ def _read_txt(
     rec: ImageRecord,
     class_map: ClassMap,
     invalid_boxes: InvalidBoxes,
+    problems: Problems,
     level: int | None,
 ) -> None:
     for line, fields in text_rows(txt):
-        if len(fields) != 6:
-            raise DataFormatError(
-                f"expected 6 whitespace-separated fields 'name class x1 y1 x2 y2', "
-                f"got {len(fields)}",
+        with recording_problems(rec, problems):
+            if len(fields) != 6:
+                raise DataFormatError(
+                    f"expected 6 whitespace-separated fields 'name class x1 y1 x2 y2', "
+                    f"got {len(fields)}",
+                    path=txt,
+                    line=line,
+                    field=_COLUMNS[min(len(fields), 5)] if len(fields) < 6 else "columns",
+                )
+            corners = [
+                parse_number(v, path=txt, line=line, field=f)
+                for v, f in zip(fields[2:], _COLUMNS[2:], strict=True)
+            ]
+            box = corners1_to_xyxy(corners)[0]
+            add_object(
+                rec,
+                tuple(box.tolist()),
+                fields[1],
+                class_map=class_map,
                 path=txt,
                 line=line,
-                field=_COLUMNS[min(len(fields), 5)] if len(fields) < 6 else "columns",
+                field="class",
+                invalid_boxes=invalid_boxes,
+                occlusion_level=level,
             )
-        corners = [
-            parse_number(v, path=txt, line=line, field=f)
-            for v, f in zip(fields[2:], _COLUMNS[2:], strict=True)
-        ]
-        box = corners1_to_xyxy(corners)[0]
-        add_object(
-            rec,
-            tuple(box.tolist()),
-            fields[1],
-            class_map=class_map,
-            path=txt,
-            line=line,
-            field="class",
-            invalid_boxes=invalid_boxes,
-            occlusion_level=level,
-        )
 
 
 def detect_txt_layout(path: Path, map_name: str) -> bool:
@@ -208,6 +214,7 @@ def read_opixray(
     *,
     class_map: ClassMap | str | PathLike[str] | None = None,
     invalid_boxes: InvalidBoxes = "raise",
+    problems: Problems = "raise",
 ) -> Dataset:
     """OPIXray from its own folders (TXT boxes, occlusion lists OL1-OL3).
 
@@ -215,10 +222,13 @@ def read_opixray(
         path: The OPIXray folder (holding ``train/`` and ``test/``).
         class_map: Map of OPIXray's class names; by default the shipped ``opixray`` map.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
+        problems: ``raise`` at an unknown class or malformed line, or ``record`` it
+            with a trace and read on.
     """
     return read_txt_dataset(
         path,
         name="opixray",
         class_map=resolve_class_map(class_map, default="opixray"),
         invalid_boxes=invalid_boxes,
+        problems=problems,
     )

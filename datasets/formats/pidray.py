@@ -19,8 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from cv.datasets.classmap import ClassMap, resolve_class_map
-from cv.datasets.formats.coco import categories_in_map, guess_image_root, read_coco_files
-from cv.datasets.formats.common import InvalidBoxes
+from cv.datasets.formats.coco import (
+    MissingImages,
+    categories_in_map,
+    guess_image_root,
+    read_coco_files,
+)
+from cv.datasets.formats.common import InvalidBoxes, Problems
 from cv.datasets.formats.registry import register_reader
 from cv.errors import DataFormatError, NotFoundError
 from cv.records import Dataset, Split
@@ -66,17 +71,29 @@ def read_pidray(
     path: Path,
     *,
     class_map: ClassMap | str | PathLike[str] | None = None,
+    image_root: Path | None = None,
+    missing_images: MissingImages = "keep",
     invalid_boxes: InvalidBoxes = "raise",
+    problems: Problems = "raise",
 ) -> Dataset:
     """PIDray 2021 or 2023 from its own files (COCO JSON, subsets easy / hard / hidden).
 
     Args:
         path: The PIDray folder (holding ``annotations/``), or ``annotations/`` itself.
         class_map: Map of PIDray's class names; by default the shipped ``pidray`` map.
+        image_root: The folder every file's ``file_name`` entries are relative to;
+            by default guessed per file (the subset's or split's folder, ``images/``,
+            the dataset folder).
+        missing_images: ``keep`` the records of a file whose images no folder
+            looked in holds, or ``raise`` naming the folders.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
+        problems: ``raise`` at an unknown category or malformed annotation, or
+            ``record`` it with a trace on its image and read on.
 
     Raises:
-        NotFoundError: If there is no PIDray annotation file.
+        NotFoundError: If there is no PIDray annotation file, or (with
+            ``missing_images="raise"``) no folder looked in holds a file's images
+            (the message names them).
     """
     path = Path(path)
     if not path.is_dir():
@@ -90,20 +107,26 @@ def read_pidray(
     root = _root_of(path)
     splits_subsets = [_split_subset(f) for f in files]
 
-    def image_root(f: Path, doc: Any) -> Path:
+    def guess(f: Path, doc: Any) -> Path:
         split, subset = _split_subset(f)
         names = [subset, f"{split}/{subset}"] if subset else []
-        return guess_image_root(f, doc, [root / n for n in [*names, split, "images"]] + [root])
+        return guess_image_root(
+            f,
+            doc,
+            [root / n for n in [*names, split, "images"]] + [root],
+            required=missing_images == "raise",
+        )
 
     dataset = read_coco_files(
         files,
         name="pidray",
         root=root,
         class_map=resolve_class_map(class_map, default="pidray"),
-        image_roots=image_root,
+        image_roots=guess if image_root is None else [Path(image_root)] * len(files),
         splits=[s for s, _ in splits_subsets],
         subsets=[sub for _, sub in splits_subsets],
         invalid_boxes=invalid_boxes,
+        problems=problems,
     )
     for rec in dataset.images:
         if rec.subset is None and rec.split == "test":

@@ -19,8 +19,11 @@ from cv.datasets.classmap import ClassMap, resolve_class_map
 from cv.datasets.formats.coco import load_json
 from cv.datasets.formats.common import (
     InvalidBoxes,
+    Problems,
     add_object,
     make_dataset,
+    record_problem,
+    recording_problems,
     relative_file,
     split_from_parts,
 )
@@ -34,11 +37,20 @@ NEGATIVE = "none"
 """The label (case-folded) DvXray writes for an image with no prohibited item."""
 
 
-def objects_of(doc: Any, path: Path) -> list[Mapping[str, Any]]:
+def objects_of(
+    doc: Any, path: Path, *, errors: list[DataFormatError] | None = None
+) -> list[Mapping[str, Any]]:
     """The object list of a PIXray / DvXray JSON document; empty for a negative.
 
+    Args:
+        doc: The parsed JSON.
+        path: Its file, for messages.
+        errors: If given, a malformed object is left out and its error appended
+            here instead of raised.
+
     Raises:
-        DataFormatError: If ``objects`` is missing or not a list of objects.
+        DataFormatError: If ``objects`` is missing or not a list, or (without
+            ``errors``) an object is not an object with a ``label``.
     """
     if not isinstance(doc, dict) or "objects" not in doc:
         raise DataFormatError("missing 'objects'", path=path, field="objects")
@@ -49,17 +61,40 @@ def objects_of(doc: Any, path: Path) -> list[Mapping[str, Any]]:
         raise DataFormatError("'objects' must be a list (or \"None\")", path=path, field="objects")
     out = []
     for i, obj in enumerate(objects):
+        error = None
         if not isinstance(obj, dict):
-            raise DataFormatError(
+            error = DataFormatError(
                 "an object must be a JSON object", path=path, field=f"objects[{i}]"
             )
-        label = obj.get("label")
-        if not isinstance(label, str):
-            raise DataFormatError("missing 'label'", path=path, field=f"objects[{i}].label")
-        if label.strip().casefold() == NEGATIVE:
+        elif not isinstance(obj.get("label"), str):
+            error = DataFormatError("missing 'label'", path=path, field=f"objects[{i}].label")
+        if error is not None:
+            if errors is None:
+                raise error
+            errors.append(error)
+            continue
+        if obj["label"].strip().casefold() == NEGATIVE:
             continue
         out.append(obj)
     return out
+
+
+def read_objects(
+    path: Path, problems: Problems
+) -> tuple[list[Mapping[str, Any]], list[DataFormatError]]:
+    """The objects of a PIXray / DvXray JSON file, and (under ``record``) what was malformed.
+
+    With ``problems="record"`` a file that is not JSON, or has no object list,
+    gives no objects and its one error; a malformed object is left out with its
+    error. With ``raise`` the first of them raises.
+    """
+    if problems == "raise":
+        return objects_of(load_json(path), path), []
+    errors: list[DataFormatError] = []
+    try:
+        return objects_of(load_json(path), path, errors=errors), errors
+    except DataFormatError as exc:
+        return [], [exc]
 
 
 def geometry_box(geom: Any, path: Path, where: str) -> tuple[float, float, float, float] | None:
@@ -109,38 +144,53 @@ def add_json_objects(
     class_map: ClassMap,
     view: str | None,
     invalid_boxes: InvalidBoxes,
+    problems: Problems = "raise",
 ) -> None:
     """Adds the objects with a box to ``rec``; label-only objects become image labels.
 
     The box of an object is its own ``polygon`` / ``bbox``, or for a view ``V`` of a
-    multi-view image the ``polygon`` / ``bbox`` under its ``V`` key.
+    multi-view image the ``polygon`` / ``bbox`` under its ``V`` key. With
+    ``problems="record"`` an object of an unknown class or with a malformed box is
+    left out with a trace (:func:`~cv.datasets.formats.common.recording_problems`).
     """
     for i, obj in enumerate(objects):
-        where = f"objects[{i}]"
-        label = obj["label"]
-        box = None
-        if view is not None:
-            box = geometry_box(obj.get(view), path, f"{where}.{view}")
-        if box is None:
-            box = geometry_box(obj, path, where)
-        if box is None:
-            # DvXray was released with image-level labels first; keep them rather
-            # than pretend the image is clean.
-            mapped = class_map.map(label, path=path, field=f"{where}.label")
-            if mapped is not None:
-                rec.meta.setdefault("image_labels", []).append(mapped)
-            else:
-                rec.meta.setdefault("dropped", []).append(label)
-            continue
-        add_object(
-            rec,
-            box,
-            label,
-            class_map=class_map,
-            path=path,
-            field=where,
-            invalid_boxes=invalid_boxes,
-        )
+        with recording_problems(rec, problems):
+            _add_json_object(rec, obj, f"objects[{i}]", path, class_map, view, invalid_boxes)
+
+
+def _add_json_object(
+    rec: ImageRecord,
+    obj: Mapping[str, Any],
+    where: str,
+    path: Path,
+    class_map: ClassMap,
+    view: str | None,
+    invalid_boxes: InvalidBoxes,
+) -> None:
+    label = obj["label"]
+    box = None
+    if view is not None:
+        box = geometry_box(obj.get(view), path, f"{where}.{view}")
+    if box is None:
+        box = geometry_box(obj, path, where)
+    if box is None:
+        # DvXray was released with image-level labels first; keep them rather
+        # than pretend the image is clean.
+        mapped = class_map.map(label, path=path, field=f"{where}.label")
+        if mapped is not None:
+            rec.meta.setdefault("image_labels", []).append(mapped)
+        else:
+            rec.meta.setdefault("dropped", []).append(label)
+        return
+    add_object(
+        rec,
+        box,
+        label,
+        class_map=class_map,
+        path=path,
+        field=where,
+        invalid_boxes=invalid_boxes,
+    )
 
 
 def _image_beside(json_path: Path, stem: str) -> Path | None:
@@ -174,6 +224,7 @@ def read_pixray(
     *,
     class_map: ClassMap | str | PathLike[str] | None = None,
     invalid_boxes: InvalidBoxes = "raise",
+    problems: Problems = "raise",
 ) -> Dataset:
     """PIXray from its own files (per-image JSON with polygons).
 
@@ -181,10 +232,13 @@ def read_pixray(
         path: The PIXray folder.
         class_map: Map of PIXray's labels; by default the shipped ``pixray`` map.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
+        problems: ``raise`` at an unknown class or a malformed file or object, or
+            ``record`` it with a trace on its image and read on.
 
     Raises:
         NotFoundError: If a JSON file has no image beside it.
-        DataFormatError: If a JSON file is malformed.
+        DataFormatError: If a JSON file is malformed (unless ``problems`` is ``record``).
+        UnknownClassError: If a label is not in the class map (likewise).
     """
     root = Path(path)
     if not root.is_dir():
@@ -206,13 +260,17 @@ def read_pixray(
                 split=split_from_parts(img.parent.relative_to(root).parts),
                 source="pixray",
             )
+            objects, errors = read_objects(j, problems)
+            for error in errors:
+                record_problem(rec, error)
             add_json_objects(
                 rec,
-                objects_of(load_json(j), j),
+                objects,
                 path=j,
                 class_map=cmap,
                 view=None,
                 invalid_boxes=invalid_boxes,
+                problems=problems,
             )
             records.append(rec)
             bar.advance(task)

@@ -79,6 +79,15 @@ def register_reader(
     return decorate
 
 
+def formats_taking(option: str) -> list[str]:
+    """The registered format names whose readers take the keyword ``option``."""
+    return sorted(
+        name
+        for name, entry in READERS.items()
+        if option in inspect.signature(entry.read).parameters
+    )
+
+
 def known_formats() -> str:
     """The registered format names, comma separated."""
     return ", ".join(sorted(READERS))

@@ -17,16 +17,19 @@ import io
 from os import PathLike
 from pathlib import Path
 
-from cv.datasets.classmap import ClassMap, resolve_class_map
+from cv.datasets.classmap import ClassMap, UnknownClassError, resolve_class_map
 from cv.datasets.formats.common import (
     InvalidBoxes,
+    Problems,
     add_object,
     make_dataset,
+    record_problem,
+    recording_problems,
     relative_file,
     split_from_parts,
 )
 from cv.datasets.formats.registry import register_reader
-from cv.datasets.formats.voc import parse_voc
+from cv.datasets.formats.voc import VocObject, parse_voc
 from cv.errors import DataFormatError, DataValidationError, NotFoundError
 from cv.image import IMAGE_SUFFIXES, read_image_size
 from cv.log import progress
@@ -91,6 +94,7 @@ def read_sixray(
     *,
     class_map: ClassMap | str | PathLike[str] | None = None,
     invalid_boxes: InvalidBoxes = "raise",
+    problems: Problems = "raise",
 ) -> Dataset:
     """SIXray from its own files (VOC XML boxes, image-level CSV, clean bags).
 
@@ -98,12 +102,17 @@ def read_sixray(
         path: The SIXray folder.
         class_map: Map of SIXray's class names; by default the shipped ``sixray`` map.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
+        problems: ``raise`` at an unknown (or unresolvable empty) class name or a
+            malformed XML file or object, or ``record`` it with a trace on its image
+            and read on.
 
     Raises:
         NotFoundError: If an XML file has no image.
-        DataFormatError: If an XML or CSV file is malformed.
-        DataValidationError: If a class is unknown, an empty name cannot be resolved,
-            or the CSV marks an image positive that has no XML boxes.
+        DataFormatError: If a CSV file, or (unless ``problems`` is ``record``) an
+            XML file is malformed.
+        UnknownClassError: If a class is unknown or an empty name cannot be
+            resolved (likewise).
+        DataValidationError: If the CSV marks an image positive that has no XML boxes.
     """
     root = Path(path)
     if not root.is_dir():
@@ -139,7 +148,7 @@ def read_sixray(
                 rec.meta["image_labels"] = list(label.positives)
             xml = xmls.get(stem)
             if xml is not None:
-                _read_objects(xml, rec, label, cmap, invalid_boxes)
+                _read_objects(xml, rec, label, cmap, invalid_boxes, problems)
             elif label is not None and label.positives:
                 raise DataValidationError(
                     f"image {stem} is positive ({', '.join(label.positives)}) in the image-level "
@@ -159,37 +168,57 @@ def _read_objects(
     label: _CsvRow | None,
     cmap: ClassMap,
     invalid_boxes: InvalidBoxes,
+    problems: Problems,
 ) -> None:
-    voc = parse_voc(xml)
+    voc = None
+    with recording_problems(rec, problems):
+        voc = parse_voc(xml, keep_going=problems == "record")
+    if voc is None:
+        return
+    for error in voc.errors:
+        record_problem(rec, error)
     for obj in voc.objects:
-        field = f"object[{obj.index}].name"
-        category = None
-        if not obj.name.strip():
-            positives = label.positives if label is not None else []
-            if len(positives) != 1:
-                where = (
-                    f"{label.path}:{label.line} lists {len(positives)} positive classes "
-                    f"({', '.join(positives) or 'none'})"
-                    if label is not None
-                    else "the image is in no image-level CSV"
-                )
-                raise DataValidationError(
-                    f"empty class name that cannot be resolved: {where}; "
-                    "write the name into the XML file",
-                    path=xml,
-                    field=field,
-                )
-            category = positives[0]
-            rec.meta.setdefault("name_from_csv", []).append(obj.index)
-        ann = add_object(
-            rec,
-            obj.box,
-            obj.name,
-            category=category,
-            class_map=cmap,
-            path=xml,
-            field=f"object[{obj.index}]",
-            invalid_boxes=invalid_boxes,
-        )
-        if ann is not None and obj.difficult:
-            rec.meta.setdefault("difficult", []).append(len(rec.annotations) - 1)
+        with recording_problems(rec, problems):
+            _read_object(xml, obj, rec, label, cmap, invalid_boxes)
+
+
+def _read_object(
+    xml: Path,
+    obj: VocObject,
+    rec: ImageRecord,
+    label: _CsvRow | None,
+    cmap: ClassMap,
+    invalid_boxes: InvalidBoxes,
+) -> None:
+    field = f"object[{obj.index}].name"
+    category = None
+    if not obj.name.strip():
+        positives = label.positives if label is not None else []
+        if len(positives) != 1:
+            where = (
+                f"{label.path}:{label.line} lists {len(positives)} positive classes "
+                f"({', '.join(positives) or 'none'})"
+                if label is not None
+                else "the image is in no image-level CSV"
+            )
+            raise UnknownClassError(
+                f"empty class name that cannot be resolved: {where}; "
+                "write the name into the XML file",
+                name=obj.name,
+                path=xml,
+                field=field,
+            )
+        category = positives[0]
+        rec.meta.setdefault("name_from_csv", []).append(obj.index)
+    ann = add_object(
+        rec,
+        obj.box,
+        obj.name,
+        category=category,
+        class_map=cmap,
+        path=xml,
+        field=f"object[{obj.index}]",
+        invalid_boxes=invalid_boxes,
+    )
+    if ann is not None and obj.difficult:
+        rec.meta.setdefault("difficult", []).append(len(rec.annotations) - 1)

@@ -8,7 +8,7 @@ This module parses one file; the dataset readers decide where the files lie.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cv.boxes import corners1_to_xyxy
@@ -44,24 +44,33 @@ class VocFile:
         width: ``<size><width>``, or 0 when absent.
         height: ``<size><height>``, or 0 when absent.
         objects: The objects, in file order.
+        errors: Why each malformed object was left out of ``objects`` (only
+            when parsed with ``keep_going``).
     """
 
     filename: str
     width: int
     height: int
     objects: list[VocObject]
+    errors: list[DataFormatError] = field(default_factory=list)
 
 
 def _text(el: ET.Element | None) -> str:
     return "" if el is None or el.text is None else el.text
 
 
-def parse_voc(path: Path) -> VocFile:
+def parse_voc(path: Path, *, keep_going: bool = False) -> VocFile:
     """Parses one VOC XML file.
 
+    Args:
+        path: The XML file.
+        keep_going: Leave a malformed ``<object>`` out, with its error in
+            ``VocFile.errors``, instead of raising.
+
     Raises:
-        DataFormatError: If the XML is malformed (naming the line) or a box field is
-            missing or not a number (naming ``object[i].bndbox.xmin``...).
+        DataFormatError: If the XML is malformed (naming the line) or, unless
+            ``keep_going``, a box field is missing or not a number (naming
+            ``object[i].bndbox.xmin``...).
     """
     try:
         tree = ET.parse(path)
@@ -76,28 +85,40 @@ def parse_voc(path: Path) -> VocFile:
             width = int(parse_number(w, path=path, line=None, field="size.width"))
             height = int(parse_number(h, path=path, line=None, field="size.height"))
     objects = []
+    errors = []
     for i, obj in enumerate(root.iter("object")):
-        where = f"object[{i}]"
-        bnd = obj.find("bndbox")
-        if bnd is None:
-            raise DataFormatError("missing <bndbox>", path=path, field=f"{where}.bndbox")
-        corners = []
-        for tag in _CORNERS:
-            el = bnd.find(tag)
-            if el is None or not _text(el).strip():
-                raise DataFormatError(f"missing <{tag}>", path=path, field=f"{where}.bndbox.{tag}")
-            corners.append(
-                parse_number(_text(el).strip(), path=path, line=None, field=f"{where}.bndbox.{tag}")
-            )
-        box = corners1_to_xyxy(corners)[0]
-        objects.append(
-            VocObject(
-                index=i,
-                name=_text(obj.find("name")),
-                box=tuple(box.tolist()),  # type: ignore[arg-type]
-                difficult=_text(obj.find("difficult")).strip() == "1",
-            )
-        )
+        try:
+            objects.append(_parse_object(obj, i, path))
+        except DataFormatError as exc:
+            if not keep_going:
+                raise
+            errors.append(exc)
     return VocFile(
-        filename=_text(root.find("filename")).strip(), width=width, height=height, objects=objects
+        filename=_text(root.find("filename")).strip(),
+        width=width,
+        height=height,
+        objects=objects,
+        errors=errors,
+    )
+
+
+def _parse_object(obj: ET.Element, i: int, path: Path) -> VocObject:
+    where = f"object[{i}]"
+    bnd = obj.find("bndbox")
+    if bnd is None:
+        raise DataFormatError("missing <bndbox>", path=path, field=f"{where}.bndbox")
+    corners = []
+    for tag in _CORNERS:
+        el = bnd.find(tag)
+        if el is None or not _text(el).strip():
+            raise DataFormatError(f"missing <{tag}>", path=path, field=f"{where}.bndbox.{tag}")
+        corners.append(
+            parse_number(_text(el).strip(), path=path, line=None, field=f"{where}.bndbox.{tag}")
+        )
+    box = corners1_to_xyxy(corners)[0]
+    return VocObject(
+        index=i,
+        name=_text(obj.find("name")),
+        box=tuple(box.tolist()),  # type: ignore[arg-type]
+        difficult=_text(obj.find("difficult")).strip() == "1",
     )

@@ -30,9 +30,11 @@ from cv.boxes import cxcywhn_to_xyxy, polygon_to_xyxy, xyxy_to_cxcywhn
 from cv.datasets.classmap import ClassMap, resolve_class_map
 from cv.datasets.formats.common import (
     InvalidBoxes,
+    Problems,
     add_object,
     make_dataset,
     parse_number,
+    recording_problems,
     relative_file,
     text_rows,
 )
@@ -98,7 +100,9 @@ def write_yolo(
     """Writes ``dataset`` as a YOLO dataset that ultralytics trains on as it is.
 
     Writes ``out_dir/images/<split>/...``, ``out_dir/labels/<split>/<stem>.txt`` and
-    ``out_dir/data.yaml`` (``path``, the splits present, ``names`` as ``{id: name}``).
+    ``out_dir/data.yaml`` (``path``, the splits present, ``names`` as ``{id: name}``;
+    without a val split, ``val`` points at the test images, else the train images,
+    with a comment saying so, since ultralytics requires a ``val``).
     A record whose image already lies at its target place is neither copied nor
     linked. Records with split ``None`` go to ``train``.
 
@@ -183,16 +187,39 @@ def write_yolo(
             _place_image(dataset.image_path(rec), out_dir / "images" / split / name, images)
             bar.advance(task)
 
+    data_yaml = out_dir / "data.yaml"
+    data_yaml.write_text(_data_yaml_text(out_dir, {s for s, _ in layout}, names), encoding="utf-8")
+    return data_yaml
+
+
+def _data_yaml_text(out_dir: Path, present: set[Split], names: list[str]) -> str:
+    """The text of ``data.yaml``: ``path``, the splits, ``names``.
+
+    ultralytics refuses a ``data.yaml`` without ``val:``, and OPIXray, HiXray and
+    PIDray have only train and test. Such a file gets ``val:`` pointing at the
+    test images (else the train images) under a comment that says so; the images
+    keep their own split (:func:`read_yolo` reads a ``val`` that repeats another
+    split as that split).
+    """
     doc: dict[str, object] = {"path": str(out_dir.absolute())}
-    present = {s for s, _ in layout}
+    stand_in = None
     for split in SPLITS:
         if split in present:
             doc[split] = f"images/{split}"
+        elif split == "val":
+            stand_in = "test" if "test" in present else "train"
+            doc["val"] = f"images/{stand_in}"
     doc["names"] = dict(enumerate(names))
-    data_yaml = out_dir / "data.yaml"
-    with data_yaml.open("w", encoding="utf-8") as f:
-        yaml.safe_dump(doc, f, sort_keys=False, allow_unicode=True)
-    return data_yaml
+    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    if stand_in is None:
+        return text
+    comment = (
+        f"# The source has no val split: val is the {stand_in} split, because "
+        "ultralytics requires a val.\n"
+    )
+    lines = text.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith("val:"))
+    return "".join([*lines[:at], comment, *lines[at:]])
 
 
 def _place_image(src: Path, dst: Path, mode: ImageMode) -> None:
@@ -252,6 +279,13 @@ def _images_of(entry: str, base: Path, yaml_path: Path, split: str) -> list[Path
     raise NotFoundError(f"the {split} images ({entry}) do not exist", path=yaml_path, field=split)
 
 
+def _entries(value: object) -> list[str]:
+    """A split's ``data.yaml`` entries (one path, a list, or nothing) as a list."""
+    if not value:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
 def _label_of(image: Path) -> Path:
     parts = list(image.parts)
     for i in range(len(parts) - 1, -1, -1):
@@ -277,21 +311,28 @@ def read_yolo(
     class_map: ClassMap | str | PathLike[str] | None = None,
     name: str | None = None,
     invalid_boxes: InvalidBoxes = "raise",
+    problems: Problems = "raise",
 ) -> Dataset:
     """A YOLO dataset, from its ``data.yaml`` (or the folder holding it).
 
     Image sizes come from the image headers. An image without a label file is a
-    background image, as in ultralytics.
+    background image, as in ultralytics. A ``val`` that lists the same folders as
+    ``train`` or ``test`` only stands in for a missing val split (ultralytics
+    requires one), so its images keep the other split.
 
     Args:
         path: ``data.yaml`` or the folder holding it.
         class_map: Map of the ``names``; by default they must be taxonomy names.
         name: Dataset name; by default the folder name.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
+        problems: ``raise`` at an unknown class or malformed label line, or
+            ``record`` it with a trace and read on.
 
     Raises:
         NotFoundError: If ``data.yaml`` or a split folder does not exist.
-        DataFormatError: If ``data.yaml`` or a label line is malformed.
+        DataFormatError: If ``data.yaml`` or (unless ``problems`` is ``record``) a
+            label line is malformed.
+        UnknownClassError: If a name is not in the class map (likewise).
     """
     path = Path(path)
     yaml_path = path if path.is_file() else path / "data.yaml"
@@ -322,11 +363,14 @@ def read_yolo(
     records: list[ImageRecord] = []
     seen: set[Path] = set()
     jobs: list[tuple[Split, Path]] = []
+    entries_of = {s: _entries(doc.get(s)) for s in SPLITS}
     for split in SPLITS:
-        entries = doc.get(split)
-        if not entries:
+        entries = entries_of[split]
+        if split == "val" and entries in (entries_of["train"], entries_of["test"]):
+            # A stand-in val (ultralytics requires one; write_yolo writes one for a
+            # source without val): its images keep the split they are listed under.
             continue
-        for entry in entries if isinstance(entries, list) else [entries]:
+        for entry in entries:
             for img in _images_of(str(entry), base, yaml_path, split):
                 if img not in seen:
                     seen.add(img)
@@ -340,7 +384,7 @@ def read_yolo(
             )
             label = _label_of(img)
             if label.is_file():
-                _read_label(label, rec, names, cmap, invalid_boxes)
+                _read_label(label, rec, names, cmap, invalid_boxes, problems)
             records.append(rec)
             bar.advance(task)
     ds_name = name or base.name
@@ -358,40 +402,54 @@ def _read_label(
     names: dict[int, str],
     cmap: ClassMap,
     invalid_boxes: InvalidBoxes,
+    problems: Problems,
 ) -> None:
     for line, fields in text_rows(label):
-        if len(fields) < 5 or (len(fields) > 5 and len(fields) % 2 == 0):
-            raise DataFormatError(
-                f"expected 'cls cx cy w h' (or 'cls x1 y1 x2 y2 x3 y3 ...' for a polygon), "
-                f"got {len(fields)} fields",
-                path=label,
-                line=line,
-                field="columns",
-            )
-        cid = parse_number(fields[0], path=label, line=line, field="class")
-        if cid != int(cid) or int(cid) not in names:
-            raise DataFormatError(
-                f"class id {fields[0]} is not in data.yaml's names",
-                path=label,
-                line=line,
-                field="class",
-            )
-        if len(fields) == 5:
-            vals = [
-                parse_number(v, path=label, line=line, field=f)
-                for v, f in zip(fields[1:], ("cx", "cy", "w", "h"), strict=True)
-            ]
-            box = cxcywhn_to_xyxy(vals, rec.width, rec.height)[0]
-        else:
-            pts = [parse_number(v, path=label, line=line, field="polygon") for v in fields[1:]]
-            xy = np.array(pts).reshape(-1, 2) * (rec.width, rec.height)
-            box = polygon_to_xyxy(xy)
-        add_object(
-            rec,
-            tuple(box.tolist()),
-            names[int(cid)],
-            class_map=cmap,
+        with recording_problems(rec, problems):
+            _read_label_line(label, line, fields, rec, names, cmap, invalid_boxes)
+
+
+def _read_label_line(
+    label: Path,
+    line: int,
+    fields: list[str],
+    rec: ImageRecord,
+    names: dict[int, str],
+    cmap: ClassMap,
+    invalid_boxes: InvalidBoxes,
+) -> None:
+    if len(fields) < 5 or (len(fields) > 5 and len(fields) % 2 == 0):
+        raise DataFormatError(
+            f"expected 'cls cx cy w h' (or 'cls x1 y1 x2 y2 x3 y3 ...' for a polygon), "
+            f"got {len(fields)} fields",
             path=label,
             line=line,
-            invalid_boxes=invalid_boxes,
+            field="columns",
         )
+    cid = parse_number(fields[0], path=label, line=line, field="class")
+    if cid != int(cid) or int(cid) not in names:
+        raise DataFormatError(
+            f"class id {fields[0]} is not in data.yaml's names",
+            path=label,
+            line=line,
+            field="class",
+        )
+    if len(fields) == 5:
+        vals = [
+            parse_number(v, path=label, line=line, field=f)
+            for v, f in zip(fields[1:], ("cx", "cy", "w", "h"), strict=True)
+        ]
+        box = cxcywhn_to_xyxy(vals, rec.width, rec.height)[0]
+    else:
+        pts = [parse_number(v, path=label, line=line, field="polygon") for v in fields[1:]]
+        xy = np.array(pts).reshape(-1, 2) * (rec.width, rec.height)
+        box = polygon_to_xyxy(xy)
+    add_object(
+        rec,
+        tuple(box.tolist()),
+        names[int(cid)],
+        class_map=cmap,
+        path=label,
+        line=line,
+        invalid_boxes=invalid_boxes,
+    )
