@@ -7,9 +7,7 @@ text, and fusion keywords for plurals and compound words.
 
 from __future__ import annotations
 
-import os
-import uuid
-
+import pg_helpers
 import polars as pl
 import pytest
 
@@ -28,7 +26,6 @@ from cv.models.risk.pack import DEFAULT_PACK, load_pack
 from cv.records import Detection
 
 PACK = load_pack(DEFAULT_PACK)
-PG_URL = os.environ.get("CV_TEST_POSTGRES_URL")
 
 
 def clean(kind: str = "list", **changes):
@@ -210,22 +207,8 @@ def test_consignee_key_columns_are_as_long_as_the_checks():
 
 @pytest.fixture(scope="module")
 def pg_url():
-    if not PG_URL:
-        why = "CV_TEST_POSTGRES_URL is not set: no PostgreSQL to test against"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{why} (CI=true requires it)")
-        pytest.skip(why)
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(PG_URL)
-    schema = f"cv_test_{uuid.uuid4().hex[:8]}"
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    with pg_helpers.postgres_schema() as url:
+        yield url
 
 
 def test_long_ids_are_refused_before_postgresql_sees_them(pg_url):

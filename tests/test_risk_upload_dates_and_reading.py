@@ -13,10 +13,9 @@
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 
+import pg_helpers
 import polars as pl
 import pytest
 import server_helpers as h
@@ -36,7 +35,6 @@ from cv.models.risk.pack import (
 )
 
 DEFAULT = load_pack(DEFAULT_PACK)
-PG_URL = os.environ.get("CV_TEST_POSTGRES_URL")
 
 DATED_PACK = """\
 id: dated
@@ -150,22 +148,8 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'risk.db'}"
         return
-    if not PG_URL:
-        why = "CV_TEST_POSTGRES_URL is not set: no PostgreSQL to test against"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{why} (CI=true requires it)")
-        pytest.skip(why)
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(PG_URL)
-    schema = f"cv_test_{uuid.uuid4().hex[:8]}"
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    with pg_helpers.postgres_schema() as url:
+        yield url
 
 
 def test_an_upload_counts_the_stored_history_as_risk_score_counts_a_prior(database_url, tmp_path):

@@ -8,14 +8,13 @@ Without the variable these tests skip with the reason shown, except under
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pg_helpers
 import pytest
 import server_cctv_helpers as ch
 import server_helpers as h
@@ -23,26 +22,12 @@ from sqlalchemy import select, text
 
 from cv.inference_server import db
 
-PG_URL = os.environ.get("CV_TEST_POSTGRES_URL")
-
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
     """A fresh schema of the test PostgreSQL, dropped afterwards."""
-    if not PG_URL:
-        why = "CV_TEST_POSTGRES_URL is not set: no PostgreSQL to test against"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{why} (CI=true requires it)")
-        pytest.skip(why)
-    engine = db.make_engine(PG_URL)
-    schema = f"cv_cctv_{uuid.uuid4().hex[:8]}"
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    with pg_helpers.postgres_schema("cv_cctv") as url:
+        yield url
 
 
 def test_migration_and_append_only_audit_log_on_postgres(pg_url: str) -> None:

@@ -6,39 +6,16 @@ Without the variable these tests skip with the reason shown, except under
 
 from __future__ import annotations
 
-import os
-import uuid
-
+import pg_helpers
 import pytest
 import server_helpers as h
 from fastapi.testclient import TestClient
 
-PG_URL = os.environ.get("CV_TEST_POSTGRES_URL")
-
 
 @pytest.fixture(scope="module")
 def pg_url():
-    if not PG_URL:
-        why = "CV_TEST_POSTGRES_URL is not set: no PostgreSQL to test against"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{why} (CI=true requires it)")
-        pytest.skip(why)
-    from sqlalchemy import text
-
-    from cv.inference_server.db import make_engine
-
-    engine = make_engine(PG_URL)
-    schema = f"cv_test_{uuid.uuid4().hex[:8]}"
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    # A fresh schema per run: the tests see an empty database, others' data is untouched.
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    engine = make_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    with pg_helpers.postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
