@@ -158,3 +158,57 @@ def scan_form(**fields: str) -> dict[str, str]:
     form = {"site": "ICN-T1", "lane": "L3", "kind": "cabin_bag"}
     form.update(fields)
     return form
+
+
+def serve_process(tmp_path: Path, env: dict[str, str]) -> tuple[Any, str]:
+    """``python -m uvicorn --factory cv.inference_server.app:create_app`` in a process of
+    its own on a free port, in ``tmp_path`` (its log there); returns ``(process, base
+    URL)`` once the server answers HTTP (ready or not: a server without a model
+    answers too)."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "cv.inference_server.app:create_app"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port)]
+    log_path = tmp_path / f"server-{port}.log"
+    log = open(log_path, "wb")  # noqa: SIM115  (closed with the process)
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120  # model load and warm-up on a busy machine
+    while True:
+        assert proc.poll() is None, log_path.read_text()
+        try:
+            httpx.get(f"{base}/v2/health/live", timeout=1)
+            return proc, base
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+
+
+def sse_new_alerts(lines: Any, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+    """The next ``count`` new alerts on an SSE stream's lines, as ``{"id": seq, **data}``
+    (updates and re-sends carry no id and are skipped)."""
+    import json
+    import time
+
+    found: list[dict[str, Any]] = []
+    t0 = time.monotonic()
+    event: dict[str, str] = {}
+    for line in lines:
+        assert time.monotonic() - t0 < timeout
+        if line.startswith(":"):
+            continue
+        if line:
+            name, _, value = line.partition(": ")
+            event[name] = value
+            continue
+        if event.get("event") == "alert" and "id" in event:
+            found.append({**json.loads(event["data"]), "id": int(event["id"])})
+            if len(found) == count:
+                return found
+        event = {}
+    raise AssertionError("stream ended")

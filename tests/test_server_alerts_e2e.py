@@ -11,54 +11,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import server_helpers as helpers
 
 from cv.inference_server import db
 from cv.inference_server.auth import create_token
-
-
-def _serve(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = helpers.free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "cv.inference_server.app:create_app"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port)]
-    log = open(tmp_path / f"server-{port}.log", "wb")  # noqa: SIM115  (closed with the process)
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120  # model load and warm-up on a busy machine
-    while True:
-        assert proc.poll() is None, (tmp_path / f"server-{port}.log").read_text()
-        try:
-            httpx.get(f"{base}/v1/alerts/1", timeout=1)
-            return proc, base
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
-
-
-def _alert_ids(lines, count: int, timeout: float = 30) -> list[int]:
-    """The next ``count`` new-alert ids on the stream (updates and re-sends have none)."""
-    ids: list[int] = []
-    t0 = time.monotonic()
-    event: dict[str, str] = {}
-    for line in lines:
-        assert time.monotonic() - t0 < timeout
-        if line.startswith(":"):
-            continue
-        if line:
-            name, _, value = line.partition(": ")
-            event[name] = value
-            continue
-        if event.get("event") == "alert" and "id" in event:
-            ids.append(int(event["id"]))
-            if len(ids) == count:
-                return ids
-        event = {}
-    raise AssertionError("stream ended")
 
 
 def _post(base: str, scanner: str, n: int) -> dict:
@@ -92,7 +51,7 @@ def test_scans_alert_handheld_survives_sigkill_of_the_server(tmp_path):
     }
     headers = {"Authorization": f"Bearer {inspector}"}
 
-    first, base = _serve(tmp_path, env)
+    first, base = helpers.serve_process(tmp_path, env)
     try:
         with (
             httpx.Client(base_url=base, headers=headers, timeout=30) as client,
@@ -101,13 +60,13 @@ def test_scans_alert_handheld_survives_sigkill_of_the_server(tmp_path):
             lines = s.iter_lines()
             posted = [_post(base, scanner, n)["alert"]["seq"] for n in (1, 2)]
             assert posted == [1, 2]
-            assert _alert_ids(lines, 2) == [1, 2]
+            assert [a["id"] for a in helpers.sse_new_alerts(lines, 2)] == [1, 2]
             # Pushed at commit: the next one arrives about as fast as the upload answers.
             t0 = time.monotonic()
             alert = _post(base, scanner, 3)["alert"]
             assert alert["scan_id"] == "scan-3" and alert["state"] == "open"
             assert alert["overlay_url"] == "/v1/scans/scan-3/overlay.png"
-            assert _alert_ids(lines, 1) == [3]
+            assert [a["id"] for a in helpers.sse_new_alerts(lines, 1)] == [3]
             assert time.monotonic() - t0 < 10  # generous: the machine is busy training
         os.kill(first.pid, signal.SIGKILL)
         assert first.wait(10) == -signal.SIGKILL
@@ -116,7 +75,7 @@ def test_scans_alert_handheld_survives_sigkill_of_the_server(tmp_path):
             first.kill()
             first.wait()
 
-    second, base = _serve(tmp_path, env)
+    second, base = helpers.serve_process(tmp_path, env)
     try:
         assert _post(base, scanner, 4)["alert"]["seq"] == 4  # while the handheld is away
         resume = {**headers, "Last-Event-ID": "3"}
@@ -125,9 +84,11 @@ def test_scans_alert_handheld_survives_sigkill_of_the_server(tmp_path):
             client.stream("GET", "/v1/alerts/stream") as s,
         ):
             lines = s.iter_lines()
-            assert _alert_ids(lines, 1) == [4]
+            assert [a["id"] for a in helpers.sse_new_alerts(lines, 1)] == [4]
             assert _post(base, scanner, 5)["alert"]["seq"] == 5
-            assert _alert_ids(lines, 1) == [5]  # and nothing replayed twice in between
+            assert [a["id"] for a in helpers.sse_new_alerts(lines, 1)] == [
+                5
+            ]  # and nothing replayed twice in between
             r = client.post("/v1/alerts/4/confirm")
             assert r.status_code == 200 and r.json()["resolved_by"] == "handheld-1"
     finally:

@@ -12,15 +12,12 @@ reconnects with the last id it saw receives the scan's alert.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import server_helpers as helpers
@@ -28,46 +25,6 @@ from sqlalchemy import func, select
 
 from cv.inference_server import db
 from cv.inference_server.auth import create_token
-
-
-def _serve(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = helpers.free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "cv.inference_server.app:create_app"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port)]
-    log = open(tmp_path / f"server-{port}.log", "wb")  # noqa: SIM115  (closed with the process)
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120  # model load and warm-up on a busy machine
-    while True:
-        assert proc.poll() is None, (tmp_path / f"server-{port}.log").read_text()
-        try:
-            if httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.1)
-
-
-def _alerts(lines, count: int, timeout: float = 30) -> list[dict]:
-    """The next ``count`` new alerts on the stream, as ``{"id": seq, **data}``."""
-    found: list[dict] = []
-    t0 = time.monotonic()
-    event: dict[str, str] = {}
-    for line in lines:
-        assert time.monotonic() - t0 < timeout
-        if line.startswith(":"):
-            continue
-        if line:
-            name, _, value = line.partition(": ")
-            event[name] = value
-            continue
-        if event.get("event") == "alert" and "id" in event:
-            found.append({**json.loads(event["data"]), "id": int(event["id"])})
-            if len(found) == count:
-                return found
-        event = {}
-    raise AssertionError("stream ended")
 
 
 def _post(base: str, scanner: str, scan_id: str, seed: int) -> httpx.Response:
@@ -111,7 +68,7 @@ def test_a_kill_between_storing_and_alerting_loses_nothing(tmp_path):
     headers = {"Authorization": f"Bearer {inspector}"}
 
     # First life: a batch runs when two scans wait, or after a minute.
-    first, base = _serve(
+    first, base = helpers.serve_process(
         tmp_path, {**env, "CV_SERVER_MAX_BATCH": "2", "CV_SERVER_MAX_WAIT_MS": "60000"}
     )
     lost: list[BaseException] = []
@@ -125,7 +82,7 @@ def test_a_kill_between_storing_and_alerting_loses_nothing(tmp_path):
                 answers = list(pool.map(lambda n: _post(base, scanner, f"scan-{n}", n), (1, 2)))
             assert [r.status_code for r in answers] == [201, 201], [r.text for r in answers]
             assert sorted(r.json()["alert"]["seq"] for r in answers) == [1, 2]
-            assert sorted(a["id"] for a in _alerts(lines, 2)) == [1, 2]
+            assert sorted(a["id"] for a in helpers.sse_new_alerts(lines, 2)) == [1, 2]
             last_id = 2  # what the handheld saw
 
         def doomed() -> None:
@@ -161,7 +118,7 @@ def test_a_kill_between_storing_and_alerting_loses_nothing(tmp_path):
         assert session.scalar(select(func.max(db.Alert.seq))) == 2
     engine.dispose()
 
-    second, base = _serve(tmp_path, {**env, "CV_SERVER_MAX_WAIT_MS": "2"})
+    second, base = helpers.serve_process(tmp_path, {**env, "CV_SERVER_MAX_WAIT_MS": "2"})
     try:
         resume = {**headers, "Last-Event-ID": str(last_id)}
         with (
@@ -169,7 +126,7 @@ def test_a_kill_between_storing_and_alerting_loses_nothing(tmp_path):
             client.stream("GET", "/v1/alerts/stream") as stream,
         ):
             # Start-up recovery infers the scan; its alert comes next, nothing before it again.
-            (alert,) = _alerts(stream.iter_lines(), 1)
+            (alert,) = helpers.sse_new_alerts(stream.iter_lines(), 1)
             assert alert["id"] == 3 and alert["scan_id"] == "scan-3", alert
             assert alert["boxes"] and alert["overlay_url"] == "/v1/scans/scan-3/overlay.png"
             scan = client.get("/v1/scans/scan-3").json()
