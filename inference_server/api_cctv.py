@@ -250,11 +250,17 @@ class SourceIn(BaseModel):
 
 @router.put("/v1/cameras/{camera_id}/source")
 async def start_source(
-    camera_id: str, body: SourceIn, _: Admin, service: ReadyCctv
+    camera_id: str, body: SourceIn, principal: Admin, service: ReadyCctv
 ) -> dict[str, Any]:
-    """Starts a worker that reads the video and feeds the camera's pipeline (replaces any)."""
+    """Starts a worker that reads the video and feeds the camera's pipeline (replaces any);
+    audited. A stream that drops is reopened (state ``reconnecting``, ``reconnects``)."""
     status_ = await asyncio.to_thread(
-        service.start_source, camera_id, body.url, realtime=body.realtime, loop=body.loop
+        service.start_source,
+        camera_id,
+        body.url,
+        realtime=body.realtime,
+        loop=body.loop,
+        actor=principal.name,
     )
     return status_.to_dict()
 
@@ -266,9 +272,10 @@ def source_status(camera_id: str, _: Admin, service: CctvDep) -> dict[str, Any]:
 
 
 @router.delete("/v1/cameras/{camera_id}/source")
-async def stop_source(camera_id: str, _: Admin, service: CctvDep) -> dict[str, Any]:
-    """Stops the camera's video worker and stores its open tracks."""
-    return (await asyncio.to_thread(service.stop_source, camera_id)).to_dict()
+async def stop_source(camera_id: str, principal: Admin, service: CctvDep) -> dict[str, Any]:
+    """Stops the camera's video worker and stores its open tracks; audited."""
+    stopped = await asyncio.to_thread(service.stop_source, camera_id, actor=principal.name)
+    return stopped.to_dict()
 
 
 # --------------------------------------------------------------------------- watch list
@@ -355,13 +362,16 @@ class SearchIn(BaseModel):
 def search(
     entry_id: str, body: SearchIn, principal: Admin, session: SessionDep, service: ReadyCctv
 ) -> dict[str, Any]:
-    """Where was this entry's person seen? Stored tracks at or above the match threshold."""
+    """Where was this entry's person seen? Stored tracks at or above the match threshold,
+    made by the serving embedder (409 if the entry was enrolled with another)."""
+    models = service.require_models()
     hits = cctv.search_tracks(
         session,
         entry_id=entry_id,
         actor=principal.name,
         reason=body.reason,
-        threshold=service.require_models().threshold,
+        threshold=models.threshold,
+        embedder_id=models.embedder_id,
         now=db.utcnow(),
         since=body.since,
         camera_id=body.camera_id,

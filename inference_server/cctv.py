@@ -3,6 +3,9 @@
 The path of a frame, in the order it runs (``POST /v1/cameras/{id}/frames`` and
 the video-source workers call :meth:`CctvService.process_frame`):
 
+0. its time must lie in a window around the server's clock (no older than the
+   retention period, at most :data:`FRAME_AHEAD_S` ahead; :func:`check_frame_time`),
+   checked before anything else, so that a refused time leaves the camera as it was;
 1. the camera is looked up: it must exist, be active, and have a declared
    purpose that allows watch-list matching (:data:`PURPOSES`); frames of other
    cameras are refused (:class:`CameraRefused`, HTTP 403) and nothing of them
@@ -19,7 +22,8 @@ the video-source workers call :meth:`CctvService.process_frame`):
    like X-ray alerts) and a ``match`` line in the audit log; after the commit
    the alert service is woken;
 4. tracks that ended are stored (:func:`record_tracks`): their mean embedding and
-   best crop, kept for ``reid_retention_days`` unless they matched.
+   best crop, with the embedder that made it, kept for ``reid_retention_days``
+   unless they matched.
 
 The safeguards (``../shared/facts/reid.md``, privacy and law), where they live:
 
@@ -49,9 +53,16 @@ The safeguards (``../shared/facts/reid.md``, privacy and law), where they live:
 
 Video sources (``PUT /v1/cameras/{id}/source``) are kept in the ``cameras`` table
 and started again when the server starts (:meth:`CctvService.restore_sources`):
-a source that cannot be opened then shows state ``error`` with the reason, a
-file that was read to its end without looping is not read again, and only
-``DELETE`` forgets a source.
+a file that cannot be opened then shows state ``error`` with the reason, a file
+that was read to its end without looping is not read again, and only ``DELETE``
+forgets a source. A live stream that ends, fails or does not answer is opened
+again with backoff until it is stopped (state ``reconnecting``). Setting and
+removing a source are camera changes, audited. One lock orders them: a camera
+has at most one worker, and a replaced one has stopped before the next starts.
+
+Embeddings are compared only with those of the same re-ID model: a watch-list
+entry and a stored track name theirs (:func:`embedder_id_of`: name, version and
+the weights file's hash, which re-exporting the ONNX graph leaves alone).
 
 A camera's tracker lives in the server process that receives its frames: send
 each camera to one process (one video source, or one gateway posting to one
@@ -87,7 +98,13 @@ from numpy.typing import NDArray
 from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from cv.errors import ConfigError, CustomsVisionError, DataValidationError, NotFoundError
+from cv.errors import (
+    ConfigError,
+    CustomsVisionError,
+    DataFormatError,
+    DataValidationError,
+    NotFoundError,
+)
 from cv.inference_server import alerts, db, uploads
 from cv.inference_server.db import as_utc
 from cv.inference_server.storage import ImageStore
@@ -152,6 +169,25 @@ JPEG_QUALITY = 90
 TRACK_WINDOW_S = 1.0
 """Slack when a track's time span is compared with a sighting's time."""
 
+FRAME_AHEAD_S = 300.0
+"""How far ahead of the server's clock a frame's time may lie, in seconds.
+
+Camera clocks kept by NTP drift by well under a second; five minutes allows a
+badly kept one. A time further ahead is a wrong clock or a wrong unit, and
+stored as a track's ``last_seen`` it would outlive the retention period. The
+earliest time accepted is ``reid_retention_days`` before now: anything older
+would be due for deletion already (:func:`check_frame_time`).
+"""
+
+RECONNECT_FIRST_S = 1.0
+"""Wait before reopening a live stream that dropped; doubled after each failed try..."""
+
+RECONNECT_MAX_S = 30.0
+"""... up to this many seconds between tries, until the source is stopped."""
+
+WEIGHTS_ROLE = "state_dict"
+"""The weights file's role in a model record (:data:`cv.models.reid.STATE_DICT_ROLE`)."""
+
 
 class CctvNotReady(Exception):
     """The re-ID models are not loaded (HTTP 503): the CCTV routes cannot work."""
@@ -165,6 +201,12 @@ class EntryEnded(CustomsVisionError):
     """The watch-list entry was revoked or has expired (HTTP 409)."""
 
 
+class EntryOtherEmbedder(EntryEnded):
+    """The entry's vectors were made by another re-ID model than the one loaded: they
+    cannot be compared with its embeddings or judged by its threshold (HTTP 409, as
+    :class:`EntryEnded`: the entry cannot be used until it is enrolled again)."""
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -175,6 +217,62 @@ def _iso(value: datetime | None) -> str | None:
 def from_epoch(t: float) -> datetime:
     """Seconds since the epoch as aware UTC."""
     return datetime.fromtimestamp(t, UTC)
+
+
+def check_frame_time(
+    t: float, *, now: float, retention_days: float, field: str = "timestamp"
+) -> datetime:
+    """A frame's time as aware UTC, once it lies in the accepted window.
+
+    The window runs from ``retention_days`` before ``now`` (older data would be
+    deleted at once) to :data:`FRAME_AHEAD_S` after it. Checked before the
+    camera's pipeline sees the frame, so a refused time leaves the camera as it
+    was: its next frame with a right time goes through.
+
+    Args:
+        t: The frame's time, seconds since the epoch.
+        now: The server's clock, seconds since the epoch.
+        retention_days: The retention period (``reid_retention_days``).
+        field: What the error names.
+
+    Raises:
+        DataValidationError: Naming ``field`` and the window (with a hint when the
+            value looks like milliseconds, microseconds or nanoseconds).
+    """
+    earliest = now - retention_days * 86400.0
+    latest = now + FRAME_AHEAD_S
+    if math.isfinite(t) and earliest <= t <= latest:
+        return from_epoch(t)
+    try:
+        when = from_epoch(t).isoformat(timespec="seconds")
+    except (ValueError, OverflowError, OSError):
+        when = "not a date"
+    hint = ""
+    for unit, factor in (("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9)):
+        if math.isfinite(t) and earliest <= t / factor <= latest:
+            hint = f"; it looks like {unit} since the epoch: send seconds ({t / factor:.3f})"
+            break
+    first = from_epoch(earliest).isoformat(timespec="seconds")
+    last = from_epoch(latest).isoformat(timespec="seconds")
+    raise DataValidationError(
+        f"frame time {t!r} ({when}) is outside the accepted window {first} to {last}: "
+        f"not older than the retention period ({retention_days:g} days) and at most "
+        f"{FRAME_AHEAD_S:g} s ahead of the server's clock (seconds since the epoch or ISO "
+        f"8601){hint}",
+        field=field,
+    )
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password (``rtsp://user:***@host/...``), as the audit log keeps it."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
 
 
 def encode_jpeg(image: NDArray[np.uint8], *, quality: int = JPEG_QUALITY) -> bytes:
@@ -1126,13 +1224,19 @@ def stage_verdict(
 
 
 def record_tracks(
-    session: Session, store: ImageStore, camera_id: str, finished: Iterable[TrackSummary]
+    session: Session,
+    store: ImageStore,
+    camera_id: str,
+    finished: Iterable[TrackSummary],
+    *,
+    embedder_id: str,
 ) -> int:
     """Stores the finished tracks that were embedded: mean embedding and best crop. Commits.
 
     A track is marked ``matched`` when a sighting of it stands (a candidate or
     confirmed one on the same camera, track id and time); others are deleted by
-    :func:`purge` after the retention period.
+    :func:`purge` after the retention period. Each row names ``embedder_id``, the
+    model that made its embedding (:func:`search_tracks` compares like with like).
 
     Returns:
         Tracks stored.
@@ -1171,6 +1275,7 @@ def record_tracks(
                     dim=int(tr.embedding.shape[-1]),
                     crop_path=crop_path,
                     matched=bool(matched),
+                    embedder=embedder_id,
                 )
             )
             count += 1
@@ -1229,9 +1334,16 @@ def purge(
 
     Tracks that matched (a candidate or confirmed sighting) are kept. A purge that
     deleted something, or one run by a person (``always_audit``), is audited.
+    A row also falls due when it was *stored* before the cutoff, whatever time
+    the camera gave it: a time in the future (which frames can no longer carry,
+    :func:`check_frame_time`, but rows stored before that check may) does not
+    keep data past the retention period.
     """
     cutoff = now - timedelta(days=retention_days)
-    due = and_(db.ReidTrack.last_seen < cutoff, db.ReidTrack.matched.is_(False))
+    due = and_(
+        or_(db.ReidTrack.last_seen < cutoff, db.ReidTrack.created_at < cutoff),
+        db.ReidTrack.matched.is_(False),
+    )
     paths = [p for p in session.scalars(select(db.ReidTrack.crop_path).where(due)) if p is not None]
     tracks = session.execute(
         delete(db.ReidTrack).where(due).execution_options(synchronize_session=False)
@@ -1240,7 +1352,7 @@ def purge(
         session.scalars(
             select(db.Sighting).where(
                 db.Sighting.state == "rejected",
-                db.Sighting.seen_at < cutoff,
+                or_(db.Sighting.seen_at < cutoff, db.Sighting.created_at < cutoff),
                 db.Sighting.images_purged_at.is_(None),
             )
         )
@@ -1310,16 +1422,27 @@ def search_tracks(
     since: datetime | None = None,
     camera_id: str | None = None,
     limit: int = 20,
+    embedder_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """Searches the stored tracks (within retention) for an active entry; audited. Commits.
 
-    A retrospective search ("where was this person seen?"): every stored track's
-    embedding is compared with the entry's vectors; tracks at or above
-    ``threshold`` are returned, best first.
+    A retrospective search ("where was this person seen?"): every stored track
+    whose embedding the entry's own embedder made is compared with the entry's
+    vectors; tracks at or above ``threshold`` are returned, best first. Tracks of
+    another embedder, and those stored before tracks named their embedder
+    (migration 0004), are skipped and counted in the audit line
+    (``tracks_other_embedder``): which model made an unnamed one is not known.
+
+    Args:
+        embedder_id: The loaded embedder (:attr:`CctvModels.embedder_id`), whose
+            ``threshold`` is given: an entry that another embedder made is refused.
+            ``None`` skips that check (the tracks are still compared like with like).
 
     Raises:
         NotFoundError: Unknown entry.
         EntryEnded: The entry is revoked or expired (its vectors are gone).
+        EntryOtherEmbedder: The entry was enrolled with another embedder than
+            ``embedder_id`` (HTTP 409; nothing is searched, the refusal is audited).
         DataValidationError: An empty reason.
     """
     if not reason.strip():
@@ -1327,6 +1450,23 @@ def search_tracks(
     entry = get_entry(session, entry_id)
     if not is_active(entry, now):
         raise EntryEnded(f"entry {entry_id} is {entry_state(entry, now)}", field="state")
+    if embedder_id is not None and entry.embedder != embedder_id:
+        why = (
+            f"entry {entry_id} was enrolled with re-ID model {entry.embedder}, not the loaded "
+            f"{embedder_id}: their embeddings cannot be compared; enrol the person again"
+        )
+        audit(
+            session,
+            actor=actor,
+            action="search",
+            list_name=entry.list_name,
+            entry_id=entry.id,
+            camera_id=camera_id,
+            detail={"reason": reason.strip(), "refused": why},
+            at=now,
+        )
+        session.commit()
+        raise EntryOtherEmbedder(why, field="embedder")
     vectors = np.stack([vector_of(v.vector, v.dim) for v in entry.vectors])
     query = select(db.ReidTrack)
     if since is not None:
@@ -1334,9 +1474,10 @@ def search_tracks(
     if camera_id is not None:
         query = query.where(db.ReidTrack.camera_id == camera_id)
     hits: list[tuple[float, db.ReidTrack]] = []
-    searched = 0
+    searched = other = 0
     for track in session.scalars(query):
-        if track.dim != vectors.shape[1]:
+        if track.embedder != entry.embedder or track.dim != vectors.shape[1]:
+            other += 1
             continue
         searched += 1
         sim = float(np.max(vectors @ vector_of(track.embedding, track.dim)))
@@ -1355,6 +1496,8 @@ def search_tracks(
             "reason": reason.strip(),
             "since": _iso(since),
             "tracks_searched": searched,
+            "tracks_other_embedder": other,
+            "embedder": entry.embedder,
             "hits": [{"track": t.id, "similarity": round(s, 4)} for s, t in hits],
             "threshold": threshold,
         },
@@ -1390,6 +1533,8 @@ class CctvModels:
             by another embedder are not compared with its embeddings.
         reid_dir: Where the embedder was loaded from.
         person_dir: Where the detector was loaded from.
+        legacy_embedder_id: The id earlier servers gave the same files
+            (:func:`legacy_embedder_id_of`), when it differs from ``embedder_id``.
     """
 
     detector: Detector
@@ -1398,15 +1543,60 @@ class CctvModels:
     embedder_id: str
     reid_dir: Path
     person_dir: Path
+    legacy_embedder_id: str | None = None
 
 
 def embedder_id_of(embedder: Embedder) -> str:
-    """``<name>@<version>:<sha256 prefix of its weights>``."""
+    """``<name>@<version>:<sha256 prefix of its weights file>``.
+
+    The weights (the record's ``state_dict`` file) decide what an embedding means.
+    The ONNX graph is made from them and changes with every export (another opset,
+    another exporter) while the embeddings stay the same, so it is no part of the
+    id: re-exporting keeps the watch list matching. A record without a weights
+    file is known by its smallest file hash, as before (:func:`legacy_embedder_id_of`).
+    """
+    record = embedder.record
+    weights = record.files.get(WEIGHTS_ROLE)
+    digest = record.sha256.get(weights, "") if weights else ""
+    if not digest:
+        return legacy_embedder_id_of(embedder)
+    return f"{record.name}@{record.version}:{digest[:12]}"[:160]
+
+
+def legacy_embedder_id_of(embedder: Embedder) -> str:
+    """The id servers gave an embedder before migration 0004: the smallest sha256 of
+    any of its files (for the shipped model, the ONNX graph's)."""
     record = embedder.record
     digest = ""
     if record.sha256:
         digest = sorted(record.sha256.values())[0][:12]
     return f"{record.name}@{record.version}:{digest}"[:160]
+
+
+def adopt_legacy_embedder_id(session: Session, *, legacy: str, current: str) -> int:
+    """Renames ``legacy`` to ``current`` on the watch-list entries; commits.
+
+    Both ids name the same files (the loaded record's, each checked against its
+    sha256 when it was loaded): an entry labelled with the old-style id was made
+    by exactly these weights. Renaming it, rather than accepting both ids, keeps
+    it matching after the next re-export, which changes the old-style id. The
+    audit log keeps the ids it was written with (it is append-only). Bumps
+    ``watchlist_version`` when an entry changed, so that every process rebuilds.
+
+    Returns:
+        Entries renamed.
+    """
+    renamed = session.execute(
+        update(db.WatchlistEntry)
+        .where(db.WatchlistEntry.embedder == legacy)
+        .values(embedder=current)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if renamed:
+        bump_version(session)
+        log.info("%d watch-list entries: re-ID model id %s is now %s", renamed, legacy, current)
+    session.commit()
+    return renamed
 
 
 def load_cctv_models(
@@ -1465,13 +1655,15 @@ def load_cctv_models(
     # One pass each, so the first frame does not pay for allocation and kernel choice.
     detector.predict([np.full((detector.input_size, detector.input_size, 3), 114, np.uint8)])
     embedder.embed([np.full((256, 128, 3), 114, np.uint8)])
+    embedder_id, legacy = embedder_id_of(embedder), legacy_embedder_id_of(embedder)
     return CctvModels(
         detector=detector,
         embedder=embedder,
         threshold=float(threshold),
-        embedder_id=embedder_id_of(embedder),
+        embedder_id=embedder_id,
         reid_dir=Path(reid_dir),
         person_dir=Path(person_dir),
+        legacy_embedder_id=None if legacy == embedder_id else legacy,
     )
 
 
@@ -1505,19 +1697,26 @@ class FrameOutcome:
 
 @dataclass(slots=True)
 class SourceStatus:
-    """A video source's worker, as ``GET /v1/cameras/{id}/source`` shows it."""
+    """A video source's worker, as ``GET /v1/cameras/{id}/source`` shows it.
+
+    ``state``: ``starting``, ``running``, ``reconnecting`` (a live stream dropped or
+    cannot be opened: tried again with backoff, ``error`` says why), ``finished``
+    (a file read to its end), ``stopped`` or ``error`` (the worker ended on it).
+    ``reconnects`` counts how often a dropped stream was opened again.
+    """
 
     camera_id: str
     url: str
     realtime: bool
     loop: bool
-    state: str = "starting"  # starting | running | finished | stopped | error
+    state: str = "starting"
     frames: int = 0
     sightings: int = 0
     fps: float = 0.0
     error: str | None = None
     started_at: datetime = field(default_factory=db.utcnow)
     stopped_at: datetime | None = None
+    reconnects: int = 0
 
     @classmethod
     def recorded(cls, camera: db.Camera) -> SourceStatus:
@@ -1552,7 +1751,19 @@ class SourceStatus:
             "error": self.error,
             "started_at": _iso(self.started_at),
             "stopped_at": _iso(self.stopped_at),
+            "reconnects": self.reconnects,
         }
+
+
+def _source_detail(camera: db.Camera) -> dict[str, Any] | None:
+    """A camera's kept video source as its audit lines show it (``None``: none)."""
+    if camera.source_url is None:
+        return None
+    return {
+        "url": redact_url(camera.source_url),
+        "realtime": camera.source_realtime,
+        "loop": camera.source_loop,
+    }
 
 
 class CctvService:
@@ -1623,8 +1834,12 @@ class CctvService:
         self._pipeline: MultiCameraPipeline | None = None
         self._camera_lock = threading.Lock()
         # Camera -> its source's status, stop event and worker (None: not running,
-        # a finished file or one that could not be opened at start-up).
+        # a finished file or one that could not be opened at start-up). Changed and
+        # read only under _sources_lock, which is held from the check for a running
+        # worker to the launch of its replacement: two PUTs at once cannot both
+        # launch one (the loser's worker would run on, out of reach of DELETE).
         self._sources: dict[str, tuple[SourceStatus, threading.Event, threading.Thread | None]] = {}
+        self._sources_lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
         self.last_purge: PurgeReport | None = None
 
@@ -1672,7 +1887,7 @@ class CctvService:
             "watchlist_max_days": self.watchlist_max_days,
             "redact_bystanders": self.redact_bystanders,
             "cameras_live": [] if self._pipeline is None else self._pipeline.camera_ids,
-            "sources": [s.to_dict() for s, _, _ in self._sources.values()],
+            "sources": self._source_dicts(),
             "last_purge": None if self.last_purge is None else self.last_purge.to_dict(),
         }
 
@@ -1697,9 +1912,22 @@ class CctvService:
             self._maintenance_loop(), name="cctv-maintenance"
         )
 
+    def _source_dicts(self) -> list[dict[str, Any]]:
+        with self._sources_lock:
+            return [s.to_dict() for s, _, _ in self._sources.values()]
+
+    def _adopt_legacy_embedder_id(self, models: CctvModels) -> None:
+        if models.legacy_embedder_id is None:
+            return
+        with self.sessions() as session:
+            adopt_legacy_embedder_id(
+                session, legacy=models.legacy_embedder_id, current=models.embedder_id
+            )
+
     async def _start_pipelines(self, models: CctvModels) -> None:
         from cv.models.cctv import MultiCameraPipeline, WatchlistMatcher
 
+        await asyncio.to_thread(self._adopt_legacy_embedder_id, models)
         snapshot = await asyncio.to_thread(self._build_snapshot)
         self._snapshot = snapshot
         self._matcher = WatchlistMatcher(
@@ -1723,8 +1951,7 @@ class CctvService:
     async def stop(self) -> None:
         """Stops the sources (kept in the database for the next start) and upkeep;
         stores the tracks still open."""
-        for camera_id in list(self._sources):
-            await asyncio.to_thread(self._stop_worker, camera_id)
+        await asyncio.to_thread(self._stop_all_workers)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -1801,7 +2028,9 @@ class CctvService:
             CctvNotReady: No models.
             NotFoundError: Unknown camera.
             CameraRefused: The camera's purpose or state forbids watch-list use.
-            DataValidationError: The frame's time goes back before the camera's last frame.
+            DataValidationError: The frame's time (``field`` ``timestamp``) lies
+                outside :func:`check_frame_time`'s window, or goes back before the
+                camera's last frame.
         """
         self.require_models()
         loop = asyncio.get_running_loop()
@@ -1833,9 +2062,16 @@ class CctvService:
     def process_frame_blocking(
         self, camera_id: str, pixels: NDArray[np.uint8], t: float, source: str
     ) -> FrameOutcome:
-        """:meth:`process_frame` in the calling thread."""
+        """:meth:`process_frame` in the calling thread.
+
+        The frame's time is checked first (:func:`check_frame_time`), before the
+        camera's pipeline sees it: a refused time changes nothing. A video
+        source's frames get theirs from the server's clock and never run ahead
+        of it (:meth:`_run_source`).
+        """
         models = self.require_models()
         started = time.perf_counter()
+        seen = check_frame_time(t, now=time.time(), retention_days=self.retention_days)
         with self.sessions() as session:
             camera = get_camera(session, camera_id)
             check_feeds_watchlist(camera)
@@ -1863,11 +2099,13 @@ class CctvService:
         stored = 0
         if finished:
             with self.sessions() as session:
-                stored = record_tracks(session, self.store, camera.id, finished)
+                stored = record_tracks(
+                    session, self.store, camera.id, finished, embedder_id=models.embedder_id
+                )
         height, width = pixels.shape[:2]
         return FrameOutcome(
             camera_id=camera.id,
-            time=from_epoch(t),
+            time=seen,
             width=int(width),
             height=int(height),
             result=result,
@@ -1882,14 +2120,37 @@ class CctvService:
         Returns:
             Tracks stored.
         """
-        if self._pipeline is None:
+        if self._pipeline is None or self.models is None:
             return 0
         with self._camera_lock:
             if camera_id not in self._pipeline.camera_ids:
                 return 0
             finished = self._pipeline.remove_camera(camera_id)
         with self.sessions() as session:
-            return record_tracks(session, self.store, camera_id, finished)
+            return record_tracks(
+                session, self.store, camera_id, finished, embedder_id=self.models.embedder_id
+            )
+
+    def end_live_tracks(self, camera_id: str) -> int:
+        """Ends a camera's live tracks and stores them, keeping its pipeline (its
+        stream dropped: whoever is seen after the gap starts a new track).
+
+        Returns:
+            Tracks stored.
+        """
+        if self._pipeline is None or self.models is None:
+            return 0
+        with self._camera_lock:
+            if camera_id not in self._pipeline.camera_ids:
+                return 0
+            pipe = self._pipeline.camera(camera_id)
+        finished = pipe.finished_tracks(flush=True)
+        if not finished:
+            return 0
+        with self.sessions() as session:
+            return record_tracks(
+                session, self.store, camera_id, finished, embedder_id=self.models.embedder_id
+            )
 
     def decode_frame(self, data: bytes) -> NDArray[np.uint8]:
         """Checks and decodes a posted frame (see :func:`cv.inference_server.uploads.validate`).
@@ -1999,14 +2260,31 @@ class CctvService:
     # -- video sources
 
     def start_source(
-        self, camera_id: str, url: str, *, realtime: bool = True, loop: bool = False
+        self,
+        camera_id: str,
+        url: str,
+        *,
+        realtime: bool = True,
+        loop: bool = False,
+        actor: str = SYSTEM,
     ) -> SourceStatus:
         """Opens a video file or stream for a camera and starts a worker that feeds it.
 
         The source is kept with the camera, so that the server starts it again
         after a restart, until :meth:`stop_source`. It replaces the camera's
         source, if any, once it has been opened (a source that cannot be opened
-        changes nothing).
+        changes nothing): the old worker has been told to stop, and waited for,
+        before the new one starts, whatever other requests do meanwhile. The
+        change is audited (``camera``, event ``source set``, the URL without its
+        password) in the transaction that records it.
+
+        Args:
+            camera_id: The camera.
+            url: A video file on the server or a stream URL (``rtsp://...``).
+            realtime: Pace a file at its frame rate.
+            loop: Read a file again from its start when it ends.
+            actor: Who sets it: the admin's token name, or :data:`SYSTEM` for what
+                the server does by itself (the demo).
 
         Raises:
             CctvNotReady: No models.
@@ -2015,23 +2293,48 @@ class CctvService:
             DataFormatError: OpenCV cannot open the source.
         """
         self.require_models()
+        # Opened before the lock is taken: a stream may take seconds to answer.
         worker = self._open_source(camera_id, url, realtime=realtime, loop=loop)
-        if camera_id in self._sources:
-            self._stop_worker(camera_id)
+        launched = False
         try:
-            with self.sessions() as session:
-                camera = get_camera(session, camera_id)
-                camera.source_url = url
-                camera.source_realtime = realtime
-                camera.source_loop = loop
-                camera.source_finished_at = None
-                camera.source_report = None
-                camera.updated_at = db.utcnow()
-                session.commit()
-        except BaseException:
-            worker[1].close()
-            raise
-        return self._launch(worker)
+            with self._sources_lock:
+                if camera_id in self._sources:
+                    self._stop_worker(camera_id)
+                now = db.utcnow()
+                with self.sessions() as session:
+                    camera = get_camera(session, camera_id)
+                    before = _source_detail(camera)
+                    camera.source_url = url
+                    camera.source_realtime = realtime
+                    camera.source_loop = loop
+                    camera.source_finished_at = None
+                    camera.source_report = None
+                    camera.updated_at = now
+                    audit(
+                        session,
+                        actor=actor,
+                        action="camera",
+                        camera_id=camera_id,
+                        detail={
+                            "event": "source set",
+                            "url": redact_url(url),
+                            "realtime": realtime,
+                            "loop": loop,
+                            **({} if before is None else {"before": before}),
+                        },
+                        at=now,
+                    )
+                    session.commit()
+                status = self._launch(worker)
+                launched = True
+        finally:
+            if not launched:
+                worker[1].close()
+        return status
+
+    def _check_source_camera(self, camera_id: str) -> None:
+        with self.sessions() as session:
+            check_feeds_watchlist(get_camera(session, camera_id))
 
     def _open_source(
         self, camera_id: str, url: str, *, realtime: bool, loop: bool
@@ -2043,16 +2346,15 @@ class CctvService:
         """
         from cv.models.cctv import VideoReader
 
-        with self.sessions() as session:
-            camera = get_camera(session, camera_id)
-            check_feeds_watchlist(camera)
+        self._check_source_camera(camera_id)
         reader = VideoReader(url, fps=None)  # opening now gives the caller a clear error
         status = SourceStatus(camera_id=camera_id, url=url, realtime=realtime, loop=loop)
         status.fps = reader.fps
         return status, reader
 
     def _launch(self, worker: tuple[SourceStatus, Any]) -> SourceStatus:
-        """Starts the worker thread of an opened source."""
+        """Starts the worker thread of a source (``_sources_lock`` held); a stream's
+        reader may be ``None``: the worker opens it, with backoff."""
         status, reader = worker
         stop = threading.Event()
         thread = threading.Thread(
@@ -2069,15 +2371,19 @@ class CctvService:
         """Starts again the video sources kept in the database (blocking; at start-up).
 
         A file that was read to its end without looping is not read again: its
-        last status is shown (``finished``). A source that cannot be started (the
-        file is gone, the stream does not answer, the camera was deactivated)
-        shows state ``error`` with the reason and stays kept, to be tried at the
-        next start, replaced (``PUT``) or forgotten (``DELETE``); the other
-        sources and the server go on.
+        last status is shown (``finished``). A stream that does not answer is
+        tried again with backoff (``reconnecting``, with the reason). Another
+        source that cannot be started (the file is gone, the camera was
+        deactivated) shows state ``error`` with the reason and stays kept, to be
+        tried at the next start, replaced (``PUT``) or forgotten (``DELETE``); the
+        other sources and the server go on. A source set or deleted meanwhile
+        (``PUT``, ``DELETE``) is left as that request made it.
 
         Returns:
             The status of every kept source.
         """
+        from cv.models.cctv import is_stream
+
         with self.sessions() as session:
             cameras = list(
                 session.scalars(
@@ -2089,81 +2395,173 @@ class CctvService:
         out: list[SourceStatus] = []
         for camera in cameras:
             url = camera.source_url or ""
-            if camera.id in self._sources:  # started since (a PUT): leave it
-                out.append(self._sources[camera.id][0])
+            with self._sources_lock:
+                running = self._sources.get(camera.id)
+            if running is not None:  # started since (a PUT): leave it
+                out.append(running[0])
                 continue
-            if camera.source_finished_at is not None:
-                status = SourceStatus.recorded(camera)
-                self._sources[camera.id] = (status, threading.Event(), None)
+            worker: tuple[SourceStatus, Any] | None = None
+            error = None
+            if camera.source_finished_at is None:
+                try:
+                    worker = self._open_source(
+                        camera.id, url, realtime=camera.source_realtime, loop=camera.source_loop
+                    )
+                except Exception as exc:  # one broken source must not stop the others
+                    error = exc
+            with self._sources_lock:
+                status = self._restore_one(camera, worker, error, retry=is_stream(url))
+            if status is not None:
                 out.append(status)
-                continue
-            try:
-                worker = self._open_source(
-                    camera.id, url, realtime=camera.source_realtime, loop=camera.source_loop
-                )
-            except Exception as exc:  # one broken source must not stop the others
-                status = SourceStatus(
-                    camera_id=camera.id,
-                    url=url,
-                    realtime=camera.source_realtime,
-                    loop=camera.source_loop,
-                    state="error",
-                    error=f"not restarted: {type(exc).__name__}: {exc}",
-                    stopped_at=db.utcnow(),
-                )
-                self._sources[camera.id] = (status, threading.Event(), None)
-                log.warning("video source of camera %s not restarted: %s", camera.id, exc)
-            else:
-                status = self._launch(worker)
-                log.info("video source of camera %s restarted: %s", camera.id, url)
-            out.append(status)
         return out
 
-    def _run_source(self, status: SourceStatus, reader: Any, stop: threading.Event) -> None:
-        from cv.models.cctv import VideoReader
+    def _restore_one(
+        self,
+        camera: db.Camera,
+        worker: tuple[SourceStatus, Any] | None,
+        error: Exception | None,
+        *,
+        retry: bool,
+    ) -> SourceStatus | None:
+        """Restores one kept source (``_sources_lock`` held): what it shows, or ``None``
+        when a request deleted it meanwhile."""
+        url = camera.source_url or ""
+        with self.sessions() as session:
+            kept = session.get(db.Camera, camera.id)
+            still = kept is not None and kept.source_url == url
+        running = self._sources.get(camera.id)
+        if running is not None or not still:  # a PUT or a DELETE came first
+            if worker is not None:
+                worker[1].close()
+            return None if running is None else running[0]
+        if worker is not None:
+            log.info("video source of camera %s restarted: %s", camera.id, url)
+            return self._launch(worker)
+        if error is None:  # a file read to its end
+            status = SourceStatus.recorded(camera)
+            self._sources[camera.id] = (status, threading.Event(), None)
+            return status
+        status = SourceStatus(
+            camera_id=camera.id,
+            url=url,
+            realtime=camera.source_realtime,
+            loop=camera.source_loop,
+            state="error",
+            error=f"not restarted: {type(error).__name__}: {error}",
+        )
+        if retry and isinstance(error, DataFormatError):  # a stream that does not answer yet
+            status.state = "reconnecting"
+            log.warning(
+                "video source of camera %s not answering; trying again: %s", camera.id, error
+            )
+            return self._launch((status, None))
+        status.stopped_at = db.utcnow()
+        self._sources[camera.id] = (status, threading.Event(), None)
+        log.warning("video source of camera %s not restarted: %s", camera.id, error)
+        return status
+
+    def _run_source(self, status: SourceStatus, reader: Any | None, stop: threading.Event) -> None:
+        """A source's worker: reads frames and feeds the camera until stopped.
+
+        Times come from the server's clock. A live stream's frame happens now. A
+        file's frames are spaced by its frame rate; paced (``realtime``), each is
+        read at its time; unpaced, a pass over the file is placed to end about
+        now, so that its times never run ahead of the clock (where they would
+        escape the retention period). A stream that ends or fails is opened
+        again with backoff (:data:`RECONNECT_FIRST_S` to :data:`RECONNECT_MAX_S`)
+        until the source is stopped: state ``reconnecting``, ``error`` says why,
+        and its live tracks are ended and stored. A file ends ``finished`` (or is
+        read again with ``loop``).
+        """
+        from cv.models.cctv import VideoReader, is_stream
 
         name = f"source:{status.url}"
-        origin = time.time()
+        stream = is_stream(status.url)
         last_t = 0.0
-        index = 0
+        delay = RECONNECT_FIRST_S
+        opened = reader is not None  # (a stream kept from before may not answer at start-up)
         try:
-            status.state = "running"
             while not stop.is_set():
-                for frame in reader:
-                    if stop.is_set():
+                if reader is None:  # a stream to open again
+                    status.state = "reconnecting"
+                    if stop.wait(delay):
                         break
-                    if reader.stream:
-                        # A live stream's frames happen now; never let the clock step back.
-                        t = max(last_t, time.time())
+                    delay = min(2 * delay, RECONNECT_MAX_S)
+                    try:
+                        reader = VideoReader(status.url, fps=None)
+                    except Exception as exc:
+                        status.error = f"{type(exc).__name__}: {exc}"
+                        continue
+                    status.fps = reader.fps
+                    status.reconnects += int(opened)
+                    opened = True
+                    status.error = None
+                    log.info("video source of camera %s open again", status.camera_id)
+                status.state = "running"
+                base = self._pass_start(status, reader, last_t)
+                frames = iter(reader)
+                index = 0
+                dropped = "the stream ended"
+                while not stop.is_set():
+                    try:
+                        frame = next(frames)
+                    except StopIteration:
+                        break
+                    except Exception as exc:
+                        if not stream:
+                            raise
+                        dropped = f"{type(exc).__name__}: {exc}"
+                        break
+                    if stream:
+                        t = time.time()
                     else:
-                        # A file's frames are spaced by its frame rate from the start.
-                        t = origin + index / status.fps
+                        t = base + index / status.fps
                         wait = t - time.time()
                         if status.realtime and wait > 0 and stop.wait(wait):
                             break
-                    last_t = t
+                        t = min(t, time.time())
+                    # Never let the clock step back (an NTP correction).
+                    t = last_t = max(last_t, t)
                     outcome = self.process_frame_blocking(status.camera_id, frame, t, name)
                     index += 1
                     status.frames += 1
                     status.sightings += len(outcome.sightings)
                 reader.close()
-                if stop.is_set() or not status.loop:
+                reader = None
+                if stop.is_set():
+                    break
+                if stream:
+                    if index:
+                        delay = RECONNECT_FIRST_S  # it worked for a while: try again soon
+                    status.state = "reconnecting"
+                    status.error = dropped
+                    log.warning("video source of camera %s: %s", status.camera_id, dropped)
+                    self.end_live_tracks(status.camera_id)
+                    continue
+                if not status.loop:
                     break
                 reader = VideoReader(status.url, fps=status.fps)
             status.state = "stopped" if stop.is_set() else "finished"
-            if status.state == "finished" and not reader.stream:
+            if status.state == "finished":
                 # A file read to its end: not read again when the server restarts.
-                # (A stream that ended is tried again: the camera may come back.)
                 self._record_finished(status)
-        except Exception as exc:  # a broken stream or file ends this worker, visibly
+        except Exception as exc:  # a broken file, or a frame refused: ends this worker, visibly
             status.state = "error"
             status.error = f"{type(exc).__name__}: {exc}"
             log.exception("video source of camera %s failed", status.camera_id)
         finally:
-            reader.close()
+            if reader is not None:
+                reader.close()
             status.stopped_at = status.stopped_at or db.utcnow()
             with contextlib.suppress(Exception):
                 self.flush_camera(status.camera_id)
+
+    @staticmethod
+    def _pass_start(status: SourceStatus, reader: Any, last_t: float) -> float:
+        """The time of the first frame of a pass over a file (after ``last_t``)."""
+        now = time.time()
+        start = now if status.realtime else now - (reader.frame_count or 0) / status.fps
+        return max(start, last_t + 1 / status.fps) if last_t else start
 
     def _record_finished(self, status: SourceStatus) -> None:
         """Keeps that a file source was read to its end (unless it was replaced since)."""
@@ -2180,32 +2578,63 @@ class CctvService:
             log.exception("could not record that camera %s's video ended", status.camera_id)
 
     def _stop_worker(self, camera_id: str) -> SourceStatus:
-        """Stops a camera's source worker; what the database keeps of it stays."""
+        """Stops a camera's source worker and waits for it (``_sources_lock`` held);
+        what the database keeps of it stays."""
         status, stop, thread = self._sources.pop(camera_id)
         stop.set()
         if thread is not None and thread.is_alive():
             thread.join(timeout=30)
-        if status.state in ("starting", "running"):
+            if thread.is_alive():  # a read that blocks (a stalled stream): it ends after it
+                log.warning("video source of camera %s is still ending", camera_id)
+        if status.state in ("starting", "running", "reconnecting"):
             status.state = "stopped"
         return status
 
-    def stop_source(self, camera_id: str) -> SourceStatus:
+    def _stop_all_workers(self) -> None:
+        with self._sources_lock:
+            for camera_id in list(self._sources):
+                self._stop_worker(camera_id)
+
+    def stop_source(self, camera_id: str, *, actor: str = SYSTEM) -> SourceStatus:
         """Stops a camera's video source, stores its open tracks and forgets the source
-        (it is not started again at the next start).
+        (it is not started again at the next start). Audited (``camera``, event
+        ``source removed``) in the transaction that forgets it.
+
+        Args:
+            camera_id: The camera.
+            actor: Who removes it: the admin's token name, or :data:`SYSTEM`.
 
         Raises:
             NotFoundError: If the camera has no source.
         """
-        if camera_id not in self._sources:
-            raise NotFoundError(f"camera {camera_id!r} has no video source", field="camera_id")
-        status = self._stop_worker(camera_id)
-        with self.sessions() as session:
-            camera = session.get(db.Camera, camera_id)
-            if camera is not None:
-                camera.source_url = None
-                camera.source_finished_at = None
-                camera.source_report = None
-                session.commit()
+        with self._sources_lock:
+            if camera_id not in self._sources:
+                raise NotFoundError(f"camera {camera_id!r} has no video source", field="camera_id")
+            status = self._stop_worker(camera_id)
+            now = db.utcnow()
+            with self.sessions() as session:
+                camera = session.get(db.Camera, camera_id)
+                if camera is not None:
+                    audit(
+                        session,
+                        actor=actor,
+                        action="camera",
+                        camera_id=camera_id,
+                        detail={
+                            "event": "source removed",
+                            "url": redact_url(camera.source_url or status.url),
+                            "realtime": status.realtime,
+                            "loop": status.loop,
+                            "state": status.state,
+                            "frames": status.frames,
+                        },
+                        at=now,
+                    )
+                    camera.source_url = None
+                    camera.source_finished_at = None
+                    camera.source_report = None
+                    camera.updated_at = now
+                    session.commit()
         return status
 
     def source_status(self, camera_id: str) -> SourceStatus:
@@ -2214,9 +2643,11 @@ class CctvService:
         Raises:
             NotFoundError: If the camera has no source.
         """
-        if camera_id not in self._sources:
+        with self._sources_lock:
+            kept = self._sources.get(camera_id)
+        if kept is None:
             raise NotFoundError(f"camera {camera_id!r} has no video source", field="camera_id")
-        return self._sources[camera_id][0]
+        return kept[0]
 
     # -- retention, on demand
 

@@ -293,7 +293,9 @@ class ReidTrack(Base):
     """A finished track on a camera: its mean embedding and best crop.
 
     Kept for ``reid_retention_days`` and then deleted with its crop, unless it
-    matched a watch-list entry (``matched``).
+    matched a watch-list entry (``matched``). ``embedder`` names the re-ID model
+    that made the embedding (as ``WatchlistEntry.embedder``); rows stored before
+    migration 0004 have none.
     """
 
     __tablename__ = "reid_tracks"
@@ -309,6 +311,7 @@ class ReidTrack(Base):
     crop_path: Mapped[str | None] = mapped_column(Text)
     matched: Mapped[bool] = mapped_column(default=False, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    embedder: Mapped[str | None] = mapped_column(String(160))
 
     __table_args__ = (Index("ix_reid_tracks_camera_track", "camera_id", "track_id"),)
 
