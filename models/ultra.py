@@ -6,8 +6,9 @@ is given. None of that may happen here: this module sets ``YOLO_OFFLINE=1`` and
 ``YOLO_AUTOINSTALL=false`` and points ``YOLO_CONFIG_DIR`` (its settings file)
 at a writable folder of ours **before** the first import, then turns event
 sync off. It also sets ``OMP_NUM_THREADS`` to the physical cores when unset,
-because ultralytics would otherwise set it to 1 for the whole process. Models are only ever built from their YAML (``yolo11n.yaml``), never
-from ``*.pt`` names.
+because ultralytics would otherwise set it to 1 for the whole process, and gives
+``PIL.Image.open`` back its own function (see :func:`_undo_pil_patch`). Models are
+only ever built from their YAML (``yolo11n.yaml``), never from ``*.pt`` names.
 
 Every other module reaches ultralytics through :func:`ultralytics` or
 :func:`yolo_class`, so its quirks stay in one place.
@@ -61,8 +62,27 @@ def ultralytics() -> ModuleType:
         # any later process that reads the same settings file.
         if SETTINGS.get("sync", False):
             SETTINGS.update(sync=False)
+        _undo_pil_patch()
         _module = ul
     return _module
+
+
+def _undo_pil_patch() -> None:
+    """Gives ``PIL.Image.open`` back its own function.
+
+    ultralytics replaces it, for the whole process, with a wrapper that on any file
+    Pillow cannot identify tries to install and import ``pi-heif`` (HEIF photos). Here
+    that is never installed, so a corrupt or non-image file became a
+    ``ModuleNotFoundError`` instead of the :class:`~cv.errors.ImageReadError` naming
+    the file that our readers promise. The patch module is imported first, so that it
+    cannot apply itself later.
+    """
+    from PIL import Image
+    from ultralytics.utils import patches
+
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is getattr(patches, "image_open", None):
+        Image.open = original
 
 
 def yolo_class() -> type[Any]:

@@ -100,3 +100,17 @@ def test_draw_boxes_marks_the_box_edges_only():
     assert out[10, 20].tolist() == [255, 40, 40]  # top edge, palette colour 2
     assert out[25, 20].tolist() == [255, 255, 255]  # inside untouched
     assert img[10, 20].tolist() == [255, 255, 255]  # input not modified
+
+
+def test_garbage_images_stay_a_named_error_once_ultralytics_is_loaded(tmp_path):
+    # ultralytics patches PIL.Image.open to install a HEIF plugin on any file Pillow
+    # cannot identify; our one import point gives PIL its own function back.
+    from PIL import Image
+
+    from cv.models.ultra import ultralytics
+
+    ultralytics()
+    assert Image.open.__module__.startswith("PIL")
+    (tmp_path / "text.jpg").write_text("not an image")
+    with pytest.raises(ImageReadError, match="unreadable image header"):
+        read_image_size(tmp_path / "text.jpg")

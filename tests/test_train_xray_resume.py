@@ -44,7 +44,10 @@ def test_resuming_a_finished_run_is_a_config_error(
     err = capsys.readouterr().err
     assert code == ConfigError.exit_code, err
     assert "finished after 1 epochs" in err and "--epochs > 1" in err
-    assert str(result.run_dir) in err and "Traceback" not in err
+    assert str(result.run_dir) in err
+    # Handled: the error is the last thing said (a logging handler of an earlier test
+    # may print its own "Logging error" traceback before it under xdist).
+    assert err.strip().splitlines()[-1].startswith("error:")
     # Refused before anything was written: the run still ends at epoch 1.
     assert _record(result.last_dir)["training"]["epochs_done"] == 1
 
