@@ -82,11 +82,76 @@ def decode_image(
 
 
 def _looks_truncated(data: bytes, name: str) -> bool:
-    """OpenCV decodes truncated JPEG/PNG files partially and silently; catch those."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return not data.rstrip(b"\x00").endswith(b"IEND\xaeB`\x82")
+    """OpenCV decodes truncated JPEG/PNG files partially and silently; catch those.
+
+    The file's structure is followed to its end marker (PNG's ``IEND`` chunk,
+    JPEG's EOI after the last scan); bytes after it (a trailer some tools append)
+    are ignored, as viewers ignore them.
+    """
+    if data[:8] == _PNG_SIGNATURE:
+        return not _png_complete(data)
     if data[:2] == b"\xff\xd8":
-        return b"\xff\xd9" not in data[-64:]
+        return not _jpeg_complete(data)
+    return False
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_complete(data: bytes) -> bool:
+    """Whether the PNG's chunks run whole up to its ``IEND`` chunk."""
+    at, end = len(_PNG_SIGNATURE), len(data)
+    while at + 12 <= end:  # length, type, CRC
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind = data[at + 4 : at + 8]
+        at += 12 + length
+        if at > end:
+            return False  # the chunk is cut off
+        if kind == b"IEND":
+            return True
+    return False
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    """Whether the JPEG's segments and scans run up to an EOI marker.
+
+    Segments are skipped by their length (an EXIF thumbnail's own EOI inside its
+    APP1 segment does not count); entropy-coded data after a start of scan runs
+    to the next marker that is not a stuffed ``FF 00`` or a restart marker.
+    """
+    at, end = 2, len(data)
+    while at + 2 <= end:
+        if data[at] != 0xFF:
+            # Stray bytes where a marker belongs: decoders skip to the next marker.
+            at = data.find(b"\xff", at)
+            if at < 0:
+                return False
+            continue
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            at += 1
+            continue
+        if marker == 0xD9:  # EOI
+            return True
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            at += 2
+            continue
+        if at + 4 > end:
+            return False
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+        if marker != 0xDA:  # not a start of scan: the segment is all there is
+            continue
+        while True:  # the scan's entropy-coded data
+            at = data.find(b"\xff", at)
+            if at < 0 or at + 1 >= end:
+                return False
+            follows = data[at + 1]
+            if follows == 0x00 or 0xD0 <= follows <= 0xD7:
+                at += 2  # a stuffed 0xFF byte or a restart marker: still the scan
+            elif follows == 0xFF:
+                at += 1  # fill bytes before the next marker
+            else:
+                break  # the next marker: EOI, or a table or scan of a progressive JPEG
     return False
 
 

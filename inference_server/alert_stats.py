@@ -10,6 +10,11 @@ Over a time window (alerts *raised* in it), optionally one site or lane:
 * time from raising to acknowledgement and to verdict (median and 90th percentile);
 * the same counts per class (the alert's highest-scoring box) and per lane.
 
+Kinds: ``xray`` (a scan's detections) and ``reid`` (a watch-list sighting). The
+declaration risk engine raises no alerts of its own: a risky declaration lowers
+the thresholds of its scan, raises the alert's priority and adds its reasons to
+the X-ray alert, so those alerts are counted under ``xray``.
+
 A class whose alerts are mostly rejected is where a site would raise the
 threshold (``eval xray --class-weights`` on its own calibration data) or add
 training data (``data export-feedback`` turns these verdicts into a dataset).
@@ -31,8 +36,12 @@ from sqlalchemy.orm import Session
 from cv.errors import ConfigError
 from cv.inference_server import db
 
-KINDS: tuple[str, ...] = ("xray", "reid", "risk")
+KINDS: tuple[str, ...] = ("xray", "reid")
 """Alert kinds, as stored in ``alerts.kind``."""
+_NOT_A_KIND = {
+    "risk": "declaration risk raises no alerts of its own: it raises the priority of "
+    "X-ray alerts and adds their reasons, so they are counted under kind 'xray'",
+}
 
 
 @dataclass(slots=True)
@@ -130,6 +139,18 @@ def _top_class(alert: db.Alert) -> str | None:
     return str(max(scored, key=lambda b: float(b.get("score", 0.0)))["category"])
 
 
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    """``value`` in UTC; a time whose UTC falls outside years 1-9999 is refused."""
+    if value is None:
+        return None
+    try:
+        return db.as_utc(value)
+    except OverflowError:
+        raise ConfigError(
+            f"{value.isoformat()} is out of range (years 1 to 9999 in UTC)", field=name
+        ) from None
+
+
 def alert_stats(
     session: Session,
     *,
@@ -143,19 +164,20 @@ def alert_stats(
 
     Args:
         session: A database session.
-        kind: ``xray``, ``reid`` or ``risk`` alerts.
+        kind: ``xray`` or ``reid`` alerts.
         site: Only this site's alerts.
         lane: Only this lane's alerts.
         since: Raised at or after this time (naive times are UTC).
         until: Raised before this time.
 
     Raises:
-        ConfigError: If the kind is unknown or the window is empty.
+        ConfigError: If the kind is unknown, a time is out of range or the window is empty.
     """
     if kind not in KINDS:
-        raise ConfigError(f"unknown alert kind {kind!r}; kinds: {', '.join(KINDS)}", field="kind")
-    since = db.as_utc(since) if since is not None else None
-    until = db.as_utc(until) if until is not None else None
+        why = _NOT_A_KIND.get(kind, f"unknown alert kind {kind!r}")
+        raise ConfigError(f"{why}; kinds: {', '.join(KINDS)}", field="kind")
+    since = _utc(since, "since")
+    until = _utc(until, "until")
     if since is not None and until is not None and until <= since:
         raise ConfigError(
             f"the window is empty: until ({until.isoformat()}) is not after since "

@@ -197,6 +197,13 @@ def list_scans(
     cursor: str | None = None,
 ) -> ScanPage:
     """Scans, newest first, filtered by site, lane, status and creation time."""
+    if since is not None:
+        try:
+            since = as_utc(since)
+        except OverflowError:
+            raise HTTPException(
+                422, detail=f"since: {since.isoformat()} is out of range (years 1 to 9999 in UTC)"
+            ) from None
     try:
         rows, next_cursor = scans.list_scans(
             session,

@@ -19,9 +19,10 @@ people; a watch-list match becomes a sighting and a ``reid`` alert in one commit
 (:func:`.cctv.record_sighting`), delivered like any other alert. Without the
 re-ID models (:func:`start_cctv`) only the CCTV routes answer 503.
 
-Errors of the services become JSON ``{"detail": ...}`` answers here
-(:func:`add_error_handlers`): bad input is always a 4xx naming the field or
-problem, never a 500.
+Errors of the services become JSON ``{"detail": ..., "request_id": ...}`` answers
+here (:func:`add_error_handlers`): bad input is always a 4xx naming the field or
+problem, never a 500. Every HTTP request has an id (:class:`ObserveRequests`),
+echoed in the ``X-Request-ID`` header and written on each of its log lines.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.utils import is_body_allowed_for_status_code
 from sqlalchemy import func, select
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cv.errors import CustomsVisionError, NotFoundError
 from cv.inference_server import (
@@ -59,7 +62,13 @@ from cv.inference_server.auth import BOOTSTRAP_ROLES, create_token
 from cv.inference_server.batcher import DeadlineExceeded, QueueFull
 from cv.inference_server.db import Token, make_engine, migrate, session_factory
 from cv.inference_server.deps import Services
-from cv.inference_server.logs import log_request
+from cv.inference_server.logs import (
+    REQUEST_ID_HEADER,
+    log_request,
+    redact_uvicorn_logs,
+    request_context,
+    request_id_from,
+)
 from cv.inference_server.modelhost import ModelHost, ModelNotReady
 from cv.inference_server.scans import (
     DuplicateScan,
@@ -82,6 +91,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         settings: Server settings; by default read from ``CV_SERVER_*`` variables.
     """
     settings = settings or ServerSettings()
+    redact_uvicorn_logs()  # WebSocket handshakes are logged with their ?token=
     app = FastAPI(
         title="customs-vision inference server",
         summary="X-ray scans in, detections and push alerts to inspectors out.",
@@ -276,9 +286,18 @@ def bootstrap_tokens(sessions: Any) -> dict[str, str]:
 # -- errors -> HTTP ------------------------------------------------------------------
 
 
-def _json(code: int, detail: str, **extra: Any) -> JSONResponse:
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def _json(request: Request, code: int, detail: Any, **extra: Any) -> JSONResponse:
+    """An error answer: ``detail``, the request's id, and ``extra`` fields."""
     headers = extra.pop("headers", None)
-    return JSONResponse({"detail": detail, **extra}, status_code=code, headers=headers)
+    body = {"detail": detail, **extra}
+    request_id = _request_id(request)
+    if request_id is not None:
+        body["request_id"] = request_id
+    return JSONResponse(body, status_code=code, headers=headers)
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
@@ -289,72 +308,105 @@ def _field_of(loc: tuple[Any, ...]) -> str:
 def add_error_handlers(app: FastAPI) -> None:
     """Maps the services' errors to JSON answers; only real faults become 500."""
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if not is_body_allowed_for_status_code(exc.status_code):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return _json(request, exc.status_code, exc.detail, headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"field": _field_of(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return _json(422, detail, errors=errors)
+        return _json(request, 422, detail, errors=errors)
 
     @app.exception_handler(QueueFull)
     async def _queue_full(request: Request, exc: QueueFull) -> JSONResponse:
-        return _json(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
+        return _json(request, 429, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
 
     @app.exception_handler(ScanDeadline)
     async def _deadline(request: Request, exc: ScanDeadline) -> JSONResponse:
-        return _json(504, str(exc), scan_id=exc.scan_id)
+        return _json(request, 504, str(exc), scan_id=exc.scan_id)
 
     @app.exception_handler(DeadlineExceeded)
     async def _deadline_bare(request: Request, exc: DeadlineExceeded) -> JSONResponse:
-        return _json(504, str(exc))
+        return _json(request, 504, str(exc))
 
     @app.exception_handler(InferenceFailed)
     async def _failed(request: Request, exc: InferenceFailed) -> JSONResponse:
-        return _json(503, str(exc), scan_id=exc.scan_id)
+        return _json(request, 503, str(exc), scan_id=exc.scan_id)
 
     @app.exception_handler(ModelNotReady)
     async def _not_ready(request: Request, exc: ModelNotReady) -> JSONResponse:
-        return _json(503, str(exc), headers={"Retry-After": "5"})
+        return _json(request, 503, str(exc), headers={"Retry-After": "5"})
 
     @app.exception_handler(DuplicateScan)
     async def _duplicate(request: Request, exc: DuplicateScan) -> JSONResponse:
-        return _json(409, f"scan_id: {exc}")
+        return _json(request, 409, f"scan_id: {exc}")
 
     @app.exception_handler(ScanNotFound)
     async def _no_scan(request: Request, exc: ScanNotFound) -> JSONResponse:
-        return _json(404, str(exc))
+        return _json(request, 404, str(exc))
 
     @app.exception_handler(cctv.CctvNotReady)
     async def _cctv_not_ready(request: Request, exc: cctv.CctvNotReady) -> JSONResponse:
-        return _json(503, str(exc), headers={"Retry-After": "30"})
+        return _json(request, 503, str(exc), headers={"Retry-After": "30"})
 
     @app.exception_handler(cctv.CameraRefused)
     async def _camera_refused(request: Request, exc: cctv.CameraRefused) -> JSONResponse:
-        return _json(403, str(exc))
+        return _json(request, 403, str(exc))
 
     @app.exception_handler(cctv.EntryEnded)
     async def _entry_ended(request: Request, exc: cctv.EntryEnded) -> JSONResponse:
-        return _json(409, str(exc), field=exc.field)
+        return _json(request, 409, str(exc), field=exc.field)
 
     @app.exception_handler(alerts.AlertStateError)
     async def _alert_state(request: Request, exc: alerts.AlertStateError) -> JSONResponse:
-        return _json(409, str(exc))
+        return _json(request, 409, str(exc))
 
     @app.exception_handler(CustomsVisionError)
     async def _ours(request: Request, exc: CustomsVisionError) -> JSONResponse:
         code = 404 if isinstance(exc, NotFoundError) else 422
-        return _json(code, str(exc), field=exc.field)
+        return _json(request, code, str(exc), field=exc.field)
 
     @app.exception_handler(Exception)
     async def _fault(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _json(500, f"internal error ({type(exc).__name__}); see the server log")
+        # Starlette calls this outside the middleware (ObserveRequests has finished), so
+        # the request id comes from the request's state, and the header is set here.
+        request_id = _request_id(request)
+        log.exception(
+            "unhandled error on %s %s",
+            request.method,
+            request.url.path,
+            extra={"request_id": request_id},
+        )
+        return _json(
+            request,
+            500,
+            f"internal error ({type(exc).__name__}); see the server log, request id {request_id}",
+            headers={REQUEST_ID_HEADER: request_id} if request_id else None,
+        )
 
 
 # -- request log and metrics -----------------------------------------------------------
 
 
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
 class ObserveRequests:
-    """ASGI middleware: one access-log line and the request metrics per HTTP request.
+    """ASGI middleware: the request id, one access-log line and the request metrics
+    per HTTP request.
+
+    The request id is the client's ``X-Request-ID`` when short and plain, else a
+    new one (:func:`~.logs.request_id_from`); the request is handled in its
+    :func:`~.logs.request_context` (every log line of the request carries it), the
+    id is kept on ``request.state.request_id`` (error bodies) and sent back as
+    ``X-Request-ID``.
 
     Pure ASGI rather than ``BaseHTTPMiddleware``, which buffers and would break
     the event streams. Routes put ``scan_id`` and ``token`` on ``request.state``
@@ -371,26 +423,33 @@ class ObserveRequests:
         started = time.perf_counter()
         state = scope.setdefault("state", {})
         status = 500
+        request_id = request_id_from(_header(scope, b"x-request-id"))
+        state["request_id"] = request_id
+        echoed = (b"x-request-id", request_id.encode())
 
         async def observe_send(message: dict[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = list(message.get("headers", ()))
+                if not any(key.lower() == b"x-request-id" for key, _ in headers):
+                    message = {**message, "headers": [*headers, echoed]}
             await send(message)
 
-        try:
-            await self.app(scope, receive, observe_send)
-        finally:
-            seconds = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope["method"]
-            metrics.REQUESTS.labels(route, method, str(status)).inc()
-            metrics.REQUEST_DURATION.labels(route, method).observe(seconds)
-            log_request(
-                method=method,
-                path=scope["path"],
-                status=status,
-                ms=seconds * 1000,
-                scan_id=state.get("scan_id"),
-                token=state.get("token"),
-            )
+        with request_context(request_id):
+            try:
+                await self.app(scope, receive, observe_send)
+            finally:
+                seconds = time.perf_counter() - started
+                route = getattr(scope.get("route"), "path", "unmatched")
+                method = scope["method"]
+                metrics.REQUESTS.labels(route, method, str(status)).inc()
+                metrics.REQUEST_DURATION.labels(route, method).observe(seconds)
+                log_request(
+                    method=method,
+                    path=scope["path"],
+                    status=status,
+                    ms=seconds * 1000,
+                    scan_id=state.get("scan_id"),
+                    token=state.get("token"),
+                )

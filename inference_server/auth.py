@@ -29,6 +29,7 @@ only (:data:`BOOTSTRAP_ROLES`); camera tokens are made per camera
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -58,6 +59,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
 
 PREFIX = "cvt_"
 
+NAME_MAX = 64
+"""Longest token name (the ``tokens.name`` column)."""
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -76,12 +81,34 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def check_token_name(name: str) -> None:
+    """Checks a token name: what the access and audit logs call its holder.
+
+    Raises:
+        ConfigError: Unless the name is 1-64 letters, digits and ``._@+-``, starting
+            with a letter or digit.
+    """
+    if not name:
+        raise ConfigError("a token needs a name (a device or a person)", field="name")
+    if len(name) > NAME_MAX:
+        raise ConfigError(
+            f"{name[:NAME_MAX]!r}... is {len(name)} characters; at most {NAME_MAX}", field="name"
+        )
+    if not _NAME.fullmatch(name):
+        raise ConfigError(
+            f"{name!r}: use letters, digits and . _ @ + - (starting with a letter or digit)",
+            field="name",
+        )
+
+
 def create_token(session: Session, *, name: str, role: str) -> str:
     """Creates a token and returns its secret (shown once, never stored).
 
     Raises:
-        ConfigError: If the role is unknown or the name is taken.
+        ConfigError: If the name is not a valid token name (:func:`check_token_name`),
+            the role is unknown or the name is taken.
     """
+    check_token_name(name)
     if role not in ROLES:
         raise ConfigError(f"unknown role {role!r}; roles: {', '.join(ROLES)}", field="role")
     if session.scalar(select(Token).where(Token.name == name)) is not None:

@@ -23,7 +23,8 @@ content-addressed image store keeps one copy of an image posted twice.
 
 Transient errors do not stop it (:meth:`DemoFeed.post`): until the server listens
 (the lifespan runs before uvicorn binds its socket) and while no model is loaded,
-it waits; a 429 or a 503 with ``Retry-After`` (nothing was stored) is retried with
+it waits (:meth:`DemoFeed.wait_until_ready`: asked in process, so a server without
+a model gets no stream of readiness probes in its log); a 429 or a 503 with ``Retry-After`` (nothing was stored) is retried with
 the same scan id after that many seconds; a 504 means the scan is stored and will
 be inferred later; a broken connection drops that scan and the next one follows
 on schedule. :meth:`DemoFeed.stop` cancels it at shutdown.
@@ -40,9 +41,10 @@ alerts. The cameras' videos go through the same worker an RTSP camera would.
 Tokens (:func:`demo_tokens`): the feed posts with the scanner bootstrap token. On a
 database that had tokens already (so no bootstrap tokens were made), it creates
 its own ``demo-<role>-<run>`` tokens for a scanner, a reader and an inspector, and
-revokes them when it stops. Once the server answers, it prints the console and
+revokes them when it stops. As soon as the server listens, it prints the console and
 handheld addresses with the reader and inspector tokens, so that a person can
-sign in at once (printed, never logged, like the bootstrap tokens).
+sign in at once (printed, never logged, like the bootstrap tokens), saying so
+when no model is loaded yet.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ import contextlib
 import functools
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -75,6 +77,9 @@ POOL_SIZE = 12
 """Scans kept ready; each one taken is replaced by a new one in the background."""
 MAX_RETRY_AFTER_S = 30.0
 """Longest wait the feed accepts from a ``Retry-After`` header."""
+READY_POLL_S = 1.0
+"""First wait between readiness checks; over HTTP each wait doubles up to :data:`READY_POLL_MAX_S`."""
+READY_POLL_MAX_S = 30.0
 
 SIGN_IN_PAGES: tuple[tuple[str, str, str], ...] = (
     ("reader console", "/console", "reader"),
@@ -292,14 +297,19 @@ class ScanPool:
 # -- the feed ------------------------------------------------------------------------
 
 
+_LOOPBACK = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}
+
+
 def local_url(base_url: str) -> str:
-    """``base_url`` with a wildcard host (``0.0.0.0``, ``::``) replaced by ``127.0.0.1``.
+    """``base_url`` with a wildcard host replaced by loopback: ``0.0.0.0`` by
+    ``127.0.0.1``, ``[::]`` by ``[::1]``.
 
     A server listening on every interface is reached by the feed on loopback.
     """
     parts = urlsplit(base_url)
-    if parts.hostname in ("0.0.0.0", "::", ""):
-        netloc = f"127.0.0.1:{parts.port}" if parts.port else "127.0.0.1"
+    loopback = _LOOPBACK.get(parts.hostname or "")
+    if loopback is not None:
+        netloc = f"{loopback}:{parts.port}" if parts.port else loopback
         parts = parts._replace(netloc=netloc)
     return urlunsplit(parts).rstrip("/")
 
@@ -332,7 +342,9 @@ class DemoFeed:
         rate: Scans per second. The feed posts one scan at a time, so a server
             slower than ``1 / rate`` per scan gets them as fast as it answers.
         pool: Where the scans come from.
-        sign_in: Printed once the server answers (addresses with tokens), if given.
+        sign_in: Printed once the server listens (addresses with tokens), if given.
+        not_ready: Why the server cannot infer yet, ``None`` once it can, asked in
+            process; without it the feed asks ``/v2/health/ready`` over HTTP.
         run: Short id of this run, part of every scan id (ids stay unique across
             restarts on the same database).
         timeout_s: Timeout of one upload.
@@ -346,6 +358,7 @@ class DemoFeed:
         rate: float,
         pool: ScanPool,
         sign_in: str | None = None,
+        not_ready: Callable[[], str | None] | None = None,
         run: str | None = None,
         timeout_s: float = 60.0,
     ) -> None:
@@ -356,6 +369,7 @@ class DemoFeed:
         self.period_s = 1.0 / rate
         self.pool = pool
         self.sign_in = sign_in
+        self.not_ready = not_ready
         self.run = run or secrets.token_hex(3)
         self.timeout_s = timeout_s
         self.counts = {"posted": 0, "alerts": 0, "deferred": 0, "retried": 0, "failed": 0}
@@ -383,10 +397,19 @@ class DemoFeed:
         async with httpx.AsyncClient(
             base_url=self.base_url, headers=headers, timeout=self.timeout_s
         ) as client:
-            await self.wait_until_ready(client)
+            await self.wait_until_listening(client)
+            why = await self.why_not_ready(client)
             if self.sign_in:
                 # Printed, not logged: the secrets must not end up in log storage.
-                print(self.sign_in, flush=True)
+                waiting = (
+                    f"\ndemo: no X-ray model is loaded yet ({why}); scans start once one is "
+                    "(POST /v1/admin/models/xray)"
+                    if why
+                    else ""
+                )
+                print(self.sign_in + waiting, flush=True)
+            if why:
+                await self.wait_until_ready(client, why)
             log.info("demo feed posting %.3g scans/s to %s", 1 / self.period_s, self.base_url)
             loop = asyncio.get_running_loop()
             next_at = loop.time()
@@ -403,20 +426,42 @@ class DemoFeed:
                     next_at = now  # fell behind (slow server): no burst to catch up
                 await asyncio.sleep(next_at - now)
 
-    async def wait_until_ready(self, client: httpx.AsyncClient) -> None:
-        """Waits until the server listens and has a model loaded (``/v2/health/ready``)."""
-        told = False
+    async def wait_until_listening(self, client: httpx.AsyncClient) -> None:
+        """Waits until the server answers HTTP (the lifespan runs before it listens)."""
         while True:
             try:
-                response = await client.get("/v2/health/ready")
-                if response.status_code == 200:
-                    return
-                if not told:
-                    log.info("demo feed waits for the server to be ready: %s", response.text)
-                    told = True
-                await asyncio.sleep(1.0)
+                await client.get("/v2/health/live")
+                return
             except httpx.TransportError:
-                await asyncio.sleep(0.2)  # not listening yet: the lifespan runs first
+                await asyncio.sleep(0.2)
+
+    async def why_not_ready(self, client: httpx.AsyncClient) -> str | None:
+        """Why the server cannot infer yet, or ``None`` once it can."""
+        if self.not_ready is not None:
+            return self.not_ready()
+        try:
+            response = await client.get("/v2/health/ready")
+        except httpx.TransportError as exc:
+            return f"not answering ({exc!r})"
+        if response.status_code == 200:
+            return None
+        return str(_json_or_empty(response).get("detail") or response.text[:200])
+
+    async def wait_until_ready(self, client: httpx.AsyncClient, why: str | None = None) -> None:
+        """Waits until the server can infer: asked in process every :data:`READY_POLL_S`,
+        or over HTTP with a doubling wait (a readiness probe is an access-log line)."""
+        if why is None:
+            why = await self.why_not_ready(client)
+        if why is None:
+            return
+        log.info("demo feed waits for the server to be ready: %s", why)
+        wait = READY_POLL_S
+        while True:
+            await asyncio.sleep(wait)
+            if await self.why_not_ready(client) is None:
+                return
+            if self.not_ready is None:
+                wait = min(2 * wait, READY_POLL_MAX_S)
 
     async def post(self, client: httpx.AsyncClient, scan: DemoScan) -> None:
         """Posts one scan, retrying it while the server says to (429, 503 + Retry-After)."""
@@ -468,6 +513,13 @@ def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
 
 
 # -- wiring into the app ----------------------------------------------------------------
+
+
+def _model_not_ready(models: Any) -> str | None:
+    """Why the server's :class:`~.modelhost.ModelHost` cannot infer, ``None`` once it can."""
+    if models.ready:
+        return None
+    return models.last_error or "no model loaded"
 
 
 def demo_tokens(
@@ -740,8 +792,10 @@ class DemoRun:
 async def start_demo_feed(app: Any, services: Any) -> DemoRun:
     """Starts the demo feed of a starting app (called by the lifespan when ``demo_feed``).
 
-    The feed posts to ``app.state.base_url`` (set by ``customs-vision serve run``),
-    else to :data:`DEFAULT_BASE_URL`.
+    The feed posts to ``app.state.base_url`` (set by ``customs-vision serve run``:
+    loopback for a server on every interface), else to :data:`DEFAULT_BASE_URL`;
+    its sign-in links name ``app.state.link_base`` (the machine's LAN address for a
+    server on every interface), else the same.
 
     Args:
         app: The FastAPI app.
@@ -749,6 +803,7 @@ async def start_demo_feed(app: Any, services: Any) -> DemoRun:
     """
     settings = services.settings
     base_url = getattr(app.state, "base_url", None) or DEFAULT_BASE_URL
+    link_base = getattr(app.state, "link_base", None) or base_url
     # The access log has a line per upload already; httpx's own would double it.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     run = secrets.token_hex(3)
@@ -760,7 +815,8 @@ async def start_demo_feed(app: Any, services: Any) -> DemoRun:
         scanner_token=tokens["scanner"],
         rate=settings.demo_rate,
         pool=ScanPool(size=POOL_SIZE, seed=secrets.randbelow(2**31)),
-        sign_in=sign_in_text(base_url.rstrip("/"), tokens),
+        sign_in=sign_in_text(link_base.rstrip("/"), tokens),
+        not_ready=functools.partial(_model_not_ready, services.models),
         run=run,
     )
     await feed.start()

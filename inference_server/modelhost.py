@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from cv.errors import ConfigError, NotFoundError
 from cv.inference_server import metrics
 from cv.inference_server.batcher import Batcher, Inference
 from cv.inference_server.risk import NEAR_MISS_FACTOR
@@ -116,6 +117,19 @@ def load_and_warm_up(
     return detector, detector.record
 
 
+def _shown(path: object, limit: int = 120) -> str:
+    text = str(path)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _unusable_dir(exc: OSError) -> Exception:
+    """The error naming ``model_dir`` for a path the file system refuses (404 / 422)."""
+    where = _shown(exc.filename) if exc.filename else "the model directory"
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        return NotFoundError(f"{where} does not exist", field="model_dir")
+    return ConfigError(f"cannot read {where}: {exc.strerror or exc}", field="model_dir")
+
+
 class ModelHost:
     """Serves one model under :data:`SERVED_NAME` and swaps it without downtime.
 
@@ -182,17 +196,29 @@ class ModelHost:
 
         Raises:
             NotFoundError, DataFormatError, DataValidationError, ConfigError: If the
-                directory cannot be loaded; the old model keeps serving.
+                directory cannot be loaded (a path the file system refuses, too long
+                or unreadable, is a ``ConfigError`` naming ``model_dir``); the old
+                model keeps serving.
         """
         async with self._swap_lock:
-            model_dir = Path(model_dir).resolve()
-            detector, record = await asyncio.to_thread(
-                load_and_warm_up,
-                model_dir,
-                runtime=self.runtime,
-                max_batch=self.max_batch,
-                precision=self.precision,
-            )
+            try:
+                model_dir = Path(model_dir).resolve()
+            except ValueError as exc:  # an embedded NUL byte
+                raise ConfigError(f"not a usable path ({exc})", field="model_dir") from None
+            except OSError as exc:  # a folder on the way the server may not enter
+                raise _unusable_dir(exc) from None
+            try:
+                detector, record = await asyncio.to_thread(
+                    load_and_warm_up,
+                    model_dir,
+                    runtime=self.runtime,
+                    max_batch=self.max_batch,
+                    precision=self.precision,
+                )
+            except OSError as exc:
+                # A name too long, a folder the server may not read: bad input, not a
+                # fault of the server.
+                raise _unusable_dir(exc) from None
             batcher = Batcher(
                 detector,
                 label=SERVED_NAME,

@@ -8,6 +8,8 @@ to the newest revision. Options left out fall back to ``CV_SERVER_*`` variables.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +48,116 @@ def _settings(**overrides: Any) -> Any:
 
 
 def _sessions(db: str | None) -> Any:
-    from cv.inference_server.db import make_engine, migrate, session_factory
+    """Sessions on the migrated database.
 
-    engine = make_engine(_settings(database_url=db).database_url)
+    Raises:
+        ConfigError: If the URL is not a database URL or the database cannot be
+            reached (the URL named, its password masked).
+    """
+    from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
+
+    from cv.errors import ConfigError
+    from cv.inference_server.db import make_engine, masked_url, migrate, session_factory
+
+    url = _settings(database_url=db).database_url
+    try:
+        shown = masked_url(url)
+    except ArgumentError:
+        raise ConfigError("not a database URL (see --db)", field="database_url") from None
+    try:
+        engine = make_engine(url)
+        with engine.connect():
+            pass
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigError(
+            f"{shown} is not a usable database URL ({exc})", field="database_url"
+        ) from None
+    except (OperationalError, InterfaceError, OSError) as exc:
+        # The driver's first line says why (refused, unknown host, bad password).
+        reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
+        raise ConfigError(
+            f"cannot reach the database at {shown}: {reason}", field="database_url"
+        ) from None
     migrate(engine)
     return session_factory(engine)
+
+
+# -- the addresses to print --------------------------------------------------------------
+
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+"""Hosts that mean every interface: no one can browse to them."""
+
+
+def http_base(host: str, port: int) -> str:
+    """``http://host:port``, with an IPv6 literal in brackets (``http://[::1]:8000``)."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def loopback_base(host: str, port: int) -> str:
+    """Where this machine reaches a server listening on ``host`` (the demo posts there)."""
+    if host in ("0.0.0.0", ""):
+        return http_base("127.0.0.1", port)
+    if host == "::":
+        return http_base("::1", port)
+    return http_base(host, port)
+
+
+def lan_address() -> str | None:
+    """This machine's IPv4 address on its default route, or ``None`` (offline).
+
+    Connecting a UDP socket sends nothing: the kernel only picks the route and
+    the source address it would use.
+    """
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("10.255.255.255", 1))
+        address = s.getsockname()[0]
+        if not address.startswith("127.") and address != "0.0.0.0":
+            return address
+    return None
+
+
+def listen_everywhere(port: int) -> socket.socket:
+    """A TCP socket bound to ``port`` on every IPv6 and IPv4 address (``--host ::``).
+
+    Raises:
+        ConfigError: If the port cannot be bound (in use, IPv6 unavailable).
+    """
+    from cv.errors import ConfigError
+
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigError(
+            f"no IPv6 on this machine ({exc.strerror or exc})", field="host"
+        ) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on [::]:{port}: {exc.strerror or exc}", field="host"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def link_bases(host: str, port: int) -> list[str]:
+    """The addresses to print for people, the one to use first.
+
+    A server on a wildcard host is named by the machine's LAN address (what a
+    phone on the same network opens), its host name, then loopback; any other
+    host by itself.
+    """
+    if host not in WILDCARD_HOSTS:
+        return [http_base(host, port)]
+    names = (lan_address(), socket.gethostname())
+    bases = [http_base(n, port) for n in names if n and n != "localhost"]
+    bases.append(loopback_base(host, port))
+    return list(dict.fromkeys(bases))
 
 
 @app.command()
@@ -92,20 +199,36 @@ def run(
         overrides.update(demo_feed=True, bootstrap_tokens=True, demo_rate=demo_rate)
     settings = _settings(**overrides)
     setup_json_logging()
-    base = f"http://{host}:{port}"
+    bases = link_bases(host, port)
+    base = bases[0]
     console.print(
         f"reader console: {base}{CONSOLE_PATH}\nhandheld:       {base}{HANDHELD_PATH}\n"
         f"watch list:     {base}{WATCHLIST_PATH}\nAPI docs:       {base}/docs",
         highlight=False,
     )
+    if len(bases) > 1:
+        console.print(f"also at:        {', '.join(bases[1:])}", highlight=False)
     if settings.demo_feed:
         console.print(
-            f"demo feed:      {settings.demo_rate:g} scans/s; sign-in links follow when ready",
+            f"demo feed:      {settings.demo_rate:g} scans/s; sign-in links follow once the "
+            "server listens",
             highlight=False,
         )
     server_app = create_app(settings)
-    server_app.state.base_url = base  # where the demo feed posts and what its links name
-    uvicorn.run(server_app, host=host, port=port, log_config=None, access_log=False)
+    server_app.state.base_url = loopback_base(host, port)  # where the demo feed posts
+    server_app.state.link_base = base  # what the demo's sign-in links name
+    if host != "::":
+        uvicorn.run(server_app, host=host, port=port, log_config=None, access_log=False)
+        return
+    # asyncio makes a socket on `::` IPv6-only; every address means IPv4 too (the
+    # phones on the hall's Wi-Fi, the LAN address printed above).
+    sock = listen_everywhere(port)
+    config = uvicorn.Config(server_app, host=host, port=port, log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    if not server.started:
+        raise typer.Exit(3)  # start-up failed (logged); uvicorn.run exits with 3 too
 
 
 @app.command()
@@ -164,7 +287,12 @@ def alert_stats_cmd(
     until: str | None = typer.Option(None, "--until", help="Alerts raised before this (UTC)."),
     site: str | None = typer.Option(None, "--site", help="Only this site's alerts."),
     lane: str | None = typer.Option(None, "--lane", help="Only this lane's alerts."),
-    kind: str = typer.Option("xray", "--kind", help="Alert kind: xray, reid or risk."),
+    kind: str = typer.Option(
+        "xray",
+        "--kind",
+        help="Alert kind: xray or reid. Declaration risk raises no alerts of its own: it "
+        "adds priority and reasons to X-ray alerts, counted under xray.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:

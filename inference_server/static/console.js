@@ -12,6 +12,10 @@
 // with Last-Event-ID; when it gives up, the panel reloads and follows again. On a
 // server without re-ID models (GET /v1/cctv/ready answers 503) the panel stays hidden.
 //
+// The site / lane filter in force is the one last submitted (or read at start from the
+// address bar, else this browser's last one); what is typed in the boxes applies only
+// when submitted, and is then kept in the address bar and in localStorage.
+//
 // Above the feed, the served model (GET /v2/models/xray, checked every minute so a
 // model swap shows) and what its alert thresholds do: the share of clean bags and of
 // threat bags they alarm on, as measured when they were chosen.
@@ -63,9 +67,14 @@
     streamRetryMs: STREAM_RETRY_MIN_MS,
     streamTimer: null,
     stopModel: null,
+    applied: { site: "", lane: "" }, // the filter in force: set on submit and at start
   };
 
   function filter() {
+    return state.applied;
+  }
+
+  function typedFilter() {
     return { site: ui.site.value.trim(), lane: ui.lane.value.trim() };
   }
 
@@ -417,7 +426,8 @@
   }
 
   function applyFilter() {
-    const { site, lane } = filter();
+    const { site, lane } = typedFilter();
+    state.applied = { site, lane };
     localStorage.setItem(KEY.site, site);
     localStorage.setItem(KEY.lane, lane);
     const url = new URL(window.location.href);
@@ -448,6 +458,7 @@
     const params = new URLSearchParams(window.location.search);
     ui.site.value = params.get("site") ?? localStorage.getItem(KEY.site) ?? "";
     ui.lane.value = params.get("lane") ?? localStorage.getItem(KEY.lane) ?? "";
+    state.applied = typedFilter();
     CV.wireSignIn({
       form: $("signin-form"),
       input: $("token"),
