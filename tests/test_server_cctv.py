@@ -543,6 +543,9 @@ def test_a_video_file_source_feeds_its_camera(srv: Srv, tmp_path: Path) -> None:
 
 
 def test_audit_log_query(srv: Srv) -> None:
+    # Lines of its own: under xdist this test may run before the module's others.
+    srv.camera("audit-q1")
+    srv.camera("audit-q2")
     rows = srv.audit()
     assert rows and [r["id"] for r in rows] == sorted(r["id"] for r in rows)
     assert {r["action"] for r in rows} <= {
