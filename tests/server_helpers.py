@@ -212,3 +212,60 @@ def sse_new_alerts(lines: Any, count: int, timeout: float = 30) -> list[dict[str
                 return found
         event = {}
     raise AssertionError("stream ended")
+
+
+Script = list[tuple[float, float, float, float, dict[str, float]]]
+"""Anchors of a scripted model: ``(cx, cy, w, h, {class: score})`` in input pixels."""
+
+
+def scripted_model_dir(
+    base: Path, script: Script, classes: list[str], *, threshold: float, name: str = "scripted"
+) -> Path:
+    """A model directory whose ONNX graph answers ``script`` for any batch of 64-pixel
+    images (one raw output, repeated over the batch), every class at ``threshold``: a
+    detector whose detections a test decides exactly."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from cv.models.weights import WeightsRecord, write_record
+
+    raw = np.zeros((1, 4 + len(classes), len(script)), dtype=np.float32)
+    for a, (cx, cy, w, hgt, scores) in enumerate(script):
+        raw[0, :4, a] = (cx, cy, w, hgt)
+        for cls, score in scores.items():
+            raw[0, 4 + classes.index(cls), a] = score
+    nodes = [
+        helper.make_node("Shape", ["images"], ["shape"]),
+        helper.make_node("Slice", ["shape", "zero", "one"], ["batch"]),
+        helper.make_node("Concat", ["batch", "tail"], ["out_shape"], axis=0),
+        helper.make_node("Expand", ["raw", "out_shape"], ["output0"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "scripted",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 64, 64])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", *raw.shape[1:]])],
+        initializer=[
+            onnx.numpy_helper.from_array(raw, "raw"),
+            onnx.numpy_helper.from_array(np.array(raw.shape[1:], dtype=np.int64), "tail"),
+            onnx.numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
+            onnx.numpy_helper.from_array(np.array([1], dtype=np.int64), "one"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    target = base / name
+    target.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, target / "model.onnx")
+    record = WeightsRecord(
+        name=name,
+        architecture="yolo11n",
+        classes=classes,
+        input_size=64,
+        thresholds=dict.fromkeys(classes, threshold),
+        files={"onnx": "model.onnx"},
+        recipe={"scripted": True},
+    )
+    write_record(record, target)
+    return target

@@ -14,7 +14,6 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import server_helpers as h
 from fastapi.testclient import TestClient
@@ -31,52 +30,7 @@ SCRIPT = [
 
 def scripted_model_dir(base: Path) -> Path:
     """A model directory whose ONNX graph answers :data:`SCRIPT` for any batch of images."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    from cv.models.weights import WeightsRecord, write_record
-
-    raw = np.zeros((1, 4 + len(CLASSES), len(SCRIPT)), dtype=np.float32)
-    for a, (cx, cy, w, hgt, scores) in enumerate(SCRIPT):
-        raw[0, :4, a] = (cx, cy, w, hgt)
-        for name, score in scores.items():
-            raw[0, 4 + CLASSES.index(name), a] = score
-    tail = np.array(raw.shape[1:], dtype=np.int64)
-    nodes = [
-        helper.make_node("Shape", ["images"], ["shape"]),
-        helper.make_node("Slice", ["shape", "zero", "one"], ["batch"]),
-        helper.make_node("Concat", ["batch", "tail"], ["out_shape"], axis=0),
-        helper.make_node("Expand", ["raw", "out_shape"], ["output0"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "scripted",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 64, 64])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", *raw.shape[1:]])],
-        initializer=[
-            onnx.numpy_helper.from_array(raw, "raw"),
-            onnx.numpy_helper.from_array(tail, "tail"),
-            onnx.numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
-            onnx.numpy_helper.from_array(np.array([1], dtype=np.int64), "one"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    target = base / "scripted"
-    target.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, target / "model.onnx")
-    record = WeightsRecord(
-        name="scripted",
-        architecture="yolo11n",
-        classes=CLASSES,
-        input_size=64,
-        thresholds=dict.fromkeys(CLASSES, OPERATING_POINT),
-        files={"onnx": "model.onnx"},
-        recipe={"scripted": True},
-    )
-    write_record(record, target)
-    return target
+    return h.scripted_model_dir(base, SCRIPT, CLASSES, threshold=OPERATING_POINT, name="scripted")
 
 
 @pytest.fixture(scope="module")
