@@ -2120,16 +2120,7 @@ class CctvService:
         Returns:
             Tracks stored.
         """
-        if self._pipeline is None or self.models is None:
-            return 0
-        with self._camera_lock:
-            if camera_id not in self._pipeline.camera_ids:
-                return 0
-            finished = self._pipeline.remove_camera(camera_id)
-        with self.sessions() as session:
-            return record_tracks(
-                session, self.store, camera_id, finished, embedder_id=self.models.embedder_id
-            )
+        return self._end_tracks(camera_id, keep_pipeline=False)
 
     def end_live_tracks(self, camera_id: str) -> int:
         """Ends a camera's live tracks and stores them, keeping its pipeline (its
@@ -2138,13 +2129,20 @@ class CctvService:
         Returns:
             Tracks stored.
         """
+        return self._end_tracks(camera_id, keep_pipeline=True)
+
+    def _end_tracks(self, camera_id: str, *, keep_pipeline: bool) -> int:
         if self._pipeline is None or self.models is None:
             return 0
         with self._camera_lock:
             if camera_id not in self._pipeline.camera_ids:
                 return 0
-            pipe = self._pipeline.camera(camera_id)
-        finished = pipe.finished_tracks(flush=True)
+            if keep_pipeline:
+                pipe = self._pipeline.camera(camera_id)
+            else:
+                finished = self._pipeline.remove_camera(camera_id)
+        if keep_pipeline:
+            finished = pipe.finished_tracks(flush=True)
         if not finished:
             return 0
         with self.sessions() as session:
