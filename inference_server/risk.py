@@ -44,7 +44,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cv.errors import DataFormatError
 from cv.models.risk import DEFAULT_PACK, Engine, SqlHistory, fuse, load_pack
@@ -55,9 +55,6 @@ from cv.models.risk.history import Outcome
 from cv.models.risk.lanes import LANES, Decision
 from cv.models.risk.pack import PackNotInForce, RulePack, load_pack_text
 from cv.records import Detection
-
-if TYPE_CHECKING:
-    import polars as pl
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +256,7 @@ class RiskService:
         with self._lock:
             history = self.engine.history
             if pack.aggregates and valid.height:
-                prior = stored_aggregate_keys(history, valid)  # type: ignore[arg-type]
+                prior = history.prior_frame(valid)  # type: ignore[attr-defined]
                 valid = add_aggregates(valid, pack.aggregates, prior=prior)
             rows = []
             for row in valid.iter_rows(named=True):
@@ -444,42 +441,6 @@ class RiskService:
                 fusion.scan_id,
                 fusion.declaration_id,
             )
-
-
-def stored_aggregate_keys(history: SqlHistory, batch: pl.DataFrame) -> pl.DataFrame:
-    """The stored declarations an upload's aggregations count, as the batch engine's ``prior``.
-
-    Those sharing an AWB or a consignee with a declaration of ``batch`` (every
-    aggregation groups by one or the other), with the columns
-    :func:`cv.models.risk.batch.add_aggregates` reads.
-    """
-    import polars as pl
-    import sqlalchemy as sa
-
-    from cv.models.risk.declaration import CENTS
-
-    t = history.declarations
-    awbs = batch.get_column("awb").drop_nulls().unique().to_list()
-    buyers = batch.get_column("consignee_key").drop_nulls().unique().to_list()
-    columns = (t.c.id, t.c.awb, t.c.supplier, t.c.consignee_key, t.c.purchase_day, t.c.arrival_day)
-    found: dict[str, tuple[Any, ...]] = {}
-    with history.engine.connect() as conn:
-        for column, values in ((t.c.awb, awbs), (t.c.consignee_key, buyers)):
-            for start in range(0, len(values), 500):  # under every database's parameter limit
-                query = sa.select(*columns, t.c.cents).where(
-                    column.in_(values[start : start + 500])
-                )
-                found.update((r[0], tuple(r)) for r in conn.execute(query))
-    schema = {
-        "id": pl.String,
-        "awb": pl.String,
-        "supplier": pl.String,
-        "consignee_key": pl.String,
-        "purchase_date": pl.Float64,
-        "arrival_date": pl.Float64,
-        CENTS: pl.Int64,
-    }
-    return pl.DataFrame(list(found.values()), schema=schema, orient="row")
 
 
 class TooManyRows(Exception):

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from cv.cli.data import app
-from cv.errors import ConfigError, DataValidationError
+from cv.cli.data import CLASS_MAP_OPTION, IMAGE_ROOT_OPTION, app, check_image_root
+from cv.errors import DataValidationError
 from cv.log import console
 from cv.settings import get_settings
 
@@ -63,7 +63,7 @@ def _load_leniently(
     Raises:
         ConfigError: If ``image_root`` is given for a format whose reader takes none.
     """
-    from cv.datasets.formats import READERS, detect_format, formats_taking, load_dataset
+    from cv.datasets.formats import READERS, detect_format, load_dataset
 
     name = detect_format(path) if fmt is None else fmt.strip().lower()
     entry = READERS.get(name)
@@ -76,12 +76,7 @@ def _load_leniently(
     if need_images and "missing_images" in accepted:
         options["missing_images"] = "raise"
     if image_root is not None:
-        if entry is not None and "image_root" not in accepted:
-            raise ConfigError(
-                f"the {name} reader finds its images itself; --image-root applies to "
-                f"{', '.join(formats_taking('image_root'))}",
-                field="--image-root",
-            )
+        check_image_root(name)
         options["image_root"] = image_root
     return load_dataset(path, fmt=name, class_map=class_map, **options)
 
@@ -98,14 +93,8 @@ def check(
         "--classes",
         help="Comma-separated taxonomy names that annotations must belong to.",
     ),
-    class_map: Path | None = typer.Option(
-        None, "--class-map", help="Your own class-map YAML instead of the shipped one."
-    ),
-    image_root: Path | None = typer.Option(
-        None,
-        "--image-root",
-        help="Folder the COCO file_name entries are relative to, where it cannot be guessed.",
-    ),
+    class_map: Path | None = CLASS_MAP_OPTION,
+    image_root: Path | None = IMAGE_ROOT_OPTION,
     report: Path | None = typer.Option(
         None,
         "--report",

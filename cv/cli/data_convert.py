@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cv.cli.bench import app as bench_app
-from cv.cli.data import app
+from cv.cli.data import CLASS_MAP_OPTION, IMAGE_ROOT_OPTION, app, check_image_root
 from cv.datasets.formats.common import DEFAULT_SPLIT_RATIOS
 from cv.errors import ConfigError
 
@@ -50,14 +50,8 @@ def convert(
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     to: str = typer.Option("yolo,coco", "--to", help="Outputs, comma separated: yolo, coco."),
-    class_map: Path | None = typer.Option(
-        None, "--class-map", help="Your own class-map YAML instead of the shipped one."
-    ),
-    image_root: Path | None = typer.Option(
-        None,
-        "--image-root",
-        help="Folder the COCO file_name entries are relative to, where it cannot be guessed.",
-    ),
+    class_map: Path | None = CLASS_MAP_OPTION,
+    image_root: Path | None = IMAGE_ROOT_OPTION,
     images: str = typer.Option(
         "symlink", "--images", help="How YOLO gets the images: symlink, copy or hardlink."
     ),
@@ -76,7 +70,6 @@ def convert(
 ) -> None:
     """Convert a public X-ray dataset from its own files to YOLO and / or COCO."""
     from cv.datasets.formats import (
-        READERS,
         detect_format,
         formats_taking,
         load_dataset,
@@ -109,13 +102,7 @@ def convert(
             )
         options["columns"] = gdxray_columns
     if image_root is not None:
-        takers = formats_taking("image_root")
-        if name in READERS and name not in takers:
-            raise ConfigError(
-                f"the {name} reader finds its images itself; --image-root applies to "
-                f"{', '.join(takers)}",
-                field="--image-root",
-            )
+        check_image_root(name)
         options["image_root"] = image_root
     if name in formats_taking("missing_images"):
         options["missing_images"] = "raise"  # the YOLO copy needs the pixels

@@ -18,13 +18,12 @@ from cv.datasets.formats.common import (
     add_object,
     index_images,
     make_dataset,
-    record_problem,
     recording_problems,
     relative_file,
     split_from_parts,
 )
 from cv.datasets.formats.registry import register_reader
-from cv.datasets.formats.voc import parse_voc
+from cv.datasets.formats.voc import read_voc_objects
 from cv.errors import DataFormatError, NotFoundError
 from cv.image import read_image_size
 from cv.log import progress
@@ -110,14 +109,7 @@ def read_eds(
 def _read_objects(
     xml: Path, rec: ImageRecord, cmap: ClassMap, invalid_boxes: InvalidBoxes, problems: Problems
 ) -> None:
-    voc = None
-    with recording_problems(rec, problems):
-        voc = parse_voc(xml, keep_going=problems == "record")
-    if voc is None:
-        return
-    for error in voc.errors:
-        record_problem(rec, error)
-    for obj in voc.objects:
+    for obj in read_voc_objects(xml, rec, problems):
         with recording_problems(rec, problems):
             ann = add_object(
                 rec,

@@ -23,13 +23,12 @@ from cv.datasets.formats.common import (
     Problems,
     add_object,
     make_dataset,
-    record_problem,
     recording_problems,
     relative_file,
     split_from_parts,
 )
 from cv.datasets.formats.registry import register_reader
-from cv.datasets.formats.voc import VocObject, parse_voc
+from cv.datasets.formats.voc import VocObject, read_voc_objects
 from cv.errors import DataFormatError, DataValidationError, NotFoundError
 from cv.image import IMAGE_SUFFIXES, read_image_size
 from cv.log import progress
@@ -170,14 +169,7 @@ def _read_objects(
     invalid_boxes: InvalidBoxes,
     problems: Problems,
 ) -> None:
-    voc = None
-    with recording_problems(rec, problems):
-        voc = parse_voc(xml, keep_going=problems == "record")
-    if voc is None:
-        return
-    for error in voc.errors:
-        record_problem(rec, error)
-    for obj in voc.objects:
+    for obj in read_voc_objects(xml, rec, problems):
         with recording_problems(rec, problems):
             _read_object(xml, obj, rec, label, cmap, invalid_boxes)
 

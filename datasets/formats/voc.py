@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cv.boxes import corners1_to_xyxy
-from cv.datasets.formats.common import parse_number
+from cv.datasets.formats.common import Problems, parse_number, record_problem, recording_problems
 from cv.errors import DataFormatError
+from cv.records import ImageRecord
 
 _CORNERS = ("xmin", "ymin", "xmax", "ymax")
 
@@ -100,6 +101,23 @@ def parse_voc(path: Path, *, keep_going: bool = False) -> VocFile:
         objects=objects,
         errors=errors,
     )
+
+
+def read_voc_objects(path: Path, record: ImageRecord, problems: Problems) -> list[VocObject]:
+    """The objects of ``record``'s VOC XML file, as a dataset reader reads them.
+
+    With ``problems="raise"`` this is :func:`parse_voc`'s objects. With
+    ``record``, a malformed file or ``<object>`` is listed on ``record``
+    (:func:`.common.record_problem`) and left out: a malformed file gives no objects.
+    """
+    voc = None
+    with recording_problems(record, problems):
+        voc = parse_voc(path, keep_going=problems == "record")
+    if voc is None:
+        return []
+    for error in voc.errors:
+        record_problem(record, error)
+    return voc.objects
 
 
 def _parse_object(obj: ET.Element, i: int, path: Path) -> VocObject:

@@ -399,6 +399,45 @@ class SqlHistory(_StreakMixin):
                     out[column] = (int(total) + own) / 100.0
         return out
 
+    def prior_frame(self, batch: pl.DataFrame) -> pl.DataFrame:
+        """The stored declarations a batch's aggregations count, as the batch engine's ``prior``.
+
+        Those sharing an AWB or a consignee with a declaration of ``batch`` (every
+        aggregation groups by one or the other), with the columns
+        :func:`.batch.add_aggregates` reads.
+        """
+        import polars as pl
+
+        sa, t = self._sa, self.declarations
+        awbs = batch.get_column("awb").drop_nulls().unique().to_list()
+        buyers = batch.get_column("consignee_key").drop_nulls().unique().to_list()
+        columns = (
+            t.c.id,
+            t.c.awb,
+            t.c.supplier,
+            t.c.consignee_key,
+            t.c.purchase_day,
+            t.c.arrival_day,
+        )
+        found: dict[str, tuple[Any, ...]] = {}
+        with self.engine.connect() as conn:
+            for column, values in ((t.c.awb, awbs), (t.c.consignee_key, buyers)):
+                for start in range(0, len(values), 500):  # under every database's parameter limit
+                    query = sa.select(*columns, t.c.cents).where(
+                        column.in_(values[start : start + 500])
+                    )
+                    found.update((r[0], tuple(r)) for r in conn.execute(query))
+        schema = {
+            "id": pl.String,
+            "awb": pl.String,
+            "supplier": pl.String,
+            "consignee_key": pl.String,
+            "purchase_date": pl.Float64,
+            "arrival_date": pl.Float64,
+            CENTS: pl.Int64,
+        }
+        return pl.DataFrame(list(found.values()), schema=schema, orient="row")
+
     def hit(self, rule_id: str, *, drawn: bool, max_hits: int | None) -> bool:
         selected = super().hit(rule_id, drawn=drawn, max_hits=max_hits)
         sa, t = self._sa, self.streaks

@@ -47,7 +47,7 @@ import yaml
 
 from cv.errors import ConfigError, NotFoundError
 
-from .declaration import KINDS, SCHEMA
+from .declaration import KINDS, SCHEMA, to_date
 from .expr import (
     BOOL,
     DATE,
@@ -353,9 +353,15 @@ class RulePack:
 
     def is_valid_on(self, day: date) -> bool:
         """Whether the pack may be used on ``day``."""
+        return self._outside(day) is None
+
+    def _outside(self, day: date) -> str | None:
+        """Where ``day`` lies outside the validity dates: ``early``, ``late``, or None (inside)."""
         if self.valid_from and day < self.valid_from:
-            return False
-        return not (self.valid_to and day > self.valid_to)
+            return "early"
+        if self.valid_to and day > self.valid_to:
+            return "late"
+        return None
 
     @property
     def validity(self) -> str:
@@ -366,12 +372,14 @@ class RulePack:
 
     def in_force_problem(self, day: date) -> str | None:
         """Why the pack is not in force on ``day``, naming its dates; None when it is."""
-        if self.valid_from and day < self.valid_from:
-            why = f"it starts on {self.valid_from}"
-        elif self.valid_to and day > self.valid_to:
-            why = f"it expired on {self.valid_to}"
-        else:
+        side = self._outside(day)
+        if side is None:
             return None
+        why = (
+            f"it starts on {self.valid_from}"
+            if side == "early"
+            else f"it expired on {self.valid_to}"
+        )
         return f"rule pack {self.label} is not in force on {day}: {why} ({self.validity})"
 
     def require_in_force(self, day: date, *, future: bool = False) -> None:
@@ -387,26 +395,23 @@ class RulePack:
             PackNotInForce: Naming the pack's dates.
         """
         problem = self.in_force_problem(day)
-        if problem is None or (future and self.valid_from and day < self.valid_from):
+        if problem is None:
             return
-        key = "valid_from" if self.valid_from and day < self.valid_from else "valid_to"
-        hint = " (activate it as a future pack to stage it now)" if key == "valid_from" else ""
-        raise PackNotInForce(problem + hint, path=self.path, field=key)
+        if self._outside(day) == "late":
+            raise PackNotInForce(problem, path=self.path, field="valid_to")
+        if not future:
+            hint = " (activate it as a future pack to stage it now)"
+            raise PackNotInForce(problem + hint, path=self.path, field="valid_from")
 
     def declaration_problem(self, arrival: float | None) -> str | None:
         """Why the pack may not decide a declaration arriving on ``arrival`` (days since
         1970-01-01), or None. A declaration without an arrival date is decided, as a rule's
         own dates let it through: a missing date never hides a violation."""
-        if arrival is None:
+        day = to_date(arrival)
+        side = None if day is None else self._outside(day)
+        if side is None:
             return None
-        day = date.fromordinal(int(arrival) + EPOCH_ORDINAL)
-        if self.is_valid_on(day):
-            return None
-        when = (
-            "before the pack starts"
-            if self.valid_from and day < self.valid_from
-            else "after the pack expired"
-        )
+        when = "before the pack starts" if side == "early" else "after the pack expired"
         return (
             f"arrival date {day} is {when}: rule pack {self.label} is {self.validity}; "
             "decide it with the pack in force on that date"
