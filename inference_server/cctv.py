@@ -1450,11 +1450,8 @@ def search_tracks(
     entry = get_entry(session, entry_id)
     if not is_active(entry, now):
         raise EntryEnded(f"entry {entry_id} is {entry_state(entry, now)}", field="state")
-    if embedder_id is not None and entry.embedder != embedder_id:
-        why = (
-            f"entry {entry_id} was enrolled with re-ID model {entry.embedder}, not the loaded "
-            f"{embedder_id}: their embeddings cannot be compared; enrol the person again"
-        )
+
+    def audited(**detail: Any) -> None:
         audit(
             session,
             actor=actor,
@@ -1462,10 +1459,17 @@ def search_tracks(
             list_name=entry.list_name,
             entry_id=entry.id,
             camera_id=camera_id,
-            detail={"reason": reason.strip(), "refused": why},
+            detail={"reason": reason.strip(), **detail},
             at=now,
         )
         session.commit()
+
+    if embedder_id is not None and entry.embedder != embedder_id:
+        why = (
+            f"entry {entry_id} was enrolled with re-ID model {entry.embedder}, not the loaded "
+            f"{embedder_id}: their embeddings cannot be compared; enrol the person again"
+        )
+        audited(refused=why)
         raise EntryOtherEmbedder(why, field="embedder")
     vectors = np.stack([vector_of(v.vector, v.dim) for v in entry.vectors])
     query = select(db.ReidTrack)
@@ -1485,25 +1489,14 @@ def search_tracks(
             hits.append((sim, track))
     hits.sort(key=lambda h: -h[0])
     hits = hits[:limit]
-    audit(
-        session,
-        actor=actor,
-        action="search",
-        list_name=entry.list_name,
-        entry_id=entry.id,
-        camera_id=camera_id,
-        detail={
-            "reason": reason.strip(),
-            "since": _iso(since),
-            "tracks_searched": searched,
-            "tracks_other_embedder": other,
-            "embedder": entry.embedder,
-            "hits": [{"track": t.id, "similarity": round(s, 4)} for s, t in hits],
-            "threshold": threshold,
-        },
-        at=now,
+    audited(
+        since=_iso(since),
+        tracks_searched=searched,
+        tracks_other_embedder=other,
+        embedder=entry.embedder,
+        hits=[{"track": t.id, "similarity": round(s, 4)} for s, t in hits],
+        threshold=threshold,
     )
-    session.commit()
     return [
         {
             "track_row": t.id,
@@ -2330,10 +2323,6 @@ class CctvService:
                 worker[1].close()
         return status
 
-    def _check_source_camera(self, camera_id: str) -> None:
-        with self.sessions() as session:
-            check_feeds_watchlist(get_camera(session, camera_id))
-
     def _open_source(
         self, camera_id: str, url: str, *, realtime: bool, loop: bool
     ) -> tuple[SourceStatus, Any]:
@@ -2344,7 +2333,9 @@ class CctvService:
         """
         from cv.models.cctv import VideoReader
 
-        self._check_source_camera(camera_id)
+        with self.sessions() as session:
+            camera = get_camera(session, camera_id)
+            check_feeds_watchlist(camera)
         reader = VideoReader(url, fps=None)  # opening now gives the caller a clear error
         status = SourceStatus(camera_id=camera_id, url=url, realtime=realtime, loop=loop)
         status.fps = reader.fps

@@ -96,12 +96,12 @@ def http_base(host: str, port: int) -> str:
 
 
 def loopback_base(host: str, port: int) -> str:
-    """Where this machine reaches a server listening on ``host`` (the demo posts there)."""
-    if host in ("0.0.0.0", ""):
-        return http_base("127.0.0.1", port)
-    if host == "::":
-        return http_base("::1", port)
-    return http_base(host, port)
+    """Where this machine reaches a server listening on ``host`` (the demo posts there):
+    a wildcard host becomes loopback (:func:`~cv.inference_server.demo.local_url`)."""
+    from cv.inference_server.demo import local_url
+
+    base = http_base(host, port)
+    return local_url(base) if host in WILDCARD_HOSTS else base
 
 
 def lan_address() -> str | None:
