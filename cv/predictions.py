@@ -165,9 +165,7 @@ def read_predictions(path: str | PathLike[str]) -> Predictions:
     classes = _field(doc, "classes", p, "classes")
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise DataFormatError("must be a list of class names", path=p, field="classes")
-    model = doc.get("model") or {}
-    if not isinstance(model, dict):
-        raise DataFormatError(f"must be an object, got {_brief(model)}", path=p, field="model")
+    model = _object(doc.get("model") or {}, p, "model")
     images: list[ImagePredictions] = []
     for i, entry in enumerate(_list(_field(doc, "images", p, "images"), p, "images")):
         where = f"images[{i}]"

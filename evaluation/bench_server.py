@@ -537,25 +537,17 @@ def bench_server(
         ``latency``, targets and ratios, and what was measured (model, images,
         settings).
     """
-    from cv.errors import ConfigError
     from cv.evaluation.bench_detector import untrained_model_dir
-    from cv.models.load import RUNTIMES, default_model_dir, load_detector, load_onnx_detector
+    from cv.models.load import (
+        check_runtime_options,
+        default_model_dir,
+        load_detector,
+        load_onnx_detector,
+    )
     from cv.models.runtime import OPENVINO_PRECISIONS
 
     # Checked here, not by the started server, whose refusal would only be in its log.
-    if runtime not in RUNTIMES:
-        raise ConfigError(
-            f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}", field="--runtime"
-        )
-    if precision not in OPENVINO_PRECISIONS:
-        raise ConfigError(
-            f"unknown precision {precision!r}; use one of {', '.join(OPENVINO_PRECISIONS)}",
-            field="--precision",
-        )
-    if precision != "f32" and runtime != "openvino":
-        raise ConfigError(
-            f"--precision {precision} applies to --runtime openvino only", field="--precision"
-        )
+    check_runtime_options(runtime, precision, precisions=OPENVINO_PRECISIONS)
 
     own_tmp = None
     if work_dir is None:

@@ -581,7 +581,14 @@ def bag_alarms(
     server alerts with) do per bag on ``dataset``: the figures a site wants of
     thresholds chosen elsewhere."""
     pairs = pair_images(dataset, predictions, allow_extra=allow_extra)
-    clean, threat = _split_bags(pairs, set(thresholds))
+    return _count_alarms(*_split_bags(pairs, set(thresholds)), thresholds)
+
+
+def _count_alarms(
+    clean: Sequence[Any], threat: Sequence[Any], thresholds: Mapping[str, float]
+) -> BagAlarms:
+    """The bags of ``clean`` and ``threat`` on which some detection of a thresholded
+    class is at or above its class's threshold."""
 
     def fires(pair: Any) -> bool:
         return any(
@@ -676,16 +683,8 @@ def _bag_thresholds(
             c: threshold_at_rate(negatives[c], candidates[c], rate=rate_of(c, rate))
             for c in negatives
         }
-
-        def fires(pair: Any) -> bool:
-            return any(
-                d.category in chosen and d.score >= chosen[d.category][0]
-                for d in pair.predicted.detections
-            )
-
-        far = sum(map(fires, clean)) / len(clean)
-        dr = sum(map(fires, threat)) / len(threat) if threat else 0.0
-        return chosen, far, dr
+        alarms = _count_alarms(clean, threat, {c: t for c, (t, _) in chosen.items()})
+        return chosen, alarms.far or 0.0, alarms.detection_rate or 0.0
 
     # Rates that can occur: k / (n w) over each class's n negatives and weight w;
     # between two of them no threshold changes. Rate 0 fires on no clean bag (every

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -448,6 +448,51 @@ def _compare_detections(
     return out
 
 
+def _nonfinite(
+    raw: tuple[NDArray[np.float32], NDArray[np.float32]], why: str, problems: list[str]
+) -> None:
+    """Adds to ``problems`` where the graph's raw outputs are not finite but torch's are."""
+    rt, ro = raw
+    bad = ~np.isfinite(ro) & np.isfinite(rt)
+    if bad.any():
+        problems.append(
+            f"onnx gave {int(bad.sum())} non-finite raw outputs ({why}) where torch's are finite"
+        )
+
+
+_R = TypeVar("_R", bound="ParityReport")
+
+
+def _finish_report(
+    report_cls: type[_R],
+    model_dir: str | PathLike[str],
+    what: str,
+    *,
+    raise_on_failure: bool,
+    dets: _DetectionParity,
+    problems: list[str],
+    **fields: Any,
+) -> _R:
+    """The report of a parity check from its figures and ``dets``; raises
+    :class:`ParityError` (``what`` does not reproduce PyTorch) on failure when asked."""
+    report = report_cls(
+        **fields,
+        detections_torch=dets.detections_torch,
+        detections_onnx=dets.detections_onnx,
+        matched=dets.matched,
+        min_iou=dets.min_iou,
+        max_score_diff=dets.max_score_diff,
+        passed=not problems,
+        problems=problems,
+    )
+    if problems and raise_on_failure:
+        raise ParityError(
+            f"{what} does not reproduce PyTorch: " + "; ".join(problems[:3]),
+            path=Path(model_dir) / report.onnx_file,
+        )
+    return report
+
+
 def parity_check(
     model_dir: str | PathLike[str],
     images: Sequence[NDArray[np.uint8]],
@@ -494,12 +539,7 @@ def parity_check(
         excess = diff / (atol + rtol * mag)
         big = mag > atol
         rel = diff[big] / mag[big] if big.any() else np.zeros(1)
-        bad = ~np.isfinite(ro) & np.isfinite(rt)
-        if bad.any():
-            problems.append(
-                f"onnx gave {int(bad.sum())} non-finite raw outputs (NaN or inf) where "
-                "torch's are finite"
-            )
+        _nonfinite((rt, ro), "NaN or inf", problems)
     worst = float(excess.max())
     if not worst <= 1.0:  # NaN compares False either way: a NaN output fails here too
         problems.append(
@@ -512,28 +552,21 @@ def parity_check(
             torch_det, onnx_det, (rt, ro), metas,
             conf=conf, iou=iou, min_iou=min_iou, slack=atol, problems=problems,
         )  # fmt: skip
-    report = ParityReport(
+    return _finish_report(
+        ParityReport,
+        model_dir,
+        "ONNX Runtime",
+        raise_on_failure=raise_on_failure,
+        dets=dets,
+        problems=problems,
         onnx_file=onnx_file or ONNX_FILE,
         images=len(images),
         max_abs_diff=float(diff.max()),
         max_rel_diff=float(rel.max()),
         worst_excess=worst,
-        detections_torch=dets.detections_torch,
-        detections_onnx=dets.detections_onnx,
-        matched=dets.matched,
-        min_iou=dets.min_iou,
-        max_score_diff=dets.max_score_diff,
         atol=atol,
         rtol=rtol,
-        passed=not problems,
-        problems=problems,
     )
-    if problems and raise_on_failure:
-        raise ParityError(
-            "ONNX Runtime does not reproduce PyTorch: " + "; ".join(problems[:3]),
-            path=Path(model_dir) / report.onnx_file,
-        )
-    return report
 
 
 @dataclass(slots=True)
@@ -607,12 +640,7 @@ def fp16_parity_check(
         max_abs = float(diff.max())
         max_rel = float((diff[:, :4][big] / mag[big]).max()) if big.any() else 0.0
         worst = max(float(box_excess.max()), float(score_excess.max()))
-        bad = ~np.isfinite(ro) & np.isfinite(rt)
-        if bad.any():
-            problems.append(
-                f"onnx gave {int(bad.sum())} non-finite raw outputs (NaN or inf; FP16 "
-                "overflows above 65504) where torch's are finite"
-            )
+        _nonfinite((rt, ro), "NaN or inf; FP16 overflows above 65504", problems)
         if not float(box_excess.max()) <= 1.0:  # NaN fails too
             problems.append(
                 f"raw boxes differ by up to {float(diff[:, :4].max()):.3g} px "
@@ -631,27 +659,20 @@ def fp16_parity_check(
                 f"matched detections' scores differ by up to {dets.max_score_diff:.3g} "
                 f"(beyond {score_atol:g})"
             )
-    report = Fp16ParityReport(
+    return _finish_report(
+        Fp16ParityReport,
+        model_dir,
+        "the FP16 graph",
+        raise_on_failure=raise_on_failure,
+        dets=dets,
+        problems=problems,
         onnx_file=onnx_file,
         images=len(images),
         max_abs_diff=max_abs,
         max_rel_diff=max_rel,
         worst_excess=worst,
-        detections_torch=dets.detections_torch,
-        detections_onnx=dets.detections_onnx,
-        matched=dets.matched,
-        min_iou=dets.min_iou,
-        max_score_diff=dets.max_score_diff,
         atol=box_atol,
         rtol=box_rtol,
-        passed=not problems,
-        problems=problems,
         score_atol=score_atol,
         iou_required=min_iou,
     )
-    if problems and raise_on_failure:
-        raise ParityError(
-            "the FP16 graph does not reproduce PyTorch: " + "; ".join(problems[:3]),
-            path=Path(model_dir) / onnx_file,
-        )
-    return report

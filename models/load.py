@@ -260,6 +260,37 @@ def load_openvino_detector(
     return detector
 
 
+def check_runtime_options(
+    runtime: str, precision: str, *, precisions: Sequence[str] | None = None
+) -> None:
+    """Checks a command's ``--runtime`` and ``--precision`` before anything loads.
+
+    Args:
+        runtime: One of :data:`RUNTIMES`.
+        precision: ``f32``, or another OpenVINO precision with runtime ``openvino``.
+        precisions: The known precisions, when ``precision`` itself is to be checked
+            here too (else compiling the model refuses an unknown one).
+
+    Raises:
+        ConfigError: If either is unknown, or a precision is given to another runtime.
+    """
+    from cv.errors import ConfigError
+
+    if runtime not in RUNTIMES:
+        raise ConfigError(
+            f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}", field="--runtime"
+        )
+    if precisions is not None and precision not in precisions:
+        raise ConfigError(
+            f"unknown precision {precision!r}; use one of {', '.join(precisions)}",
+            field="--precision",
+        )
+    if precision != "f32" and runtime != "openvino":
+        raise ConfigError(
+            f"--precision {precision} applies to --runtime openvino only", field="--precision"
+        )
+
+
 def load_detector(
     model_dir: str | PathLike[str],
     *,

@@ -789,24 +789,15 @@ def finished_run_error(run_dir: Path, done: int) -> ConfigError:
     )
 
 
-def _previous_sessions(run_dir: Path) -> tuple[int, float]:
-    """Epochs done and training seconds of a run's earlier sessions, as its
-    ``last/model.json`` records them; ``(0, 0.0)`` before any epoch ended."""
+def _check_resume(run_dir: Path, classes: Sequence[str], epochs: int) -> float:
+    """Checks that a run can resume on a dataset with ``classes`` up to ``epochs``, as
+    its ``last/model.json`` tells (nothing to check before any epoch ended), and
+    returns the training seconds of its earlier sessions."""
     from cv.models.weights import read_record
 
     last = run_dir / "last"
     if not (last / "model.json").is_file():
-        return 0, 0.0
-    training = read_record(last, verify=False).training
-    return int(training.get("epochs_done") or 0), float(training.get("time_s") or 0.0)
-
-
-def _check_resume_classes(run_dir: Path, classes: Sequence[str]) -> None:
-    from cv.models.weights import read_record
-
-    last = run_dir / "last"
-    if not (last / "model.json").is_file():
-        return
+        return 0.0
     rec = read_record(last, verify=False)
     if list(rec.classes) != list(classes):
         raise ConfigError(
@@ -815,6 +806,10 @@ def _check_resume_classes(run_dir: Path, classes: Sequence[str]) -> None:
             path=last / "model.json",
             field="classes",
         )
+    done = int(rec.training.get("epochs_done") or 0)
+    if done and epochs <= done:
+        raise finished_run_error(run_dir, done)
+    return float(rec.training.get("time_s") or 0.0)
 
 
 def train_xray(
@@ -866,11 +861,7 @@ def train_xray(
         lg.addHandler(handler)
     try:
         data_yaml, classes, dataset = resolve_data(config, run_dir)
-        done, prior_s = _previous_sessions(run_dir) if resume else (0, 0.0)
-        if resume:
-            _check_resume_classes(run_dir, classes)
-            if done and config.epochs <= done:
-                raise finished_run_error(run_dir, done)
+        prior_s = _check_resume(run_dir, classes, config.epochs) if resume else 0.0
         dump_config(config, run_dir / "config.yaml")
         transforms = build_transforms(config, classes=classes, data_yaml=data_yaml)
         _offline_fonts()

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from cv.errors import ConfigError, NotFoundError
 from cv.log import console
-from cv.models.load import RUNTIMES
+from cv.models.load import check_runtime_options
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -267,14 +267,7 @@ def xray(
             "--save-thresholds and --save-metrics write into a model: give --model DIR",
             field="--model",
         )
-    if runtime not in RUNTIMES:
-        raise ConfigError(
-            f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}", field="--runtime"
-        )
-    if precision != "f32" and runtime != "openvino":
-        raise ConfigError(
-            f"--precision {precision} applies to --runtime openvino only", field="--precision"
-        )
+    check_runtime_options(runtime, precision)
     split = split.strip().lower()
     if split not in ("train", "val", "test", "all"):
         raise ConfigError(f"unknown split {split!r}; use train, val, test or all", field="--split")
