@@ -45,6 +45,17 @@ PIPELINE: dict[str, Any] = {
 ENROL_CONF = 0.005
 """Enrolment's person score, below the untrained detector's constant score."""
 
+CONTROL = "customs-control"
+"""A camera purpose the server accepts."""
+
+
+def models_base(tmp_path_factory: Any) -> Path:
+    """The session's folder of tiny CCTV models, shared by the test modules (a
+    module's ``models`` fixture returns it)."""
+    base = tmp_path_factory.getbasetemp() / "cctv-models"
+    base.mkdir(exist_ok=True)
+    return base
+
 
 def make_person_detector_dir(base: Path, *, onnx: bool = False) -> Path:
     """An untrained 64-pixel YOLO11n detector of class ``person`` (cached under ``base``).
@@ -141,6 +152,18 @@ def cctv_settings(tmp: Path, models: Path, *, onnx: bool = False, **overrides: A
     return h.server_settings(tmp, tmp / "no-xray-model", **values)
 
 
+def write_video(path: Path, image: np.ndarray, frames: int = 12, fps: float = 10.0) -> Path:
+    """An MP4 file at ``path`` showing ``image`` (RGB) for ``frames`` frames."""
+    import cv2
+
+    height, width = image.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
+    for _ in range(frames):
+        writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
 def in_days(days: float) -> str:
     """An ISO 8601 time ``days`` from now (UTC)."""
     return (datetime.now(UTC) + timedelta(days=days)).isoformat()
@@ -192,6 +215,26 @@ class ThreadServer:
     @property
     def services(self) -> Any:
         return self.app.state.services
+
+
+class Client:
+    """HTTP calls to one server with one token per role (test modules add their own calls)."""
+
+    def __init__(self, server: ThreadServer, tokens: dict[str, dict[str, str]]) -> None:
+        self.server = server
+        self.tokens = tokens
+        self.http = httpx.Client(base_url=server.base, timeout=60)
+
+    def request(self, method: str, path: str, who: str = "admin", **kwargs: Any) -> Any:
+        return self.http.request(method, path, headers=self.tokens[who], **kwargs)
+
+    def camera(self, camera_id: str, **fields: Any) -> None:
+        body = {"id": camera_id, "site": "ICN-T1", "location": "hall", "purpose": CONTROL}
+        r = self.request("POST", "/v1/cameras", json={**body, **fields})
+        assert r.status_code in (200, 201), r.text
+
+    def source(self, camera_id: str) -> httpx.Response:
+        return self.request("GET", f"/v1/cameras/{camera_id}/source")
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -8,6 +8,7 @@ does not).
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -167,9 +168,6 @@ def serve_process(tmp_path: Path, env: dict[str, str]) -> tuple[Any, str]:
     answers too)."""
     import subprocess
     import sys
-    import time
-
-    import httpx
 
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "cv.inference_server.app:create_app"]
@@ -178,15 +176,83 @@ def serve_process(tmp_path: Path, env: dict[str, str]) -> tuple[Any, str]:
     log = open(log_path, "wb")  # noqa: SIM115  (closed with the process)
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120  # model load and warm-up on a busy machine
+    wait_live(proc, base, log_path)
+    return proc, base
+
+
+def wait_live(proc: Any, base: str, log_path: Path, timeout: float = 120) -> None:
+    """Waits until the server process ``proc`` answers HTTP at ``base`` (its log, shown
+    if it dies or never answers, at ``log_path``); 120 s covers a model's load and
+    warm-up on a busy machine."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
     while True:
         assert proc.poll() is None, log_path.read_text()
         try:
             httpx.get(f"{base}/v2/health/live", timeout=1)
-            return proc, base
+            return
         except httpx.TransportError:
-            assert time.monotonic() < deadline, "server did not start"
+            assert time.monotonic() < deadline, f"server did not start: {log_path.read_text()}"
             time.sleep(0.1)
+
+
+def stop_process(proc: Any, timeout: float = 20) -> None:
+    """SIGTERM to a server process still running, then SIGKILL if it has not stopped
+    within ``timeout`` seconds."""
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def sqlite_with_tokens(path: Path, tokens: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """A migrated SQLite database at ``path`` holding ``tokens`` (name -> role): its URL
+    and each token's secret by name."""
+    from cv.inference_server import db
+    from cv.inference_server.auth import create_token
+
+    url = f"sqlite:///{path}"
+    engine = db.make_engine(url)
+    try:
+        db.migrate(engine)
+        with db.session_factory(engine)() as session:
+            secrets = {
+                name: create_token(session, name=name, role=role) for name, role in tokens.items()
+            }
+    finally:
+        engine.dispose()
+    return url, secrets
+
+
+DEMO_LINK = re.compile(
+    r"^\s+(reader console|handheld|watch list)\s+(http://\S+)\?token=(cvt_\S+)$", re.M
+)
+"""A sign-in link that ``serve run --demo`` prints: label, page URL, token."""
+
+
+def demo_links(proc: Any, out: Path, timeout: float = 120) -> dict[str, tuple[str, str]]:
+    """The three sign-in links a ``serve run --demo`` process prints to its log ``out``:
+    label -> (page URL, token); waits for them (model load and warm-up take a while)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        text = out.read_text(errors="replace")
+        links = {m[1]: (m[2], m[3]) for m in DEMO_LINK.finditer(text)}
+        if len(links) == 3:
+            return links
+        assert proc.poll() is None, text
+        assert time.monotonic() < deadline, text
+        time.sleep(0.2)
 
 
 def sse_new_alerts(lines: Any, count: int, timeout: float = 30) -> list[dict[str, Any]]:

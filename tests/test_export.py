@@ -6,49 +6,29 @@ import re
 import shutil
 from pathlib import Path
 
+import export_helpers
 import numpy as np
 import pytest
 
 from cv.errors import ConfigError, NotFoundError
 from cv.models.export import ParityError, export_onnx, parity_check, quantize_int8
-from cv.models.load import build_torch_model, init_model_dir, load_detector, save_model
+from cv.models.load import init_model_dir, load_detector
 from cv.models.triton import write_triton_repository
 from cv.models.weights import read_record, write_record
 
-CLASSES = ["gun", "knife", "scissors"]
+CLASSES = export_helpers.CLASSES
 CONF = 0.63
 
 
-def _images() -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    return [
-        rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for w, h in [(100, 50), (64, 64), (40, 90)]
-    ]
+_images = export_helpers.sample_images
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny yolo11n (3 classes, 64 px) whose class-1 bias is raised so that,
-    untrained, it still makes detections to compare; exported with FP16.
-
-    An untrained network's head sees near-zero features, so its scores take one
-    value per pyramid level (the class bias): candidates of one
-    level tie exactly, and float rounding may order them either way in NMS. The
-    detection-level checks use ``conf=CONF`` (only the top level, whose huge boxes
-    NMS merges into one per image), the raw-output checks use everything."""
-    import torch
-
-    d = tmp_path_factory.mktemp("exp") / "m"
-    init_model_dir(d, architecture="yolo11n", classes=CLASSES, input_size=64)
-    model, record = build_torch_model(d)
-    with torch.no_grad():
-        # Class 1 scores sigmoid(0.0 / 0.3 / 0.7) = 0.50 / 0.57 / 0.67 at strides
-        # 8 / 16 / 32; the other classes far below: no ties between classes.
-        for seq, b1 in zip(model.model[-1].cv3, (0.0, 0.3, 0.7), strict=True):
-            seq[-1].bias.copy_(torch.tensor([-3.0, b1, -1.0]))
-    save_model(model, record, d)
-    export_onnx(d, half=True)
-    return d
+    """:func:`export_helpers.detecting_tiny_model`. The detection-level checks use
+    ``conf=CONF`` (only the top level, whose huge boxes NMS merges into one per
+    image), the raw-output checks use everything."""
+    return export_helpers.detecting_tiny_model(tmp_path_factory.mktemp("exp") / "m")
 
 
 def test_graph_has_dynamic_batch_and_fixed_output(exported: Path) -> None:

@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import export_helpers
 import numpy as np
 import pytest
 
@@ -20,40 +21,24 @@ from cv.models.export import (
     FP16_SCORE_ATOL,
     Fp16ParityReport,
     ParityError,
-    export_onnx,
     fp16_parity_check,
     parity_check,
 )
-from cv.models.load import build_torch_model, init_model_dir, save_model
+from cv.models.load import init_model_dir
 from cv.models.weights import read_record
 from cv.records import Dataset, ImageRecord
 
-CLASSES = ["gun", "knife", "scissors"]
+CLASSES = export_helpers.CLASSES
 CONF = 0.63
 
 
-def _images() -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    return [
-        rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for w, h in [(100, 50), (64, 64), (40, 90)]
-    ]
+_images = export_helpers.sample_images
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny yolo11n (64 px) that detects untrained (class-1 bias raised, as in
-    test_export.py), exported with its FP16 graph."""
-    import torch
-
-    d = tmp_path_factory.mktemp("fp16") / "m"
-    init_model_dir(d, architecture="yolo11n", classes=CLASSES, input_size=64)
-    model, record = build_torch_model(d)
-    with torch.no_grad():
-        for seq, b1 in zip(model.model[-1].cv3, (0.0, 0.3, 0.7), strict=True):
-            seq[-1].bias.copy_(torch.tensor([-3.0, b1, -1.0]))
-    save_model(model, record, d)
-    export_onnx(d, half=True)
-    return d
+    """A tiny yolo11n (64 px) that detects untrained, exported with its FP16 graph."""
+    return export_helpers.detecting_tiny_model(tmp_path_factory.mktemp("fp16") / "m")
 
 
 # ----------------------------------------------------------------------------- FP16 parity
@@ -187,22 +172,27 @@ def test_evaluation_takes_test_else_val_else_all() -> None:
 # ----------------------------------------------------------------------------- CLI
 
 
-@pytest.fixture(scope="module")
-def split_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
-    """A 20-image synthetic set with train, val and test splits; images per split."""
+def _synth(root: Path, n_images: int, splits: tuple[float, float, float], seed: int) -> Dataset:
+    """A synthetic 96 px gun / knife set at ``root``."""
     from cv.datasets.synth import generate
 
-    root = tmp_path_factory.mktemp("splits") / "ds"
-    ds = generate(
+    return generate(
         root,
-        n_images=20,
+        n_images=n_images,
         size=(96, 96),
         classes=("gun", "knife"),
-        splits=(0.5, 0.25, 0.25),
-        seed=1,
+        splits=splits,
+        seed=seed,
         workers=1,
         show_progress=False,
     )
+
+
+@pytest.fixture(scope="module")
+def split_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    """A 20-image synthetic set with train, val and test splits; images per split."""
+    root = tmp_path_factory.mktemp("splits") / "ds"
+    ds = _synth(root, n_images=20, splits=(0.5, 0.25, 0.25), seed=1)
     counts = {s: sum(im.split == s for im in ds.images) for s in ("train", "val", "test")}
     assert all(counts.values())
     return root, counts
@@ -244,19 +234,8 @@ def test_cli_records_the_splits_and_the_fp16_accuracy_change(
 def test_cli_refuses_to_calibrate_on_test_images_only(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from cv.datasets.synth import generate
-
     test_only = tmp_path / "test-only"
-    generate(
-        test_only,
-        n_images=3,
-        size=(96, 96),
-        classes=("gun", "knife"),
-        splits=(0.0, 0.0, 1.0),
-        seed=2,
-        workers=1,
-        show_progress=False,
-    )
+    _synth(test_only, n_images=3, splits=(0.0, 0.0, 1.0), seed=2)
     d = tmp_path / "m"
     init_model_dir(d, architecture="yolo11n", classes=["gun", "knife"], input_size=64)
     code = main(["export", "onnx", str(d), "--int8", "--calib", str(test_only)])

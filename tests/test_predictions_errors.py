@@ -48,6 +48,12 @@ def _files(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     return data, doc
 
 
+def _eval_xray(data: Path, predictions: Path, out: Path) -> int:
+    """``customs-vision eval xray`` of a predictions file; its exit code."""
+    args = ["--data", str(data), "--predictions", str(predictions), "--out", str(out)]
+    return main(["eval", "xray", *args])
+
+
 def _set(*keys: Any, value: Any) -> Callable[[dict[str, Any]], None]:
     def change(doc: dict[str, Any]) -> None:
         target = doc
@@ -100,18 +106,7 @@ def test_a_bad_value_names_the_file_and_json_path(
         read_predictions(bad)
     assert e.value.path == str(bad) and e.value.field == where
 
-    code = main(
-        [
-            "eval",
-            "xray",
-            "--data",
-            str(data),
-            "--predictions",
-            str(bad),
-            "--out",
-            str(tmp_path / "o"),
-        ]
-    )
+    code = _eval_xray(data, bad, tmp_path / "o")
     err = capsys.readouterr().err
     assert code == DataFormatError.exit_code, err
     assert f"bad.json: {where}:" in err
@@ -128,16 +123,5 @@ def test_the_valid_file_still_evaluates(tmp_path: Path, capsys: pytest.CaptureFi
     good.write_text(json.dumps(doc))
     back = read_predictions(good)
     assert back.images[0].width == 96 and back.images[0].detections[0].class_id == 0
-    code = main(
-        [
-            "eval",
-            "xray",
-            "--data",
-            str(data),
-            "--predictions",
-            str(good),
-            "--out",
-            str(tmp_path / "o"),
-        ]
-    )
+    code = _eval_xray(data, good, tmp_path / "o")
     assert code == 0, capsys.readouterr().err

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pg_helpers
 import polars as pl
 import pytest
+from risk_helpers import PACK, clean, fired, frame_of
 
-from cv.datasets.declarations import clean_declaration
 from cv.models.risk.batch import expand, score_file, score_frame
 from cv.models.risk.declaration import (
     MAX_LENGTH,
@@ -22,39 +22,7 @@ from cv.models.risk.declaration import (
 from cv.models.risk.engine import Engine
 from cv.models.risk.fusion import explained_classes, fuse
 from cv.models.risk.history import SqlHistory
-from cv.models.risk.pack import DEFAULT_PACK, load_pack
 from cv.records import Detection
-
-PACK = load_pack(DEFAULT_PACK)
-
-
-def clean(kind: str = "list", **changes):
-    return clean_declaration(kind, **changes)
-
-
-def fired_online(records: list[dict]) -> list[set[str]]:
-    engine = Engine(PACK)
-    for r in records:  # the history holds every declaration before any is decided, as a batch does
-        engine.history.add(normalize(r, rates=PACK.rates))
-    return [{f.id for f in engine.decide(r).fired} for r in records]
-
-
-def frame_of(records: list[dict]) -> pl.DataFrame:
-    columns = sorted({k for r in records for k in r})
-    return pl.DataFrame([{k: r.get(k) for k in columns} for r in records], infer_schema_length=None)
-
-
-def fired_batch(records: list[dict]) -> list[set[str]]:
-    result = score_frame(PACK, frame_of(records), quotas=False)
-    assert result.errors.height == 0, result.errors
-    return [set(filter(None, x.split(";"))) for x in expand(result).get_column("rules").to_list()]
-
-
-def fired(records: list[dict]) -> list[set[str]]:
-    online, batch = fired_online(records), fired_batch(records)
-    assert online == batch
-    return online
-
 
 # --------------------------------------------------------------------------- 1. US splitting
 

@@ -6,45 +6,10 @@ batch (polars), and both must fire exactly the rules expected.
 
 from __future__ import annotations
 
-import polars as pl
 import pytest
+from risk_helpers import PACK, clean, fired
 
-from cv.datasets.declarations import clean_declaration
-from cv.models.risk.batch import expand, score_frame
 from cv.models.risk.engine import Engine
-from cv.models.risk.pack import DEFAULT_PACK, load_pack
-
-PACK = load_pack(DEFAULT_PACK)
-
-
-def fired_online(records: list[dict]) -> list[set[str]]:
-    engine = Engine(PACK)
-    for r in records:  # the history holds every declaration before any is decided, as a batch does
-        from cv.models.risk.declaration import normalize
-
-        engine.history.add(normalize(r, rates=PACK.rates))
-    return [{f.id for f in engine.decide(r).fired} for r in records]
-
-
-def fired_batch(records: list[dict]) -> list[set[str]]:
-    columns = sorted({k for r in records for k in r})
-    frame = pl.DataFrame(
-        [{k: r.get(k) for k in columns} for r in records], infer_schema_length=None
-    )
-    result = score_frame(PACK, frame, quotas=False)
-    assert result.errors.height == 0, result.errors
-    return [set(filter(None, x.split(";"))) for x in expand(result).get_column("rules").to_list()]
-
-
-def fired(records: list[dict]) -> list[set[str]]:
-    online, batch = fired_online(records), fired_batch(records)
-    assert online == batch
-    return online
-
-
-def clean(kind: str = "list", **changes):
-    return clean_declaration(kind, **changes)
-
 
 CASES = {
     "list-over-deminimis": [clean(value=146)],  # 146 + 5 shipping = 151 > 150

@@ -192,10 +192,5 @@ def test_sigkill_then_restart_resumes_from_last_event_id(tmp_path):
             _, live = _read_alerts(lines, until_seq=s6)
             assert live == [6]
     finally:
-        second.send_signal(signal.SIGTERM)
-        try:
-            second.wait(15)
-        except subprocess.TimeoutExpired:
-            second.kill()
-            second.wait()
+        helpers.stop_process(second, 15)
     engine.dispose()

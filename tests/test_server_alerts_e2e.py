@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 
 import httpx
 import server_helpers as helpers
-
-from cv.inference_server import db
-from cv.inference_server.auth import create_token
 
 
 def _post(base: str, scanner: str, n: int) -> dict:
@@ -35,13 +31,10 @@ def _post(base: str, scanner: str, n: int) -> dict:
 
 def test_scans_alert_handheld_survives_sigkill_of_the_server(tmp_path):
     model_dir = helpers.make_tiny_model_dir(tmp_path / "models", thresholds=helpers.ALERT_ALWAYS)
-    url = f"sqlite:///{tmp_path / 'server.db'}"
-    engine = db.make_engine(url)
-    db.migrate(engine)
-    with db.session_factory(engine)() as session:
-        scanner = create_token(session, name="xray-1", role="scanner")
-        inspector = create_token(session, name="handheld-1", role="inspector")
-    engine.dispose()
+    url, secrets = helpers.sqlite_with_tokens(
+        tmp_path / "server.db", {"xray-1": "scanner", "handheld-1": "inspector"}
+    )
+    scanner, inspector = secrets["xray-1"], secrets["handheld-1"]
     env = {
         **os.environ,
         "CV_SERVER_DATABASE_URL": url,
@@ -92,9 +85,4 @@ def test_scans_alert_handheld_survives_sigkill_of_the_server(tmp_path):
             r = client.post("/v1/alerts/4/confirm")
             assert r.status_code == 200 and r.json()["resolved_by"] == "handheld-1"
     finally:
-        second.send_signal(signal.SIGTERM)
-        try:
-            second.wait(20)
-        except subprocess.TimeoutExpired:
-            second.kill()
-            second.wait()
+        helpers.stop_process(second)

@@ -97,9 +97,7 @@ class Srv:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.getbasetemp() / "cctv-models"
-    base.mkdir(exist_ok=True)
-    return base
+    return ch.models_base(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
-import httpx
 import numpy as np
 import pytest
 import server_cctv_helpers as ch
@@ -25,34 +23,16 @@ from cv.inference_server import db
 from cv.inference_server.cctv import as_utc
 from cv.records import Detection
 
-CONTROL = "customs-control"
+CONTROL = ch.CONTROL
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.getbasetemp() / "cctv-models"
-    base.mkdir(exist_ok=True)
-    return base
+    return ch.models_base(tmp_path_factory)
 
 
-class Client:
+class Client(ch.Client):
     """HTTP calls to one server with tokens made once per database."""
-
-    def __init__(self, server: ch.ThreadServer, tokens: dict[str, dict[str, str]]) -> None:
-        self.server = server
-        self.tokens = tokens
-        self.http = httpx.Client(base_url=server.base, timeout=60)
-
-    def request(self, method: str, path: str, who: str = "admin", **kwargs: Any) -> Any:
-        return self.http.request(method, path, headers=self.tokens[who], **kwargs)
-
-    def camera(self, camera_id: str, **fields: Any) -> None:
-        body = {"id": camera_id, "site": "ICN-T1", "location": "hall", "purpose": CONTROL}
-        r = self.request("POST", "/v1/cameras", json={**body, **fields})
-        assert r.status_code in (200, 201), r.text
-
-    def source(self, camera_id: str) -> httpx.Response:
-        return self.request("GET", f"/v1/cameras/{camera_id}/source")
 
     def put_source(self, camera_id: str, url: Path, **fields: Any) -> dict[str, Any]:
         r = self.request("PUT", f"/v1/cameras/{camera_id}/source", json={"url": str(url), **fields})
@@ -62,15 +42,6 @@ class Client:
     def state(self, camera_id: str) -> str | None:
         r = self.source(camera_id)
         return r.json()["state"] if r.status_code == 200 else None
-
-
-def write_video(path: Path, image: np.ndarray, frames: int = 12, fps: float = 10.0) -> Path:
-    height, width = image.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
-    for _ in range(frames):
-        writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
 
 
 def cameras(settings: Any) -> dict[str, db.Camera]:
@@ -86,8 +57,8 @@ def cameras(settings: Any) -> dict[str, db.Camera]:
 
 
 def test_video_sources_start_again_after_a_restart(tmp_path: Path, models: Path) -> None:
-    video = write_video(tmp_path / "hall.mp4", ch.person("c", 144, 240))
-    doomed = write_video(tmp_path / "doomed.mp4", ch.person("b", 144, 240))
+    video = ch.write_video(tmp_path / "hall.mp4", ch.person("c", 144, 240))
+    doomed = ch.write_video(tmp_path / "doomed.mp4", ch.person("b", 144, 240))
     settings = ch.cctv_settings(tmp_path, models)
 
     with ch.ThreadServer(settings) as server:
@@ -158,7 +129,7 @@ def test_video_sources_start_again_after_a_restart(tmp_path: Path, models: Path)
 
 
 def test_a_source_of_a_camera_deactivated_meanwhile_shows_why(tmp_path: Path, models: Path) -> None:
-    video = write_video(tmp_path / "hall.mp4", ch.person("a", 144, 240))
+    video = ch.write_video(tmp_path / "hall.mp4", ch.person("a", 144, 240))
     settings = ch.cctv_settings(tmp_path, models)
     engine = db.make_engine(settings.database_url)
     db.migrate(engine)

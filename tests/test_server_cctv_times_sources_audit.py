@@ -21,7 +21,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import cv2
 import httpx
 import numpy as np
 import pg_helpers
@@ -33,36 +32,21 @@ from sqlalchemy import select, text
 from cv.errors import DataValidationError
 from cv.inference_server import cctv, db
 
-CONTROL = "customs-control"
+CONTROL = ch.CONTROL
 DAY = 86400.0
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.getbasetemp() / "cctv-models"
-    base.mkdir(exist_ok=True)
-    return base
+    return ch.models_base(tmp_path_factory)
 
 
-class Client:
+class Client(ch.Client):
     """HTTP calls to one server with one token per role."""
-
-    def __init__(self, server: ch.ThreadServer, tokens: dict[str, dict[str, str]]) -> None:
-        self.server = server
-        self.tokens = tokens
-        self.http = httpx.Client(base_url=server.base, timeout=60)
 
     @property
     def service(self) -> cctv.CctvService:
         return self.server.services.cctv
-
-    def request(self, method: str, path: str, who: str = "admin", **kwargs: Any) -> Any:
-        return self.http.request(method, path, headers=self.tokens[who], **kwargs)
-
-    def camera(self, camera_id: str, **fields: Any) -> None:
-        body = {"id": camera_id, "site": "ICN-T1", "location": "hall", "purpose": CONTROL}
-        r = self.request("POST", "/v1/cameras", json={**body, **fields})
-        assert r.status_code in (200, 201), r.text
 
     def frame(self, camera_id: str, image: np.ndarray, timestamp: Any) -> httpx.Response:
         return self.http.post(
@@ -71,9 +55,6 @@ class Client:
             params={"timestamp": timestamp},
             headers={**self.tokens["camera"], "Content-Type": "image/png"},
         )
-
-    def source(self, camera_id: str) -> httpx.Response:
-        return self.request("GET", f"/v1/cameras/{camera_id}/source")
 
     def audit(self, **params: Any) -> list[dict[str, Any]]:
         r = self.request("GET", "/v1/audit", params={"limit": 1000, **params})
@@ -91,15 +72,6 @@ def srv(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Iterator[Clie
     tmp = tmp_path_factory.mktemp("cctv-hardening")
     with ch.ThreadServer(ch.cctv_settings(tmp, models)) as server:
         yield Client(server, h.make_tokens(server.app))
-
-
-def write_video(path: Path, image: np.ndarray, frames: int = 12, fps: float = 10.0) -> Path:
-    height, width = image.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
-    for _ in range(frames):
-        writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
 
 
 def source_threads(camera_id: str) -> list[threading.Thread]:
@@ -223,7 +195,7 @@ def test_purge_goes_by_when_a_row_was_stored_too(tmp_path: Path) -> None:
 
 def test_an_unpaced_file_source_never_runs_ahead_of_the_clock(srv: Client, tmp_path: Path) -> None:
     # 40 frames at 1 frame/s: 40 s of video, read in a few seconds.
-    video = write_video(tmp_path / "slow.mp4", ch.person("c", 144, 240), frames=40, fps=1.0)
+    video = ch.write_video(tmp_path / "slow.mp4", ch.person("c", 144, 240), frames=40, fps=1.0)
     srv.camera("unpaced-1")
     r = srv.request(
         "PUT", "/v1/cameras/unpaced-1/source", json={"url": str(video), "realtime": False}
@@ -249,7 +221,7 @@ def test_an_unpaced_file_source_never_runs_ahead_of_the_clock(srv: Client, tmp_p
 def test_concurrent_source_changes_leave_one_worker_that_delete_stops(
     srv: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    video = write_video(tmp_path / "loop.mp4", ch.person("c", 144, 240))
+    video = ch.write_video(tmp_path / "loop.mp4", ch.person("c", 144, 240))
     srv.camera("race-1")
     # The three PUTs of a round have opened their video before any goes on.
     barrier = threading.Barrier(3)
@@ -310,7 +282,7 @@ def test_concurrent_source_changes_leave_one_worker_that_delete_stops(
 def test_restoring_sources_while_they_are_set_starts_one_worker(
     srv: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    video = write_video(tmp_path / "hall.mp4", ch.person("c", 144, 240))
+    video = ch.write_video(tmp_path / "hall.mp4", ch.person("c", 144, 240))
     srv.camera("restore-race-1")
     service = srv.service
     with srv.server.services.sessions() as session:  # kept from before a restart
@@ -361,7 +333,7 @@ def test_a_stream_that_drops_is_opened_again_until_stopped(
 ) -> None:
     monkeypatch.setattr(cctv, "RECONNECT_FIRST_S", 0.2)
     monkeypatch.setattr(cctv, "RECONNECT_MAX_S", 0.4)
-    write_video(tmp_path / "live.mp4", ch.person("c", 144, 240))
+    ch.write_video(tmp_path / "live.mp4", ch.person("c", 144, 240))
     host = VideoHost(tmp_path)
     try:
         srv.camera("live-1")
@@ -412,7 +384,7 @@ def test_a_kept_stream_that_does_not_answer_at_start_up_is_tried_again(
     monkeypatch.setattr(cctv, "RECONNECT_MAX_S", 0.4)
     folder = tmp_path / "videos"
     folder.mkdir()
-    write_video(folder / "live.mp4", ch.person("c", 144, 240))
+    ch.write_video(folder / "live.mp4", ch.person("c", 144, 240))
     port = h.free_port()
     url = f"http://127.0.0.1:{port}/live.mp4"
     settings = ch.cctv_settings(tmp_path, models)
@@ -624,7 +596,7 @@ def test_search_compares_only_tracks_of_the_entry_s_embedder(srv: Client) -> Non
 
 
 def test_setting_and_removing_a_source_is_audited(srv: Client, tmp_path: Path) -> None:
-    video = write_video(tmp_path / "hall.mp4", ch.person("c", 144, 240))
+    video = ch.write_video(tmp_path / "hall.mp4", ch.person("c", 144, 240))
     srv.camera("aud-1")
     # A source that cannot be opened changes nothing, and is not audited.
     r = srv.request("PUT", "/v1/cameras/aud-1/source", json={"url": str(tmp_path / "no.mp4")})

@@ -8,7 +8,6 @@ stored as a second server process would store them.
 from __future__ import annotations
 
 import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,6 @@ import server_helpers as helpers
 from test_server_pages import CHROMIUM_FLAGS, chromium_path
 
 from cv.inference_server import db
-from cv.inference_server.auth import create_token
 from cv.inference_server.storage import ImageStore
 
 pytestmark = pytest.mark.slow
@@ -67,12 +65,8 @@ def store_scans(url: str, data_dir: Path) -> None:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """A server without a model holding :data:`SCANS`; ``(base URL, reader token)``."""
     tmp = tmp_path_factory.mktemp("console-filter")
-    url = f"sqlite:///{tmp / 'server.db'}"
-    engine = db.make_engine(url)
-    db.migrate(engine)
-    with db.session_factory(engine)() as session:
-        reader = create_token(session, name="reader-1", role="reader")
-    engine.dispose()
+    url, secrets = helpers.sqlite_with_tokens(tmp / "server.db", {"reader-1": "reader"})
+    reader = secrets["reader-1"]
     store_scans(url, tmp / "images")
     env = {
         **os.environ,
@@ -85,8 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     try:
         yield base, reader
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
+        helpers.stop_process(proc)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,16 +34,6 @@ def _post(base: str, scanner: str, scan_id: str, seed: int) -> httpx.Response:
         headers={"Authorization": f"Bearer {scanner}"},
         timeout=60,
     )
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_a_kill_between_storing_and_alerting_loses_nothing(tmp_path):
@@ -133,4 +122,4 @@ def test_a_kill_between_storing_and_alerting_loses_nothing(tmp_path):
             assert (scan["status"], scan["attempts"]) == ("done", 1), scan
             assert client.get("/v1/scans/scan-3/detections").json()
     finally:
-        _stop(second)
+        helpers.stop_process(second)

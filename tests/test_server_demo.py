@@ -40,9 +40,6 @@ from cv.inference_server.demo import (
 )
 
 SITES = {lane.site for lane in LANES}
-LINK = re.compile(
-    r"^\s+(reader console|handheld|watch list)\s+(http://\S+)\?token=(cvt_\S+)$", re.M
-)
 
 
 # -- metadata and images -----------------------------------------------------------------
@@ -155,40 +152,6 @@ def _start(tmp_path: Path, model_dir: Path, url: str, name: str) -> tuple[subpro
     return proc, out
 
 
-def _links(proc: subprocess.Popen, out: Path) -> dict[str, tuple[str, str]]:
-    """The sign-in links the demo prints: label -> (page URL, token)."""
-    deadline = time.monotonic() + 120  # model load and warm-up on a busy machine
-    while True:
-        text = out.read_text(errors="replace")
-        links = {m[1]: (m[2], m[3]) for m in LINK.finditer(text)}
-        if len(links) == 3:
-            return links
-        assert proc.poll() is None, text
-        assert time.monotonic() < deadline, text
-        time.sleep(0.2)
-
-
-def _alerts(lines, count: int, timeout: float) -> list[dict]:
-    """The next ``count`` new alerts on an SSE stream (those with an id)."""
-    got: list[dict] = []
-    event: dict[str, str] = {}
-    t0 = time.monotonic()
-    for line in lines:
-        assert time.monotonic() - t0 < timeout, got
-        if line.startswith(":"):
-            continue
-        if line:
-            key, _, value = line.partition(": ")
-            event[key] = value
-            continue
-        if event.get("event") == "alert" and "id" in event:
-            got.append(json.loads(event["data"]))
-            if len(got) == count:
-                return got
-        event = {}
-    raise AssertionError("the stream ended")
-
-
 def _stop(proc: subprocess.Popen, out: Path) -> str:
     proc.send_signal(signal.SIGTERM)
     try:
@@ -222,7 +185,7 @@ def test_serve_run_demo_feeds_scans_and_alerts_to_a_handheld(tmp_path):
 
     proc, out = _start(tmp_path, model_dir, url, "first")
     try:
-        links = _links(proc, out)
+        links = helpers.demo_links(proc, out)
         handheld_url, inspector = links["handheld"]
         console_url, reader = links["reader console"]
         base = handheld_url.rsplit("/", 1)[0]
@@ -237,7 +200,7 @@ def test_serve_run_demo_feeds_scans_and_alerts_to_a_handheld(tmp_path):
             httpx.Client(timeout=30) as client,
             client.stream("GET", f"{base}/v1/alerts/stream", params={"token": inspector}) as s,
         ):
-            alerts = _alerts(s.iter_lines(), 3, timeout=60)
+            alerts = helpers.sse_new_alerts(s.iter_lines(), 3, timeout=60)
         assert all(a["scan_id"].startswith("demo-") and a["site"] in SITES for a in alerts)
         assert all(a["boxes"] and a["overlay_url"].endswith("/overlay.png") for a in alerts)
         assert len(_check_scans(base, reader)) >= 3
@@ -249,7 +212,7 @@ def test_serve_run_demo_feeds_scans_and_alerts_to_a_handheld(tmp_path):
     # Restarted on the same database: tokens exist, so the demo makes its own.
     proc, out = _start(tmp_path, model_dir, url, "second")
     try:
-        links = _links(proc, out)
+        links = helpers.demo_links(proc, out)
         _, reader2 = links["reader console"]
         assert reader2 != reader
         base = links["handheld"][0].rsplit("/", 1)[0]

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
-import signal
 import socket
 import subprocess
 import sys
@@ -23,10 +21,6 @@ from fastapi import FastAPI, Response
 
 from cv.cli.serve import http_base, link_bases, loopback_base
 from cv.inference_server.demo import DemoFeed, ScanPool, local_url
-
-LINK = re.compile(
-    r"^\s+(reader console|handheld|watch list)\s+(http://\S+)\?token=(cvt_\S+)$", re.M
-)
 
 # -- addresses ---------------------------------------------------------------------------
 
@@ -180,11 +174,7 @@ def test_serve_run_demo_on_every_interface_without_a_model(tmp_path):
     with open(out, "wb") as log:
         proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 90
-        while len(links := {m[1]: (m[2], m[3]) for m in LINK.finditer(out.read_text())}) < 3:
-            assert proc.poll() is None, out.read_text()
-            assert time.monotonic() < deadline, out.read_text()
-            time.sleep(0.2)
+        links = h.demo_links(proc, out, timeout=90)
         text = out.read_text()
         assert "demo: no X-ray model is loaded yet" in text
         assert f"http://[::1]:{port}" in text and "http://:::" not in text
@@ -220,6 +210,4 @@ def test_serve_run_demo_on_every_interface_without_a_model(tmp_path):
             time.sleep(0.5)
         assert "demo feed: posting" not in out.read_text()  # no failed posts
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+        h.stop_process(proc, 30)

@@ -151,15 +151,8 @@ def test_a_websocket_token_never_reaches_the_log_of_serve_run(tmp_path):
     them) with real WebSocket and SSE clients passing ``?token=``."""
     from websockets.sync.client import connect
 
-    from cv.inference_server import db
-    from cv.inference_server.auth import create_token
-
-    url = f"sqlite:///{tmp_path / 'server.db'}"
-    engine = db.make_engine(url)
-    db.migrate(engine)
-    with db.session_factory(engine)() as session:
-        secret = create_token(session, name="handheld-ws", role="inspector")
-    engine.dispose()
+    url, secrets = h.sqlite_with_tokens(tmp_path / "server.db", {"handheld-ws": "inspector"})
+    secret = secrets["handheld-ws"]
 
     port = h.free_port()
     env = {
@@ -175,15 +168,7 @@ def test_a_websocket_token_never_reaches_the_log_of_serve_run(tmp_path):
         proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                httpx.get(f"{base}/v2/health/live", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.2)
+        h.wait_live(proc, base, log_path, timeout=60)
         ws_url = f"ws://127.0.0.1:{port}/v1/alerts/ws?site=ICN-T1&token={secret}"
         with connect(ws_url, open_timeout=10) as ws:
             hello = json.loads(ws.recv(timeout=10))
