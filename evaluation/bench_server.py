@@ -30,6 +30,17 @@ Clients, server and bare session share this machine's cores (loopback), so the
 figures are for one machine doing everything; what else runs on it (a training
 run) slows them all.
 
+3. **Where the CPU goes.** Over the same throughput window the bench reads the CPU
+   time of the server process (all its threads, ``psutil``; only for a server it
+   started) and of its own client, per scan answered; over the bare run, the CPU
+   time per image and the cores the session kept busy; and, in this process, the
+   time to decode one of the PNG uploads. With nothing but the model and the
+   decode per scan, on cores the bare session keeps busy, the ratio could be at
+   most ``bare CPU per image / (that + decode)``: a ceiling no server code removes
+   while the decode shares the model's cores. (The bare session's idle pool
+   threads spin, as ONNX Runtime's do by default, so its CPU per image is the
+   cores it holds, if anything more than its work: the ceiling errs high.)
+
 This module talks to the server only over HTTP and starts it through the CLI: the
 evaluation layer does not import the serving code.
 """
@@ -242,7 +253,9 @@ def bare_session(
     ``session.run`` or OpenVINO's ``infer``, plus a dtype check.
 
     Returns:
-        ``images_per_s``, ``batch_ms_p50``, ``batch_ms_mean``, ``runs``.
+        ``images_per_s``, ``batch_ms_p50``, ``batch_ms_mean``, ``runs``, and the
+        process's CPU time per image and mean busy cores over the timed runs
+        (``cpu_ms_per_image``, ``cores``; nothing else should run in this process).
     """
     n = max(len(images), batch)
     order = [images[i % len(images)] for i in range(n - n % batch)]  # whole batches
@@ -251,17 +264,21 @@ def bare_session(
     for i in range(warmup):
         detector.infer(tensors[i % len(tensors)])
     times: list[float] = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     while time.perf_counter() - started < min_seconds or len(times) < len(tensors):
         t0 = time.perf_counter()
         detector.infer(tensors[len(times) % len(tensors)])
         times.append(time.perf_counter() - t0)
+    cpu = time.process_time() - cpu_started  # every thread of this process: the runtime's pool
+    wall = time.perf_counter() - started
     spent = sum(times)
     return {
         "images_per_s": len(times) * batch / spent,
         "batch_ms_p50": float(np.median(times) * 1000),
         "batch_ms_mean": spent / len(times) * 1000,
         "runs": len(times),
+        "cpu_ms_per_image": cpu / (len(times) * batch) * 1000,
+        "cores": cpu / wall,
     }
 
 
@@ -292,7 +309,9 @@ async def throughput(
     """Scans/s through the server: ``uploaders`` clients post in a loop for ``warmup_s + seconds``.
 
     Only uploads answered within the measured window count; the server's mean
-    batch size over the window comes from its ``/metrics``.
+    batch size over the window comes from its ``/metrics``, and the CPU that the
+    server process (when the bench started it) and this client used in the window
+    per scan answered, from ``psutil`` and :func:`time.process_time`.
     """
     loop = asyncio.get_running_loop()
     headers = {"Authorization": f"Bearer {server.tokens['scanner']}"}
@@ -322,28 +341,67 @@ async def throughput(
                 if counts["other"] == 1:
                     print(f"upload answered {r.status_code}: {r.text[:300]}", file=sys.stderr)
 
-    async def snapshots() -> tuple[tuple[float, float], tuple[float, float]]:
+    async def snapshot() -> tuple[float, float, float | None, float]:
+        images, batches = await asyncio.to_thread(batch_totals, server.base_url)
+        return images, batches, server_cpu_s(server), time.process_time()
+
+    async def snapshots() -> tuple[tuple[float, float, float | None, float], ...]:
         await asyncio.sleep(warmup_s)
-        first = await asyncio.to_thread(batch_totals, server.base_url)
+        first = await snapshot()
         await asyncio.sleep(max(0.0, window[1] - loop.time()))
-        return first, await asyncio.to_thread(batch_totals, server.base_url)
+        return first, await snapshot()
 
     async with httpx.AsyncClient(
         base_url=server.base_url, headers=headers, timeout=60, limits=limits
     ) as client:
         watcher = asyncio.create_task(snapshots())
         await asyncio.gather(*(uploader(k, client) for k in range(uploaders)))
-        (img0, n0), (img1, n1) = await watcher
-    batches = n1 - n0
+        (img0, n0, srv0, cli0), (img1, n1, srv1, cli1) = await watcher
+    batches, scans = n1 - n0, counts["ok"]
     return {
         "uploaders": uploaders,
         "seconds": seconds,
-        "scans": counts["ok"],
-        "scans_per_s": counts["ok"] / seconds,
+        "scans": scans,
+        "scans_per_s": scans / seconds,
         "rejected_429": counts["429"],
         "errors": counts["other"],
         "mean_batch": (img1 - img0) / batches if batches else 0.0,
+        # CPU over the window per scan answered in it (the batch snapshots bracket it).
+        "server_cpu_ms_per_scan": (
+            None if srv0 is None or srv1 is None or not scans else (srv1 - srv0) / scans * 1000
+        ),
+        "server_cores": None if srv0 is None or srv1 is None else (srv1 - srv0) / seconds,
+        "client_cpu_ms_per_scan": (cli1 - cli0) / scans * 1000 if scans else None,
     }
+
+
+def server_cpu_s(server: Server) -> float | None:
+    """CPU seconds (user + system, all threads) the server process has used so far.
+
+    ``None`` for a server the bench did not start, or one that has exited.
+    """
+    if server.proc is None:
+        return None
+    import psutil
+
+    try:
+        times = psutil.Process(server.proc.pid).cpu_times()
+    except psutil.NoSuchProcess:
+        return None
+    return float(times.user + times.system)
+
+
+def decode_ms(pngs: Sequence[bytes], *, rounds: int = 5) -> float:
+    """Median milliseconds to decode one of ``pngs`` as the server does (this process)."""
+    from cv.image import decode_image
+
+    times = []
+    for _ in range(rounds):
+        for png in pngs:
+            t0 = time.perf_counter()
+            decode_image(png, name="bench")
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000)
 
 
 async def latency(
@@ -534,8 +592,10 @@ def bench_server(
         ``throughput``, ``bare_batch`` and ``bare_batch1`` (ONNX Runtime at the
         server's batch size and at 1), ``bare_own_batch`` and ``bare_own_batch1``
         (the server's own runtime, the same as the former for ``onnx``),
-        ``latency``, targets and ratios, and what was measured (model, images,
-        settings).
+        ``latency``, targets and ratios, where the CPU goes (``decode_ms`` and
+        ``ratio_model_and_decode_only``, see the module docstring; from the server's
+        own runtime's bare run), and what was
+        measured (model, images, settings).
     """
     from cv.evaluation.bench_detector import untrained_model_dir
     from cv.models.load import (
@@ -598,6 +658,7 @@ def bench_server(
             )
         )
 
+        decode = decode_ms(pngs)
         batch = max(1, round(tp["mean_batch"]))
         detector = load_onnx_detector(model_dir, max_batch=max(batch, 1))
         bare_batch = bare_session(detector, arrays, batch=batch, min_seconds=bare_seconds)
@@ -651,6 +712,7 @@ def bench_server(
 
     target_ms = 2 * own_one["batch_ms_p50"] + LATENCY_SLACK_MS
     p99_all = lat["all_ms"]["p99"]
+    model_cpu = own_batch["cpu_ms_per_image"]
     return {
         "model": str(model_dir) if not untrained else "untrained yolo11n (13 classes, temporary)",
         "untrained": untrained,
@@ -671,5 +733,7 @@ def bench_server(
         "latency": lat,
         "latency_target_ms": target_ms,
         "latency_ratio": None if p99_all is None else p99_all / target_ms,
+        "decode_ms": decode,
+        "ratio_model_and_decode_only": model_cpu / (model_cpu + decode),
         "cpu_count": os.cpu_count(),
     }

@@ -9,6 +9,7 @@ delivered to every handheld, and the JSON written.
 from __future__ import annotations
 
 import json
+import os
 
 import server_helpers as helpers
 
@@ -32,6 +33,14 @@ def test_bench_server_command_measures_both_phases_on_its_own_server(tmp_path):
     assert result["bare_batch"]["batch"] == max(1, round(tp["mean_batch"]))
     assert result["bare_batch"]["images_per_s"] > 0 and result["bare_batch1"]["batch_ms_p50"] > 0
     assert result["ratio_vs_bare"] > 0 and result["target_vs_bare"] == 0.85
+    # Where the CPU goes: the started server's process and this client, per scan.
+    assert tp["server_cpu_ms_per_scan"] > 0 and tp["client_cpu_ms_per_scan"] > 0
+    assert 0 < tp["server_cores"] <= os.cpu_count() + 0.5
+    bare = result["bare_batch"]
+    assert bare["cpu_ms_per_image"] > 0 and 0 < bare["cores"] <= os.cpu_count() + 0.5
+    assert result["decode_ms"] > 0
+    model_cpu = bare["cpu_ms_per_image"]
+    assert result["ratio_model_and_decode_only"] == model_cpu / (model_cpu + result["decode_ms"])
 
     # The model never alerts; the swapped-in copy alerts on every scan.
     assert result["alert_all"]["threshold"] > 0
@@ -74,6 +83,8 @@ def test_bench_server_drives_a_running_server_by_url(tmp_path):
     finally:
         stop_server(server)
     assert result["server"] == server.base_url and result["alert_all"] is None
+    # Another process's server: its CPU is not the bench's to read.
+    assert result["throughput"]["server_cpu_ms_per_scan"] is None
     assert result["throughput"]["scans"] > 0
     assert result["latency"]["alerting_scans"] == 4  # this model's own thresholds alert
     assert result["latency"]["incomplete_deliveries"] == 0

@@ -157,6 +157,18 @@ def server(
         )
     else:
         notes.append("latency counts only the scans that alerted (a running server's thresholds)")
+    if tp["server_cpu_ms_per_scan"] is not None:
+        notes.append(
+            f"CPU per scan: server {tp['server_cpu_ms_per_scan']:.1f} ms "
+            f"({tp['server_cores']:.2f} cores busy), this client "
+            f"{tp['client_cpu_ms_per_scan']:.1f} ms; bare {result['runtime']} "
+            f"{own['cpu_ms_per_image']:.1f} ms per image ({own['cores']:.2f} cores busy)"
+        )
+    notes.append(
+        f"decoding one PNG upload: {result['decode_ms']:.1f} ms; a server doing nothing but "
+        f"the model and the decode on the same cores: at most "
+        f"{result['ratio_model_and_decode_only']:.2f} of the bare run"
+    )
     for note in notes:
         console.print(note, highlight=False)
     if out is not None:
