@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import re
+import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import export_helpers
 import numpy as np
@@ -144,23 +145,37 @@ def test_int8_quantisation_runs(exported: Path, tmp_path: Path) -> None:
         quantize_int8(d, [])
 
 
-def _parse_pbtxt(text: str) -> dict[str, object]:
-    """Reads the scalar fields and list fields of our config.pbtxt back."""
-    return {
-        "name": re.search(r'^name: "([^"]+)"', text, re.M).group(1),  # type: ignore[union-attr]
-        "platform": re.search(r'^platform: "([^"]+)"', text, re.M).group(1),  # type: ignore[union-attr]
-        "max_batch_size": int(re.search(r"^max_batch_size: (\d+)", text, re.M).group(1)),  # type: ignore[union-attr]
-        "dims": [
-            [int(v) for v in m.split(",")] for m in re.findall(r"dims: \[ ([\d, ]+) \]", text)
-        ],
-        "preferred": [
-            int(v)
-            for v in re.search(r"preferred_batch_size: \[ ([\d, ]+) \]", text).group(1).split(",")  # type: ignore[union-attr]
-        ],
-        "delay": int(re.search(r"max_queue_delay_microseconds: (\d+)", text).group(1)),  # type: ignore[union-attr]
-        "kind": re.search(r"kind: (KIND_\w+)", text).group(1),  # type: ignore[union-attr]
-        "count": int(re.search(r"count: (\d+)", text).group(1)),  # type: ignore[union-attr]
-    }
+def _model_config(text: str) -> Any:
+    """``config.pbtxt`` parsed with Triton's own ``ModelConfig`` schema (from
+    ``tritonclient``): a field or enum value Triton does not know fails the parse."""
+    import importlib.util
+
+    from google.protobuf import text_format
+
+    package = importlib.util.find_spec("tritonclient")
+    assert package is not None and package.submodule_search_locations
+    # The file alone: tritonclient.grpc's package imports grpcio, which is not needed here.
+    path = Path(next(iter(package.submodule_search_locations))) / "grpc" / "model_config_pb2.py"
+    spec = importlib.util.spec_from_file_location("triton_model_config_pb2", path)
+    assert spec is not None and spec.loader is not None
+    schema = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(schema)
+    return text_format.Parse(text, schema.ModelConfig())
+
+
+def _check_io(cfg: Any) -> None:
+    (inp,) = cfg.input
+    (out,) = cfg.output
+    assert (inp.name, list(inp.dims), out.name, list(out.dims)) == (
+        "images",
+        [3, 64, 64],
+        "output0",
+        [7, 84],
+    )
+    types = type(cfg).DESCRIPTOR.fields_by_name["input"].message_type
+    assert types.fields_by_name["data_type"].enum_type.values_by_number[inp.data_type].name == (
+        "TYPE_FP32"
+    )
 
 
 def test_triton_repository_layout(exported: Path, tmp_path: Path) -> None:
@@ -178,20 +193,46 @@ def test_triton_repository_layout(exported: Path, tmp_path: Path) -> None:
     ]
     assert (root / "3" / "model.onnx").read_bytes() == (exported / "model.onnx").read_bytes()
     onnx.checker.check_model(str(root / "3" / "model.onnx"))
-    cfg = _parse_pbtxt((root / "config.pbtxt").read_text())
-    assert cfg == {
-        "name": "xray",
-        "platform": "onnxruntime_onnx",
-        "max_batch_size": 8,
-        "dims": [[3, 64, 64], [7, 84]],
-        "preferred": [4, 8],
-        "delay": 2000,
-        "kind": "KIND_GPU",
-        "count": 1,
-    }
-    text = (root / "config.pbtxt").read_text()
-    assert 'name: "images"' in text and 'name: "output0"' in text
-    assert text.count("{") == text.count("}") and text.count("[") == text.count("]")
+    cfg = _model_config((root / "config.pbtxt").read_text())
+    assert (cfg.name, cfg.platform, cfg.backend, cfg.max_batch_size) == (
+        "xray",
+        "onnxruntime_onnx",
+        "",
+        8,
+    )
+    _check_io(cfg)
+    assert list(cfg.dynamic_batching.preferred_batch_size) == [4, 8]
+    assert cfg.dynamic_batching.max_queue_delay_microseconds == 2000
+    (group,) = cfg.instance_group
+    assert (group.count, group.kind) == (1, cfg.instance_group[0].KIND_GPU)
+
+
+def test_triton_repository_for_the_openvino_backend(exported: Path, tmp_path: Path) -> None:
+    # OpenVINO's backend reads the ONNX graph itself, under the file name the config
+    # gives; it completes nothing of the config, so every field is written.
+    root = write_triton_repository(
+        exported, tmp_path / "repo", name="xray-cpu", backend="openvino", instance_count=2
+    )
+    cfg = _model_config((root / "config.pbtxt").read_text())
+    assert (cfg.name, cfg.platform, cfg.backend, cfg.default_model_filename) == (
+        "xray-cpu",
+        "",
+        "openvino",
+        "model.onnx",
+    )
+    assert (root / "1" / cfg.default_model_filename).read_bytes() == (
+        exported / "model.onnx"
+    ).read_bytes()
+    _check_io(cfg)
+    (group,) = cfg.instance_group
+    assert (group.count, group.kind) == (2, group.KIND_CPU)
+    assert json.loads((root / "customs-vision.json").read_text())["backend"] == "openvino"
+    with pytest.raises(ConfigError, match="CPU only"):
+        write_triton_repository(
+            exported, tmp_path / "r2", name="x", backend="openvino", kind="KIND_GPU"
+        )
+    with pytest.raises(ConfigError, match="backend must be one of onnxruntime, openvino"):
+        write_triton_repository(exported, tmp_path / "r2", name="x", backend="tensorrt")  # type: ignore[arg-type]
 
 
 def test_triton_errors(exported: Path, tmp_path: Path) -> None:

@@ -316,6 +316,9 @@ def triton_command(
     max_queue_delay_us: int = typer.Option(2000, min=0, help="Longest wait for a batch (µs)."),
     instances: int = typer.Option(1, min=1, help="Model instances per device."),
     gpu: bool = typer.Option(False, "--gpu", help="KIND_GPU instances (default KIND_CPU)."),
+    backend: str = typer.Option(
+        "onnxruntime", help="Triton backend: onnxruntime (CPU or GPU) or openvino (CPU only)."
+    ),
 ) -> None:
     """Write a Triton model repository (config.pbtxt with dynamic batching, version folder)."""
     from cv.errors import ConfigError
@@ -338,5 +341,6 @@ def triton_command(
         max_queue_delay_us=max_queue_delay_us,
         instance_count=instances,
         kind="KIND_GPU" if gpu else "KIND_CPU",
+        backend=backend,  # type: ignore[arg-type]  # checked there
     )
     console.print(f"wrote {root / 'config.pbtxt'} and {root / str(version) / 'model.onnx'}")
