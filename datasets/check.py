@@ -8,9 +8,12 @@ so the :class:`CheckReport` lists everything. What a reader already left out
 or changed (the traces that :mod:`cv.datasets.formats.common` keeps in
 ``ImageRecord.meta``: invalid boxes, classes the class map drops, clipped boxes,
 and, for a dataset read with ``problems="record"``, class names the class map
-does not know and annotation entries that cannot be parsed) is reported too.
-Findings come in dataset order (image by image, the image's own findings before
-its annotations'), whatever the number of workers.
+does not know, annotation entries that cannot be parsed, image headers that
+cannot be read and positive images without boxes) is reported too, and so are
+the faults a reader listed in ``source_problems`` because they belong to no image
+(an entry naming an image that does not exist, a file that cannot be parsed).
+Findings come in that order: the source's first, then image by image (the
+image's own findings before its annotations'), whatever the number of workers.
 
 :func:`clean_dataset` returns the dataset without what has errors, for users who
 choose to train on the clean part, together with the exact list of what it left
@@ -24,8 +27,8 @@ import json
 import math
 import multiprocessing
 import operator
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from os import PathLike
 from pathlib import Path
@@ -33,12 +36,12 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 
+from cv.datasets.formats.common import relative_file, trace_place
 from cv.errors import (
     ConfigError,
     DataValidationError,
     ImageReadError,
     NotFoundError,
-    format_location,
 )
 from cv.image import read_image
 from cv.log import progress as progress_bar
@@ -49,7 +52,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 Severity = Literal["error", "warning"]
-Scope = Literal["image", "annotation"]
+Scope = Literal["source", "image", "annotation"]
 
 DEFAULT_TOLERANCE = 1.0
 """Pixels a box may reach beyond the image before it counts as outside.
@@ -65,7 +68,8 @@ class Rule:
 
     Attributes:
         severity: ``error`` (the item must not be trained on) or ``warning``.
-        scope: Whether the code is about a whole ``image`` or one ``annotation``.
+        scope: Whether the code is about the dataset's ``source`` files (a fault
+            that belongs to no image), a whole ``image`` or one ``annotation``.
         description: One line for the report's summary table.
     """
 
@@ -75,6 +79,12 @@ class Rule:
 
 
 RULES: dict[str, Rule] = {
+    "orphan_in_source": Rule(
+        "error",
+        "source",
+        "An annotation entry names an image that does not exist, or a file cannot be "
+        "parsed at all: the reader left out what it holds.",
+    ),
     "missing_image": Rule("error", "image", "The image file does not exist."),
     "unreadable_image": Rule("error", "image", "The image cannot be decoded, or is truncated."),
     "invalid_size": Rule("error", "image", "The recorded width or height is not positive."),
@@ -98,6 +108,12 @@ RULES: dict[str, Rule] = {
         "error",
         "image",
         "An annotation line or entry cannot be parsed: the reader left it out.",
+    ),
+    "boxes_missing_in_source": Rule(
+        "error",
+        "image",
+        "The image-level labels mark the image positive, but the source has no boxes "
+        "for it: its objects are unlabelled.",
     ),
     "class_dropped": Rule(
         "warning", "image", "The class map drops this class: its object is unlabelled."
@@ -130,17 +146,19 @@ class Finding:
     Attributes:
         code: Key of :data:`RULES`.
         severity: ``error`` or ``warning`` (the code's).
-        file: The image's ``ImageRecord.file``, as the dataset records it.
-        image_index: Position of the image in ``Dataset.images``.
+        file: The image's ``ImageRecord.file``, as the dataset records it; for a
+            finding about the source, the annotation file (relative to the root).
+        image_index: Position of the image in ``Dataset.images``, or ``None`` for
+            a finding about the source.
         annotation_index: Position of the annotation in the image's list, or
-            ``None`` when the finding is about the whole image.
+            ``None`` when the finding is about the whole image or the source.
         message: What exactly is wrong, with the values at fault.
     """
 
     code: str
     severity: Severity
     file: str
-    image_index: int
+    image_index: int | None
     annotation_index: int | None
     message: str
 
@@ -314,9 +332,10 @@ class CheckReport:
                 "|---:|---|---:|---|---|---|",
             ]
             for f in self.findings:
+                image = "" if f.image_index is None else str(f.image_index)
                 ann = "" if f.annotation_index is None else str(f.annotation_index)
                 lines.append(
-                    f"| {f.image_index} | `{_md(f.file)}` | {ann} | {f.severity} | "
+                    f"| {image} | `{_md(f.file)}` | {ann} | {f.severity} | "
                     f"`{f.code}` | {_md(f.message)} |"
                 )
         if left_out is not None:
@@ -401,12 +420,17 @@ def _image_findings(
     def add(code: str, message: str) -> None:
         out.append(Finding(code, RULES[code].severity, record.file, index, None, message))
 
+    unreadable = _trace(record, "unreadable")
     if decoded.code is not None:
         add(decoded.code, decoded.message)
-    if not _positive_size(record):
+    elif unreadable:
+        # The pixels decode, but not the header that the reader (and training) reads.
+        add("unreadable_image", f"the reader cannot read its header: {unreadable[0]}")
+    # A reader that cannot read the header records no size: there is none to check.
+    if not unreadable and not _positive_size(record):
         add("invalid_size", f"recorded size is {record.width}x{record.height}")
     if decoded.code is None:
-        if (record.width, record.height) != (decoded.width, decoded.height):
+        if not unreadable and (record.width, record.height) != (decoded.width, decoded.height):
             add(
                 "size_mismatch",
                 f"recorded {record.width}x{record.height}, "
@@ -440,36 +464,24 @@ def _image_findings(
                 if isinstance(name, str) and not name.strip()
                 else f"unknown class {name!r}"
             )
-            add("unknown_class_in_source", f"{_source_place(item, root)}: {what}")
+            add("unknown_class_in_source", f"{trace_place(item, root)}: {what}")
         else:
             add("unknown_class_in_source", f"unknown class {item!r}")
     for item in _trace(record, "malformed"):
         if isinstance(item, dict):
             reason = item.get("reason", "cannot be parsed")
-            add("malformed_in_source", f"{_source_place(item, root)}: {reason}")
+            add("malformed_in_source", f"{trace_place(item, root)}: {reason}")
         else:
             add("malformed_in_source", f"malformed entry {item!r}")
+    for item in _trace(record, "missing_boxes"):
+        if isinstance(item, dict):
+            reason = item.get("reason", "positive, but no boxes")
+            add("boxes_missing_in_source", f"{trace_place(item, root)}: {reason}")
+        else:
+            add("boxes_missing_in_source", f"positive, but no boxes: {item!r}")
     for name in _trace(record, "dropped"):
         add("class_dropped", f"class {name!r} is mapped to nothing")
     return out
-
-
-def _source_place(item: dict[str, object], root: Path | None) -> str:
-    """``path:line: field`` of a reader's trace, the path relative to the dataset root."""
-    path = item.get("path")
-    if isinstance(path, str) and root is not None:
-        with suppress(ValueError):  # a path outside the root stays as it is
-            path = Path(path).relative_to(root).as_posix()
-    line = item.get("line")
-    field = item.get("field")
-    return (
-        format_location(
-            path if isinstance(path, str) else None,
-            line if isinstance(line, int) else None,
-            field if isinstance(field, str) else None,
-        )
-        or "(unknown place)"
-    )
 
 
 def _trace(record: ImageRecord, key: str) -> list[object]:
@@ -557,6 +569,7 @@ def check_dataset(
     tolerance: float = DEFAULT_TOLERANCE,
     workers: int = 1,
     progress: bool | None = None,
+    source_problems: Sequence[Mapping[str, object]] = (),
 ) -> CheckReport:
     """Checks every image and annotation of a dataset.
 
@@ -570,6 +583,8 @@ def check_dataset(
             pool starts its workers with ``spawn``, so a script that calls this
             with several workers needs the usual ``if __name__ == "__main__"`` guard.
         progress: Show a progress bar; by default only when stderr is a terminal.
+        source_problems: What the reader listed as belonging to no image (its
+            ``source_problems`` list), reported first as ``orphan_in_source``.
 
     Returns:
         The report, with every finding in dataset order.
@@ -598,7 +613,9 @@ def check_dataset(
 
     records = dataset.images
     paths = [str(dataset.image_path(r)) for r in records]
-    findings: list[Finding] = []
+    findings = [_source_finding(item, dataset.root) for item in source_problems]
+    if strict and findings:
+        raise _as_error(findings[0], findings[0].file)
     first_by_digest: dict[bytes, int] = {}
     with (
         progress_bar(disable=None if progress is None else not progress) as bar,
@@ -623,6 +640,16 @@ def check_dataset(
         findings=findings,
         classes=checked_against,
         tolerance=tolerance,
+    )
+
+
+def _source_finding(item: Mapping[str, object], root: Path | None) -> Finding:
+    """The finding of a fault the reader found in no image (see :func:`check_dataset`)."""
+    path = str(item.get("path"))
+    file = path if root is None else relative_file(Path(path), root)
+    message = f"{trace_place(item, root)}: {item.get('reason', 'cannot be read')}"
+    return Finding(
+        "orphan_in_source", RULES["orphan_in_source"].severity, file, None, None, message
     )
 
 
@@ -665,6 +692,8 @@ def clean_dataset(
     bad_images: dict[int, list[str]] = {}
     bad_annotations: dict[int, dict[int, list[str]]] = {}
     for f in report.errors:
+        if f.image_index is None:
+            continue  # about the source: the reader already left it out
         if dataset.images[f.image_index].file != f.file:
             raise ValueError(
                 f"the report's image #{f.image_index} is {f.file!r}, "
@@ -735,7 +764,8 @@ def findings_table(report: CheckReport, *, limit: int = 20) -> Table:
     table.add_column("Code")
     table.add_column("Message", overflow="fold")
     for f in shown:
+        image = "" if f.image_index is None else str(f.image_index)
         ann = "" if f.annotation_index is None else str(f.annotation_index)
         colour = "red" if f.severity == "error" else "yellow"
-        table.add_row(str(f.image_index), f.file, ann, f"[{colour}]{f.code}[/]", f.message)
+        table.add_row(image, f.file, ann, f"[{colour}]{f.code}[/]", f.message)
     return table

@@ -10,6 +10,11 @@ Box sizes follow COCO's buckets on the box area ``w * h`` in pixels: small
 ``< 32²``, medium ``32²`` up to ``< 96²``, large ``>= 96²``. A box without a
 finite, positive width and height has no size and is counted as ``invalid``,
 so the buckets of a class always add up to its boxes.
+
+A dataset read with ``problems="record"`` (what ``data stats`` does) is counted
+as far as it could be read: the objects of classes the class map does not know
+are listed per name with the place each was first seen, and the entries the
+reader could not read are counted (``data check`` lists each one).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -24,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cv.datasets.formats.common import trace_place
 from cv.records import CONCEALMENT_MODES, SPLITS, Dataset, occlusion_level
 from cv.taxonomy import NAMES
 
@@ -81,7 +88,14 @@ class DatasetStats:
         image_dimensions: Quantiles of image ``width`` and ``height``.
         reader_traces: What the reader changed or left out, from the traces it
             keeps in ``ImageRecord.meta`` (see :mod:`cv.datasets.formats.common`):
-            ``invalid_boxes_left_out``, ``objects_of_dropped_classes``, ``boxes_clipped``.
+            ``invalid_boxes_left_out``, ``objects_of_dropped_classes``,
+            ``boxes_clipped``, ``objects_of_unknown_classes``,
+            ``malformed_entries_left_out``, ``images_with_unreadable_header``,
+            ``positive_images_without_boxes``; and ``orphan_entries_left_out``,
+            the faults the reader found in no image (its ``source_problems``).
+        unknown_classes: Per class name the class map does not know, most
+            objects first: ``objects`` left out, and the place ``first_seen``
+            (``file:line: field``, relative to the dataset root).
     """
 
     name: str
@@ -107,6 +121,7 @@ class DatasetStats:
     image_sizes: dict[str, int] = field(default_factory=dict)
     image_dimensions: dict[str, dict[str, float | None]] = field(default_factory=dict)
     reader_traces: dict[str, int] = field(default_factory=dict)
+    unknown_classes: dict[str, dict[str, int | str]] = field(default_factory=dict)
 
     @property
     def clean_images(self) -> int:
@@ -152,6 +167,7 @@ class DatasetStats:
             "image_sizes": self.image_sizes,
             "image_dimensions": self.image_dimensions,
             "reader_traces": self.reader_traces,
+            "unknown_classes": self.unknown_classes,
         }
 
     def write_json(self, path: str | PathLike[str]) -> Path:
@@ -192,6 +208,22 @@ class DatasetStats:
                 ),
             ],
         )
+        if self.unknown_classes:
+            out += [
+                "## Classes the class map does not know",
+                "",
+                "Their objects are left out of every count below; map the names to "
+                "taxonomy classes (or to null to drop them) in a class-map YAML and "
+                "pass it with `--class-map FILE`.",
+                "",
+            ]
+            out += _md_table(
+                ["Class name", "Objects", "First seen"],
+                [
+                    [name or "(empty)", u["objects"], u["first_seen"]]
+                    for name, u in self.unknown_classes.items()
+                ],
+            )
         out += ["## Splits", ""]
         out += _md_table(
             ["Split", "Images", "Clean images", "Boxes"],
@@ -394,6 +426,10 @@ _TRACE_KEYS = {
     "invalid": "invalid_boxes_left_out",
     "dropped": "objects_of_dropped_classes",
     "clipped": "boxes_clipped",
+    "unknown": "objects_of_unknown_classes",
+    "malformed": "malformed_entries_left_out",
+    "unreadable": "images_with_unreadable_header",
+    "missing_boxes": "positive_images_without_boxes",
 }
 """``ImageRecord.meta`` keys of the readers' traces, and their names in the stats."""
 
@@ -431,11 +467,15 @@ def _quantiles(values: NDArray[np.float64]) -> dict[str, float | None]:
     return {k: float(v) for k, v in zip(keys, qs, strict=True)}
 
 
-def dataset_stats(dataset: Dataset) -> DatasetStats:
+def dataset_stats(
+    dataset: Dataset, *, source_problems: Sequence[Mapping[str, object]] = ()
+) -> DatasetStats:
     """Counts and distributions of a dataset, from its records alone.
 
     Args:
         dataset: The dataset; its images are not read.
+        source_problems: What the reader listed as belonging to no image (its
+            ``source_problems`` list), counted as ``orphan_entries_left_out``.
 
     Returns:
         The statistics.
@@ -452,6 +492,8 @@ def dataset_stats(dataset: Dataset) -> DatasetStats:
     conc_index: dict[str, int] = {}
     source_counts: Counter[str] = Counter()
     traces: Counter[str] = Counter()
+    unknown_count: Counter[str] = Counter()
+    unknown_first: dict[str, str] = {}
     size_counts: Counter[tuple[int, int]] = Counter()
 
     img_split = np.empty(n_images, dtype=np.int64)
@@ -483,6 +525,9 @@ def dataset_stats(dataset: Dataset) -> DatasetStats:
                 value = rec.meta.get(key)
                 if isinstance(value, list | tuple):
                     traces[name] += len(value)
+            for item in rec.meta.get("unknown", ()):  # type: ignore[attr-defined]
+                unknown_count[item["name"]] += 1
+                unknown_first.setdefault(item["name"], trace_place(item, dataset.root))
         for a in rec.annotations:
             ann_image.append(i)
             ann_class.append(class_index.setdefault(a.category, len(class_index)))
@@ -615,13 +660,21 @@ def dataset_stats(dataset: Dataset) -> DatasetStats:
         concealment=concealment,
         image_sizes=image_sizes,
         image_dimensions={"width": _quantiles(img_w), "height": _quantiles(img_h)},
-        reader_traces={name: traces[name] for name in _TRACE_KEYS.values()},
+        reader_traces={
+            **{name: traces[name] for name in _TRACE_KEYS.values()},
+            "orphan_entries_left_out": len(source_problems),
+        },
+        unknown_classes={
+            name: {"objects": n, "first_seen": unknown_first[name]}
+            for name, n in sorted(unknown_count.items(), key=lambda kv: (-kv[1], kv[0]))
+        },
     )
 
 
 def render_tables(stats: DatasetStats) -> list[Table]:
     """The main statistics as rich tables for the terminal: splits, boxes per
-    class and split, box sizes per class, occlusion levels per class.
+    class and split, box sizes per class, occlusion levels per class, and the
+    class names the class map does not know, if any.
     """
     from rich.table import Table
 
@@ -663,4 +716,12 @@ def render_tables(stats: DatasetStats) -> list[Table]:
         occlusion.add_column(f"OL{k}" if k.isdigit() else k, justify="right")
     for c in stats.classes:
         occlusion.add_row(c, *(str(stats.occlusion[c].get(k, 0)) for k in keys))
-    return [splits, per_class, sizes, occlusion]
+    if not stats.unknown_classes:
+        return [splits, per_class, sizes, occlusion]
+    unknown = Table(title="Classes the class map does not know (objects left out)")
+    unknown.add_column("Class name")
+    unknown.add_column("Objects", justify="right")
+    unknown.add_column("First seen", overflow="fold")
+    for name, u in stats.unknown_classes.items():
+        unknown.add_row(name or "(empty)", str(u["objects"]), str(u["first_seen"]))
+    return [splits, per_class, sizes, occlusion, unknown]

@@ -1,5 +1,6 @@
 """``data check`` reports every unknown class and malformed line; COCO's own layout
-converts; the YOLO ``data.yaml`` always has the ``val:`` ultralytics requires.
+converts; the YOLO ``data.yaml`` always has the ``train:`` and ``val:`` ultralytics
+requires, and a test-only source converts to a folder for evaluation only.
 
 Fixtures are the public datasets' real layouts, built tiny: OPIXray's
 ``train/train_annotation`` + ``train/train_image`` and ``test/test_knife-N.txt``,
@@ -22,7 +23,7 @@ import yaml
 from cv.cli import main
 from cv.datasets.classmap import UnknownClassError
 from cv.datasets.formats import load_dataset, read_yolo, summarize, write_yolo
-from cv.errors import DataFormatError, NotFoundError
+from cv.errors import ConfigError, DataFormatError, NotFoundError
 from cv.image import write_image
 from cv.records import Dataset, ImageRecord
 
@@ -385,7 +386,7 @@ def test_a_malformed_file_says_so_before_its_images_are_missed(tmp_path: Path) -
         load_dataset(bad)
 
 
-# --- 3. data.yaml always has val: ------------------------------------------------------
+# --- 3. data.yaml always has train: and val: ---------------------------------------------
 
 
 def _two_split_dataset(root: Path, splits: tuple[str | None, ...]) -> Dataset:
@@ -444,6 +445,57 @@ def test_opixray_converts_to_a_data_yaml_ultralytics_accepts(tmp_path: Path) -> 
     old.write_text("".join(x for x in data_yaml.read_text().splitlines(True) if "val" not in x))
     with pytest.raises(SyntaxError, match="'val:' key missing"):
         _ultralytics_check(old)
+
+
+def test_a_test_only_source_converts_for_evaluation_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cv.predictions import ImagePredictions, Predictions, write_predictions
+    from cv.records import Detection
+    from cv.training.config import XrayTrainConfig
+    from cv.training.xray import resolve_data
+
+    root = tmp_path / "OPIXray"
+    (root / "test/test_annotation").mkdir(parents=True)
+    for i in (1, 2):
+        _img(root / f"test/test_image/{i:06d}.jpg", seed=i)
+        (root / f"test/test_annotation/{i:06d}.txt").write_text(
+            f"{i:06d}.jpg Scissor 11 21 30 40\n"
+        )
+    out = tmp_path / "out"
+    assert _cli("data", "convert", root, "--out", out) == 0
+    err = capsys.readouterr().err
+    assert "the source has no train split" in err and "evaluation only" in err
+    data_yaml = out / "data.yaml"
+    text = data_yaml.read_text()
+    doc = yaml.safe_load(text)
+    assert (doc["train"], doc["val"], doc["test"]) == (None, "images/test", "images/test")
+    lines = text.splitlines()
+    assert lines[lines.index("train: null") - 1].startswith(
+        "# The source has no train split: this folder is for evaluation only"
+    )
+    # ultralytics validates on it (it refuses a file without the train key) ...
+    assert _ultralytics_check(data_yaml)["val"] == str((out / "images/test").resolve())
+    old = out / "old.yaml"
+    old.write_text("".join(x for x in text.splitlines(True) if "train" not in x))
+    with pytest.raises(SyntaxError, match="'train:' key missing"):
+        _ultralytics_check(old)
+    # ... train xray refuses it, naming why ...
+    with pytest.raises(ConfigError, match="the dataset has no train split"):
+        resolve_data(XrayTrainConfig(data=data_yaml), tmp_path / "run")
+    # ... and eval xray evaluates it, from its COCO files or from data.yaml.
+    assert [r.split for r in read_yolo(data_yaml).images] == ["test", "test"]
+    box = Detection((10.0, 20.0, 30.0, 40.0), "scissors", 1, 0.9)
+    preds = Predictions(
+        ["knife", "scissors"],
+        [ImagePredictions(f"images/test/{i:06d}.jpg", W, H, [box]) for i in (1, 2)],
+    )
+    pred_path = write_predictions(preds, tmp_path / "predictions.json")
+    for data in (out, data_yaml):
+        report = tmp_path / "eval" / data.name
+        args = ("eval", "xray", "--data", data, "--predictions", pred_path, "--out", report)
+        assert _cli(*args) == 0
+        assert json.loads((report / "metrics.json").read_text())["coco"]["n_images"] == 2
 
 
 def _ultralytics_check(data_yaml: Path) -> dict[str, Any]:

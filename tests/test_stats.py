@@ -16,6 +16,17 @@ from cv.image import read_image
 from cv.records import Annotation, Dataset, ImageRecord
 from cv.taxonomy import NAMES
 
+TRACE_NAMES = (
+    "invalid_boxes_left_out",
+    "objects_of_dropped_classes",
+    "boxes_clipped",
+    "objects_of_unknown_classes",
+    "malformed_entries_left_out",
+    "images_with_unreadable_header",
+    "positive_images_without_boxes",
+    "orphan_entries_left_out",
+)
+
 
 def _hand_built() -> Dataset:
     """Five images whose every number below was counted by hand.
@@ -82,11 +93,8 @@ def test_counts_per_class_and_split() -> None:
     }
     assert s.boxes_per_image == {0: 1, 1: 1, 2: 3}
     assert s.images_per_source == {"": 5}
-    assert s.reader_traces == {
-        "invalid_boxes_left_out": 0,
-        "objects_of_dropped_classes": 0,
-        "boxes_clipped": 0,
-    }
+    assert s.reader_traces == dict.fromkeys(TRACE_NAMES, 0)
+    assert s.unknown_classes == {}
 
 
 def test_reader_traces_are_counted() -> None:
@@ -94,6 +102,7 @@ def test_reader_traces_are_counted() -> None:
     ds.images[0].meta = {"clipped": [0, 1], "dropped": ["Hammer"]}
     ds.images[2].meta = {"invalid": [{"name": "Gun", "box": [0, 0, 0, 0], "reason": "empty"}]}
     assert dataset_stats(ds).reader_traces == {
+        **dict.fromkeys(TRACE_NAMES, 0),
         "invalid_boxes_left_out": 1,
         "objects_of_dropped_classes": 1,
         "boxes_clipped": 2,
@@ -271,3 +280,50 @@ def test_cli_stats_writes_its_three_files(tmp_path: Path) -> None:
 
     assert main(["data", "stats", str(ann)]) == 0  # default: stats/ beside the file
     assert (tmp_path / "ds" / "stats" / "stats.md").is_file()
+
+
+def test_cli_stats_counts_what_it_can_and_names_the_unknown_classes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cv.cli import main
+    from cv.image import write_image
+
+    root = tmp_path / "OPIXray"
+    ann = root / "train/train_annotation"
+    ann.mkdir(parents=True)
+    for i in range(1, 5):
+        rng = np.random.default_rng(i)
+        write_image(
+            root / f"train/train_image/{i:06d}.jpg", rng.integers(0, 256, (50, 100, 3), np.uint8)
+        )
+    (ann / "000001.txt").write_text("000001.jpg Scissor 1 1 10 10\n")
+    (ann / "000002.txt").write_text("000002.jpg Scissor 1 1 10 10\n000002.jpg Gun 5 5 20 20\n")
+    (ann / "000003.txt").write_text("000003.jpg Gun 5 5 20 20\n000003.jpg Hammer 1 1 9 9\n")
+    (ann / "000004.txt").write_text("000004.jpg Scissor 1 x 10 10\n")
+    out = tmp_path / "stats"
+    assert main(["data", "stats", str(root), "--format", "opixray", "--out", str(out)]) == 0
+    data = json.loads((out / "stats.json").read_text())
+    assert data["boxes_per_class"]["scissors"] == {"train": 2}
+    assert data["unknown_classes"] == {
+        "Gun": {"objects": 2, "first_seen": "train/train_annotation/000002.txt:2: class"},
+        "Hammer": {"objects": 1, "first_seen": "train/train_annotation/000003.txt:2: class"},
+    }
+    traces = data["reader_traces"]
+    assert (traces["objects_of_unknown_classes"], traces["malformed_entries_left_out"]) == (3, 1)
+    md = (out / "stats.md").read_text()
+    assert "| Gun | 2 | train/train_annotation/000002.txt:2: class |" in md
+    err = capsys.readouterr().err
+    assert "Gun x2, Hammer x1" in err and "--class-map FILE" in err
+    assert "1 annotation entries or files could not be read" in err and "data check" in err
+
+    cmap = tmp_path / "mine.yaml"
+    cmap.write_text("map:\n  Scissor: scissors\n  Gun: gun\n  Hammer: hammer\n")
+    args = ["data", "stats", str(root), "--format", "opixray", "--out", str(out)]
+    assert main([*args, "--class-map", str(cmap)]) == 0
+    data = json.loads((out / "stats.json").read_text())
+    assert data["unknown_classes"] == {}
+    assert {c: n["train"] for c, n in data["boxes_per_class"].items()} == {
+        "gun": 2,
+        "scissors": 2,
+        "hammer": 1,
+    }

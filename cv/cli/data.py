@@ -18,7 +18,7 @@ app = typer.Typer(
 CLASS_MAP_OPTION = typer.Option(
     None, "--class-map", help="Your own class-map YAML instead of the shipped one."
 )
-"""``--class-map``, as ``data check`` and ``data convert`` take it."""
+"""``--class-map``, as ``data check``, ``data stats`` and ``data convert`` take it."""
 IMAGE_ROOT_OPTION = typer.Option(
     None,
     "--image-root",

@@ -4,7 +4,9 @@
 writes ``report.json`` and ``report.md``, and exits 4 when there are errors.
 ``stats`` describes a dataset from its records alone and writes ``stats.md``,
 ``stats.json`` and ``stats.png``. Both read any format that
-:func:`cv.datasets.formats.load_dataset` knows.
+:func:`cv.datasets.formats.load_dataset` knows, and both read on past what a
+reader cannot take (unknown classes, malformed entries, unreadable images),
+reporting it instead of stopping at the first.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from cv.log import console
 from cv.settings import get_settings
 
 if TYPE_CHECKING:
+    from collections import Counter
+
+    from cv.datasets.formats.common import SourceProblems
     from cv.records import Dataset
 
 # Results (tables) go to stdout so they can be piped; messages and errors go
@@ -44,7 +49,7 @@ def _load_leniently(
     fmt: str | None,
     *,
     lenient: bool,
-    record_problems: bool = False,
+    source_problems: SourceProblems | None = None,
     need_images: bool = False,
     class_map: Path | None = None,
     image_root: Path | None = None,
@@ -54,11 +59,13 @@ def _load_leniently(
     Readers raise at the first invalid box, unknown class or malformed line by
     default. To list every fault, a reader that can is asked to leave invalid
     boxes out with a trace in ``ImageRecord.meta`` instead (the check reports each
-    one as ``invalid_box_in_source`` and the stats count them), and, with
-    ``record_problems``, unknown class names and malformed lines too
-    (``unknown_class_in_source``, ``malformed_in_source``). With ``need_images``
-    a COCO-based reader that finds none of a file's images raises, naming the
-    folders it looked in.
+    one as ``invalid_box_in_source`` and the stats count them), and, given a
+    ``source_problems`` list, unknown class names, malformed lines, unreadable
+    images and the rest of what the reader records too (``unknown_class_in_source``,
+    ``malformed_in_source``, ...), with what belongs to no image (an entry naming
+    an image that does not exist, a file that cannot be parsed) listed in
+    ``source_problems``. With ``need_images`` a COCO-based reader that finds none
+    of a file's images raises, naming the folders it looked in.
 
     Raises:
         ConfigError: If ``image_root`` is given for a format whose reader takes none.
@@ -71,8 +78,10 @@ def _load_leniently(
     options: dict[str, object] = {}
     if lenient and "invalid_boxes" in accepted:
         options["invalid_boxes"] = "drop"
-    if lenient and record_problems and "problems" in accepted:
+    if lenient and source_problems is not None and "problems" in accepted:
         options["problems"] = "record"
+        if "source_problems" in accepted:
+            options["source_problems"] = source_problems
     if need_images and "missing_images" in accepted:
         options["missing_images"] = "raise"
     if image_root is not None:
@@ -126,16 +135,19 @@ def check(
     allowed = None if classes is None else [c.strip() for c in classes.split(",") if c.strip()]
     n_workers = workers if workers is not None else get_settings().resolved_workers()
 
+    found: SourceProblems = []
     dataset = _load_leniently(
         path,
         fmt,
         lenient=not strict,
-        record_problems=True,
+        source_problems=found,
         need_images=True,  # images nowhere to be found: one clear error, not N findings
         class_map=class_map,
         image_root=image_root,
     )
-    result = check_dataset(dataset, strict=strict, classes=allowed, workers=n_workers)
+    result = check_dataset(
+        dataset, strict=strict, classes=allowed, workers=n_workers, source_problems=found
+    )
 
     left_out = None
     if fix_out is not None:
@@ -157,14 +169,7 @@ def check(
     if result.findings and show:
         _out.print(findings_table(result, limit=show))
     console.print(f"report: {md_path} and {json_path}")
-    unknown = summarize(dataset).unknown
-    if unknown:
-        names = ", ".join(f"{n or '(empty)'} x{k}" for n, k in sorted(unknown.items()))
-        console.print(
-            f"classes the class map does not know: {names}; map them to taxonomy classes "
-            "(or to null to drop them) in a class-map YAML and pass it with --class-map FILE",
-            highlight=False,
-        )
+    _tell_unknown(summarize(dataset).unknown)
     if not result.ok:
         raise DataValidationError(
             f"{len(result.errors)} errors and {len(result.warnings)} warnings in "
@@ -180,6 +185,7 @@ def stats(
     fmt: str | None = typer.Option(
         None, "--format", help="Dataset format name; detected from the files by default."
     ),
+    class_map: Path | None = CLASS_MAP_OPTION,
     out: Path | None = typer.Option(
         None,
         "--out",
@@ -187,11 +193,14 @@ def stats(
     ),
 ) -> None:
     """Describe a dataset: counts per class and split, box sizes, occlusion, image sizes."""
+    from cv.datasets.formats import summarize
     from cv.datasets.stats import dataset_stats, render_tables
 
-    # Lenient like `check`: boxes the reader leaves out are counted in the stats.
-    dataset = _load_leniently(path, fmt, lenient=True)
-    result = dataset_stats(dataset)
+    # Lenient like `check`: what the reader leaves out (invalid boxes, unknown
+    # classes, malformed entries) is counted in the stats, not a reason to stop.
+    found: SourceProblems = []
+    dataset = _load_leniently(path, fmt, lenient=True, source_problems=found, class_map=class_map)
+    result = dataset_stats(dataset, source_problems=found)
     out_dir = out if out is not None else _beside(path, "stats")
     written = [
         result.write_markdown(out_dir / "stats.md"),
@@ -201,3 +210,24 @@ def stats(
     for table in render_tables(result):
         _out.print(table)
     console.print("wrote " + ", ".join(str(p) for p in written))
+    _tell_unknown(summarize(dataset).unknown)
+    unread = sum(
+        result.reader_traces[k] for k in ("malformed_entries_left_out", "orphan_entries_left_out")
+    )
+    if unread:
+        console.print(
+            f"{unread} annotation entries or files could not be read and are not counted; "
+            f"`customs-vision data check {path}` lists each with its file and line",
+            highlight=False,
+        )
+
+
+def _tell_unknown(unknown: Counter[str]) -> None:
+    """Names the classes the class map does not know, and how to map them."""
+    if unknown:
+        names = ", ".join(f"{n or '(empty)'} x{k}" for n, k in sorted(unknown.items()))
+        console.print(
+            f"classes the class map does not know: {names}; map them to taxonomy classes "
+            "(or to null to drop them) in a class-map YAML and pass it with --class-map FILE",
+            highlight=False,
+        )

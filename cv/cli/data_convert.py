@@ -3,7 +3,8 @@
 Convert reads a public dataset from its own files into the one model
 (:mod:`cv.datasets.formats`) and writes it as a YOLO folder and / or COCO JSON,
 then prints what it holds and what was left out (dropped by the class map,
-clipped, invalid).
+clipped, invalid). A source without a train split (a test set on its own)
+converts to a folder for evaluation only, and convert says so.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cv import log
 from cv.cli.bench import app as bench_app
 from cv.cli.data import CLASS_MAP_OPTION, IMAGE_ROOT_OPTION, app, check_image_root
 from cv.datasets.formats.common import DEFAULT_SPLIT_RATIOS
@@ -155,6 +157,12 @@ def convert(
     console.print(table)
     for p in written:
         console.print(f"wrote {p}", highlight=False)
+    if not any(rec.split == "train" for rec in dataset.images):
+        log.console.print(
+            f"[yellow]note:[/] the source has no train split: {out} is for evaluation only "
+            f"(customs-vision eval xray --data {out}, ultralytics val); train xray refuses it",
+            highlight=False,
+        )
 
 
 @bench_app.command("convert")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cv.datasets.classmap import ClassMap, resolve_class_map
 from cv.datasets.formats.coco import MissingImages, categories_in_map, read_coco_dataset
-from cv.datasets.formats.common import InvalidBoxes, Problems
+from cv.datasets.formats.common import InvalidBoxes, Problems, SourceProblems
 from cv.datasets.formats.registry import register_reader
 from cv.records import Dataset
 
@@ -31,6 +31,7 @@ def read_clcxray(
     missing_images: MissingImages = "keep",
     invalid_boxes: InvalidBoxes = "raise",
     problems: Problems = "raise",
+    source_problems: SourceProblems | None = None,
 ) -> Dataset:
     """CLCXray from its own COCO JSON files.
 
@@ -44,6 +45,9 @@ def read_clcxray(
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
         problems: ``raise`` at an unknown category or malformed annotation, or
             ``record`` it with a trace on its image and read on.
+        source_problems: Under ``record``, where an annotation file that cannot be
+            read as COCO, and an annotation that names no image, are listed (they
+            raise without this list).
     """
     return read_coco_dataset(
         path,
@@ -53,4 +57,5 @@ def read_clcxray(
         missing_images=missing_images,
         invalid_boxes=invalid_boxes,
         problems=problems,
+        source_problems=source_problems,
     )

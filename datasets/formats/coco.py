@@ -36,15 +36,18 @@ from cv.datasets.classmap import ClassMap, resolve_class_map
 from cv.datasets.formats.common import (
     InvalidBoxes,
     Problems,
+    SourceProblems,
     add_object,
     make_dataset,
+    raise_or_record,
+    read_size,
     recording_problems,
+    recording_source_problems,
     relative_file,
     split_from_parts,
 )
 from cv.datasets.formats.registry import register_reader
 from cv.errors import DataFormatError, DataValidationError, ImageReadError, NotFoundError
-from cv.image import read_image_size
 from cv.records import SPLITS, Dataset, ImageRecord, Split
 from cv.taxonomy import category, is_category
 
@@ -220,6 +223,7 @@ def coco_records(
     subset: str | None = None,
     invalid_boxes: InvalidBoxes = "raise",
     problems: Problems = "raise",
+    source_problems: SourceProblems | None = None,
 ) -> tuple[list[ImageRecord], list[str]]:
     """The records of one parsed COCO document.
 
@@ -233,10 +237,12 @@ def coco_records(
         split: Split of every record; otherwise the image's ``split`` key.
         subset: Subset of every record; otherwise the image's ``subset`` key.
         invalid_boxes: What to do with empty or outside boxes.
-        problems: ``raise`` at the first unknown category or malformed annotation,
-            or ``record`` each on its image and read on. An annotation whose
-            ``image_id`` names no image, and a malformed image or category entry,
-            raise either way.
+        problems: ``raise`` at the first unknown category, malformed annotation or
+            unreadable image (one whose size the file leaves out), or ``record``
+            each on its image and read on. A malformed image or category entry
+            raises either way.
+        source_problems: Under ``record``, where an annotation whose ``image_id``
+            is missing or names no image is listed (it raises without this list).
 
     Returns:
         The records, and the mapped class names in category order.
@@ -279,10 +285,8 @@ def coco_records(
             )
         img_path = Path(os.path.normpath(image_root.absolute() / fname))
         w, h = im.get("width"), im.get("height")
-        if w is None or h is None:
-            # Some exports leave the size out; the image header has it.
-            w, h = read_image_size(img_path)
-        if not isinstance(w, int) or not isinstance(h, int) or w <= 0 or h <= 0:
+        sized = w is not None and h is not None
+        if sized and (not isinstance(w, int) or not isinstance(h, int) or w <= 0 or h <= 0):
             raise DataFormatError(
                 f"width and height must be positive integers, got {w!r} x {h!r}",
                 path=json_path,
@@ -296,16 +300,19 @@ def coco_records(
                 field=f"{where}.split",
             )
         meta = im.get("meta")
-        records[iid] = ImageRecord(
+        rec = records[iid] = ImageRecord(
             file=relative_file(img_path, root.absolute()),
-            width=w,
-            height=h,
+            width=w if sized else 0,
+            height=h if sized else 0,
             split=rec_split,
             subset=subset if subset is not None else im.get("subset"),
             source=im.get("source") or source,
             view=im.get("view"),
             meta=dict(meta) if isinstance(meta, dict) else {},
         )
+        if not sized:
+            # Some exports leave the size out; the image header has it.
+            read_size(rec, img_path, problems)
 
     # Validate every bbox field first, then convert all boxes in one call.
     raw_boxes: list[list[float]] = []
@@ -330,12 +337,11 @@ def coco_records(
     xyxy = xywh_to_xyxy(np.array(raw_boxes, dtype=np.float64).reshape(-1, 4)).tolist()
     for i, ann in enumerate(anns):
         where = f"annotations[{i}]"
-        iid = _require(ann, "image_id", int, path=json_path, where=where)
-        rec = records.get(iid)
-        if rec is None:
-            raise DataFormatError(
-                f"image_id {iid} is not among the images", path=json_path, field=f"{where}.image_id"
-            )
+        try:
+            rec = _image_of(ann, records, json_path, where)
+        except DataFormatError as error:
+            raise_or_record(error, source_problems, problems)
+            continue
         with recording_problems(rec, problems):
             if i in bad_boxes:
                 raise bad_boxes[i]
@@ -364,6 +370,21 @@ def coco_records(
                 iscrowd=bool(ann.get("iscrowd", 0)),
             )
     return list(records.values()), mapped_order
+
+
+def _image_of(ann: Any, records: dict[int, ImageRecord], path: Path, where: str) -> ImageRecord:
+    """The record an annotation's ``image_id`` names.
+
+    Raises:
+        DataFormatError: If ``image_id`` is missing, not an integer, or names no image.
+    """
+    iid = _require(ann, "image_id", int, path=path, where=where)
+    rec = records.get(iid)
+    if rec is None:
+        raise DataFormatError(
+            f"image_id {iid} is not among the images", path=path, field=f"{where}.image_id"
+        )
+    return rec
 
 
 _IMAGES_TRIED = 1000
@@ -447,6 +468,7 @@ def read_coco_files(
     subsets: Sequence[str | None] | None = None,
     invalid_boxes: InvalidBoxes = "raise",
     problems: Problems = "raise",
+    source_problems: SourceProblems | None = None,
 ) -> Dataset:
     """Reads several COCO files into one dataset (building block of the COCO-based readers).
 
@@ -464,6 +486,9 @@ def read_coco_files(
         invalid_boxes: What to do with empty or outside boxes.
         problems: ``raise`` at an unknown category or malformed annotation, or
             ``record`` it on its image (see :func:`coco_records`).
+        source_problems: Under ``record``, where a file that is not valid JSON or
+            not a COCO document (none of its images is read) and an annotation
+            that names no image are listed; they raise without this list.
 
     Raises:
         NotFoundError: If ``image_roots`` finds no folder holding a file's images
@@ -472,39 +497,45 @@ def read_coco_files(
     records: list[ImageRecord] = []
     order: list[str] = []
     for k, f in enumerate(files):
-        doc = load_json(f)
-        split = splits[k] if splits is not None else None
+        parsed: tuple[list[ImageRecord], list[str]] | None = None
         not_found: NotFoundError | None = None
-        if image_roots is None:
-            image_root = f.parent
-        elif callable(image_roots):
+        with recording_source_problems(source_problems, problems):
+            doc = load_json(f)
+            if image_roots is None:
+                image_root = f.parent
+            elif callable(image_roots):
+                try:
+                    image_root = image_roots(f, doc)
+                except NotFoundError as exc:
+                    # Reported after the file is parsed, so a malformed file says so first.
+                    image_root, not_found = f.parent, exc
+            else:
+                image_root = image_roots[k]
             try:
-                image_root = image_roots(f, doc)
-            except NotFoundError as exc:
-                # Reported after the file is parsed, so a malformed file says so first.
-                image_root, not_found = f.parent, exc
-        else:
-            image_root = image_roots[k]
-        try:
-            recs, mapped = coco_records(
-                doc,
-                json_path=f,
-                image_root=image_root,
-                root=root,
-                class_map=class_map,
-                source=name,
-                split=split,
-                subset=subsets[k] if subsets is not None else None,
-                invalid_boxes=invalid_boxes,
-                problems=problems,
-            )
-        except (NotFoundError, ImageReadError):
-            # A size read from an image header in the wrong folder.
-            if not_found is not None:
-                raise not_found from None
-            raise
+                parsed = coco_records(
+                    doc,
+                    json_path=f,
+                    image_root=image_root,
+                    root=root,
+                    class_map=class_map,
+                    source=name,
+                    split=splits[k] if splits is not None else None,
+                    subset=subsets[k] if subsets is not None else None,
+                    invalid_boxes=invalid_boxes,
+                    problems=problems,
+                    source_problems=source_problems,
+                )
+            except (NotFoundError, ImageReadError):
+                # A size read from an image header in the wrong folder (only under
+                # `raise`: `record` keeps such an image without a size).
+                if not_found is not None:
+                    raise not_found from None
+                raise
+        if parsed is None:
+            continue  # listed in source_problems: the file cannot be read as COCO
         if not_found is not None:
             raise not_found
+        recs, mapped = parsed
         if splits is None:
             guess = _split_of_file(f)
             for r in recs:
@@ -563,6 +594,7 @@ def read_coco_dataset(
     missing_images: MissingImages = "keep",
     invalid_boxes: InvalidBoxes = "raise",
     problems: Problems = "raise",
+    source_problems: SourceProblems | None = None,
 ) -> Dataset:
     """A dataset shipped as COCO JSON files with an image folder (CLCXray, AI-Hub).
 
@@ -596,6 +628,7 @@ def read_coco_dataset(
         ),
         invalid_boxes=invalid_boxes,
         problems=problems,
+        source_problems=source_problems,
     )
 
 
@@ -632,6 +665,7 @@ def read_coco(
     missing_images: MissingImages = "keep",
     invalid_boxes: InvalidBoxes = "raise",
     problems: Problems = "raise",
+    source_problems: SourceProblems | None = None,
 ) -> Dataset:
     """Generic COCO JSON (also our own files, which round-trip losslessly).
 
@@ -652,6 +686,9 @@ def read_coco(
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
         problems: ``raise`` at an unknown category or malformed annotation, or
             ``record`` it with a trace on its image and read on.
+        source_problems: Under ``record``, where an annotation file that cannot be
+            read as COCO, and an annotation that names no image, are listed (they
+            raise without this list).
 
     Raises:
         NotFoundError: If ``path`` does not exist, a folder holds no JSON file, or
@@ -686,4 +723,5 @@ def read_coco(
         splits=[split] * len(files) if split is not None else None,
         invalid_boxes=invalid_boxes,
         problems=problems,
+        source_problems=source_problems,
     )

@@ -13,10 +13,18 @@ through :func:`add_object`, so the rules are the same for every dataset:
 A class name the map does not know, and an annotation entry that cannot be
 parsed (a line with the wrong number of fields, a corner that is not a number),
 raise by default, naming the file and line: conversion and training fail fast.
-A reader given ``problems="record"`` (what ``data check`` uses) reads each such
-entry inside :func:`recording_problems` instead, which lists it in
+A reader given ``problems="record"`` (what ``data check`` and ``data stats`` use)
+reads each such entry inside :func:`recording_problems` instead, which lists it in
 ``record.meta["unknown"]`` or ``record.meta["malformed"]`` and reads on, so that
-a check reports every one.
+a check reports every one. Under ``record`` an image whose header cannot be read
+keeps the size 0 x 0 with the reason in ``record.meta["unreadable"]``
+(:func:`read_size`), and a reader may list other faults of an image in its own
+trace (SIXray: ``record.meta["missing_boxes"]`` for a positive image without boxes).
+
+A fault that belongs to no image (an entry naming an image that does not exist,
+an annotation file that cannot be parsed at all) has no record to go on: under
+``record`` a reader lists it in the ``source_problems`` list its caller gives
+(:func:`recording_source_problems`, :func:`raise_or_record`), and raises without one.
 
 Nothing is dropped without a trace; :func:`summarize` counts the traces.
 """
@@ -26,7 +34,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from os import PathLike
@@ -35,8 +43,15 @@ from types import TracebackType
 from typing import Literal
 
 from cv.datasets.classmap import ClassMap, UnknownClassError
-from cv.errors import DataFormatError, DataValidationError, ImageReadError
-from cv.image import IMAGE_SUFFIXES
+from cv.errors import (
+    CustomsVisionError,
+    DataFormatError,
+    DataValidationError,
+    ImageReadError,
+    NotFoundError,
+    format_location,
+)
+from cv.image import IMAGE_SUFFIXES, read_image_size
 from cv.records import Annotation, Dataset, ImageRecord, Split
 
 log = logging.getLogger(__name__)
@@ -91,6 +106,30 @@ class _Recorder(AbstractContextManager[None]):
         return False
 
 
+def trace_of(error: CustomsVisionError) -> dict[str, object]:
+    """``{"path", "line", "field", "reason"}`` of ``error``: a trace of it that
+    :func:`trace_place` reads back.
+    """
+    return {"path": error.path, "line": error.line, "field": error.field, "reason": error.reason}
+
+
+def trace_place(item: Mapping[str, object], root: Path | None) -> str:
+    """``path:line: field`` of a trace, the path relative to the dataset root."""
+    path = item.get("path")
+    if isinstance(path, str) and root is not None:
+        path = relative_file(Path(path), root)
+    line = item.get("line")
+    entry = item.get("field")
+    return (
+        format_location(
+            path if isinstance(path, str) else None,
+            line if isinstance(line, int) else None,
+            entry if isinstance(entry, str) else None,
+        )
+        or "(unknown place)"
+    )
+
+
 def record_problem(record: ImageRecord, error: UnknownClassError | DataFormatError) -> None:
     """Lists ``error`` in ``record.meta["unknown"]`` or ``["malformed"]`` (see above)."""
     if isinstance(error, UnknownClassError):
@@ -98,9 +137,78 @@ def record_problem(record: ImageRecord, error: UnknownClassError | DataFormatErr
             {"name": error.name, "path": error.path, "line": error.line, "field": error.field}
         )
     else:
-        record.meta.setdefault("malformed", []).append(
-            {"path": error.path, "line": error.line, "field": error.field, "reason": error.reason}
-        )
+        record.meta.setdefault("malformed", []).append(trace_of(error))
+
+
+SourceProblems = list[dict[str, object]]
+"""Faults that belong to no image, each ``{"path", "line", "field", "reason"}`` like a
+``malformed`` trace: where a reader given ``problems="record"`` lists them."""
+
+
+def raise_or_record(
+    error: CustomsVisionError, found: SourceProblems | None, problems: Problems
+) -> None:
+    """Lists ``error``, a fault that belongs to no image, in ``found``; raises it
+    unless ``problems`` is ``record`` and ``found`` is given.
+    """
+    if problems == "raise" or found is None:
+        raise error
+    found.append(trace_of(error))
+
+
+def recording_source_problems(
+    found: SourceProblems | None, problems: Problems
+) -> AbstractContextManager[None]:
+    """A context for a block that reads what belongs to no image yet: a whole
+    annotation file, or an entry that names no image of the dataset.
+
+    With ``problems="record"`` and a ``found`` list, a malformed file or entry
+    (:class:`~cv.errors.DataFormatError`) or an image that does not exist
+    (:class:`~cv.errors.NotFoundError`) raised in the block ends the block and is
+    listed in ``found``, as :func:`raise_or_record` lists it; otherwise it does nothing.
+    """
+    return _NO_OP if problems == "raise" or found is None else _SourceRecorder(found)
+
+
+class _SourceRecorder(AbstractContextManager[None]):
+    __slots__ = ("found",)
+
+    def __init__(self, found: SourceProblems) -> None:
+        self.found = found
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if isinstance(error, DataFormatError | NotFoundError) and not isinstance(
+            error, ImageReadError
+        ):
+            self.found.append(trace_of(error))
+            return True
+        return False
+
+
+def read_size(record: ImageRecord, image: Path, problems: Problems) -> None:
+    """Sets ``record.width`` and ``height`` from the header of its image file.
+
+    With ``problems="record"`` an image whose header cannot be read (truncated,
+    not an image, missing) keeps the size 0 x 0 and the reason is listed in
+    ``record.meta["unreadable"]``; its annotation entries are still read for
+    their class names and format, but their boxes cannot be placed in an image of
+    unknown size and :func:`add_object` leaves them out.
+
+    Raises:
+        NotFoundError: If the image does not exist (with ``raise``).
+        ImageReadError: If its header cannot be read (likewise).
+    """
+    try:
+        record.width, record.height = read_image_size(image)
+    except (NotFoundError, ImageReadError) as error:
+        if problems == "raise":
+            raise
+        record.meta.setdefault("unreadable", []).append(error.reason)
 
 
 def add_object(
@@ -138,7 +246,8 @@ def add_object(
         iscrowd: COCO's crowd flag.
 
     Returns:
-        The annotation, or ``None`` if the class map or ``invalid_boxes`` dropped it.
+        The annotation, or ``None`` if the class map or ``invalid_boxes`` dropped
+        it, or the image's header could not be read (:func:`read_size`).
 
     Raises:
         UnknownClassError: If the class is not in ``class_map``.
@@ -151,6 +260,8 @@ def add_object(
     if mapped is None:
         record.meta.setdefault("dropped", []).append(original_name)
         return None
+    if "unreadable" in record.meta:
+        return None  # no size to place the box in: the image is reported instead (read_size)
     x1, y1, x2, y2 = box
     w, h = record.width, record.height
     problem = None
@@ -296,6 +407,13 @@ def make_dataset(
             name,
             stats.malformed,
         )
+    if stats.unreadable:
+        log.warning(
+            "%s: %d images whose header cannot be read, kept without a size or boxes "
+            "(see record.meta['unreadable'])",
+            name,
+            stats.unreadable,
+        )
     return dataset
 
 
@@ -356,6 +474,8 @@ class Summary:
         unknown: Objects left out for a class the map does not know, per original
             name (only when read with ``problems="record"``).
         malformed: Annotation entries left out as unparsable (likewise).
+        unreadable: Images whose header could not be read, kept without a size
+            (likewise).
         unboxed: Images with image-level labels but no boxes (DvXray without boxes).
     """
 
@@ -369,6 +489,7 @@ class Summary:
     invalid: int = 0
     unknown: Counter[str] = field(default_factory=Counter)
     malformed: int = 0
+    unreadable: int = 0
     unboxed: int = 0
 
 
@@ -389,10 +510,11 @@ def summarize(dataset: Dataset) -> Summary:
             unknown = meta.get("unknown", ())
             s.unknown.update(u["name"] for u in unknown)  # type: ignore[union-attr, index]
             s.malformed += len(meta.get("malformed", ()))  # type: ignore[arg-type]
+            s.unreadable += bool(meta.get("unreadable"))
             if meta.get("image_labels") and not rec.annotations:
                 s.unboxed += 1
         if not rec.annotations and not any(
-            meta.get(k) for k in ("image_labels", "dropped", "unknown", "malformed")
+            meta.get(k) for k in ("image_labels", "dropped", "unknown", "malformed", "unreadable")
         ):
             s.clean_images += 1
     return s

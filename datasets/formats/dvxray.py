@@ -21,6 +21,7 @@ from cv.datasets.formats.common import (
     InvalidBoxes,
     Problems,
     make_dataset,
+    read_size,
     record_problem,
     relative_file,
     split_from_parts,
@@ -28,7 +29,6 @@ from cv.datasets.formats.common import (
 from cv.datasets.formats.pixray import add_json_objects, read_objects
 from cv.datasets.formats.registry import register_reader
 from cv.errors import NotFoundError
-from cv.image import read_image_size
 from cv.log import progress
 from cv.records import Dataset, ImageRecord
 
@@ -57,11 +57,13 @@ def read_dvxray(
         path: The DvXray folder.
         class_map: Map of DvXray's labels; by default the shipped ``dvxray`` map.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
-        problems: ``raise`` at an unknown class or a malformed file or object, or
-            ``record`` it with a trace on each view's image and read on.
+        problems: ``raise`` at an unknown class, a malformed file or object or a
+            missing or unreadable view image, or ``record`` it with a trace on
+            each view's image and read on.
 
     Raises:
-        NotFoundError: If a view image of a scan is missing.
+        NotFoundError: If a view image of a scan is missing (unless ``problems``
+            is ``record``).
         DataFormatError: If a JSON file is malformed (unless ``problems`` is ``record``).
         UnknownClassError: If a label is not in the class map (likewise).
     """
@@ -79,18 +81,18 @@ def read_dvxray(
             objects, errors = read_objects(j, problems)
             for view in VIEWS:
                 img = j.with_name(f"{j.stem}_{view}.png")
-                if not img.is_file():
+                if not img.is_file() and problems == "raise":
                     raise NotFoundError(f"the {view} view of scan {j.stem} is missing", path=img)
-                w, h = read_image_size(img)
                 rec = ImageRecord(
                     file=relative_file(img, root),
-                    width=w,
-                    height=h,
+                    width=0,
+                    height=0,
                     split=split_from_parts(img.parent.relative_to(root).parts),
                     source="dvxray",
                     view=view,
                     meta={"pair": j.stem},
                 )
+                read_size(rec, img, problems)
                 for error in errors:
                     record_problem(rec, error)
                 add_json_objects(

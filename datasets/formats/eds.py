@@ -15,9 +15,12 @@ from cv.datasets.classmap import ClassMap, resolve_class_map
 from cv.datasets.formats.common import (
     InvalidBoxes,
     Problems,
+    SourceProblems,
     add_object,
     index_images,
     make_dataset,
+    raise_or_record,
+    read_size,
     recording_problems,
     relative_file,
     split_from_parts,
@@ -25,7 +28,6 @@ from cv.datasets.formats.common import (
 from cv.datasets.formats.registry import register_reader
 from cv.datasets.formats.voc import read_voc_objects
 from cv.errors import DataFormatError, NotFoundError
-from cv.image import read_image_size
 from cv.log import progress
 from cv.records import Dataset, ImageRecord
 
@@ -48,6 +50,7 @@ def read_eds(
     class_map: ClassMap | str | PathLike[str] | None = None,
     invalid_boxes: InvalidBoxes = "raise",
     problems: Problems = "raise",
+    source_problems: SourceProblems | None = None,
 ) -> Dataset:
     """EDS from its own folders (VOC XML in ``labels/``, one folder per scanner).
 
@@ -55,11 +58,13 @@ def read_eds(
         path: The EDS folder.
         class_map: Map of EDS's class names; by default the shipped ``eds`` map.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
-        problems: ``raise`` at an unknown class or a malformed XML file or object,
-            or ``record`` it with a trace on its image and read on.
+        problems: ``raise`` at an unknown class, a malformed XML file or object or
+            an unreadable image, or ``record`` it with a trace on its image and read on.
+        source_problems: Under ``record``, where an annotation file without an
+            image is listed (it raises without this list).
 
     Raises:
-        NotFoundError: If an XML file has no image.
+        NotFoundError: If an XML file has no image (unless listed in ``source_problems``).
         DataFormatError: If there is no ``labels/`` folder or (unless ``problems``
             is ``record``) an XML file is malformed.
         UnknownClassError: If a class is not in the class map (likewise).
@@ -78,26 +83,31 @@ def read_eds(
         for xml in sorted(labels.glob("*.xml")):
             img = images.get(xml.stem)
             if img is None:
-                raise NotFoundError(
-                    f"no image {xml.stem}.* beside labels/ (looked in "
-                    f"{', '.join(d.name for d in image_dirs) or 'no folder'})",
-                    path=xml,
+                raise_or_record(
+                    NotFoundError(
+                        f"no image {xml.stem}.* beside labels/ (looked in "
+                        f"{', '.join(d.name for d in image_dirs) or 'no folder'})",
+                        path=xml,
+                    ),
+                    source_problems,
+                    problems,
                 )
+                continue
             jobs.append((xml, img, labels))
 
     records: list[ImageRecord] = []
     with progress() as bar:
         task = bar.add_task("reading eds", total=len(jobs))
         for xml, img, labels in jobs:
-            w, h = read_image_size(img)
             domain_parts = labels.parent.relative_to(root).parts
             rec = ImageRecord(
                 file=relative_file(img, root),
-                width=w,
-                height=h,
+                width=0,
+                height=0,
                 split=split_from_parts(domain_parts),
                 source="eds",
             )
+            read_size(rec, img, problems)
             if domain_parts:
                 rec.meta["domain"] = "/".join(domain_parts)
             _read_objects(xml, rec, cmap, invalid_boxes, problems)

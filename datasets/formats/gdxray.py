@@ -26,16 +26,18 @@ from cv.datasets.classmap import ClassMap, resolve_class_map
 from cv.datasets.formats.common import (
     InvalidBoxes,
     Problems,
+    SourceProblems,
     add_object,
     make_dataset,
     parse_number,
+    read_size,
     recording_problems,
+    recording_source_problems,
     relative_file,
     text_rows,
 )
 from cv.datasets.formats.registry import register_reader
 from cv.errors import ConfigError, DataFormatError, DataValidationError, NotFoundError
-from cv.image import read_image_size
 from cv.log import progress
 from cv.records import Dataset, ImageRecord, Split
 
@@ -84,6 +86,7 @@ def read_gdxray(
     series_names: Mapping[str, str] | None = None,
     invalid_boxes: InvalidBoxes = "raise",
     problems: Problems = "raise",
+    source_problems: SourceProblems | None = None,
 ) -> Dataset:
     """GDXray Baggage from its own series folders.
 
@@ -94,15 +97,18 @@ def read_gdxray(
         series_names: Class name of each series' boxes where a row names none;
             default :data:`SERIES_NAMES`.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
-        problems: ``raise`` at an unknown class or malformed row, or ``record`` it
-            with a trace on the row's image and read on. A row whose image number
-            is not one of the series' images raises either way.
+        problems: ``raise`` at an unknown class, malformed row or unreadable
+            image, or ``record`` it with a trace on the row's image and read on.
+        source_problems: Under ``record``, where a row whose image number is not
+            one of the series' images is listed (it raises without this list).
 
     Raises:
         ConfigError: If ``columns`` is not one of the two orders.
-        NotFoundError: If a row names an image that does not exist.
-        DataFormatError: If a row is malformed (file, line and field named).
-        UnknownClassError: If a class is not in the class map.
+        NotFoundError: If a row names an image that does not exist (unless listed
+            in ``source_problems``).
+        DataFormatError: If a row is malformed (file, line and field named; likewise).
+        UnknownClassError: If a class is not in the class map (unless ``problems``
+            is ``record``).
         DataValidationError: If a series has no class name.
     """
     if columns not in ("x1x2y1y2", "x1y1x2y2"):
@@ -142,6 +148,7 @@ def read_gdxray(
                     names.get(sdir.name),
                     invalid_boxes,
                     problems,
+                    source_problems,
                     use_split,
                 )
             )
@@ -157,6 +164,7 @@ def _read_series(
     series_name: str | None,
     invalid_boxes: InvalidBoxes,
     problems: Problems,
+    source_problems: SourceProblems | None,
     use_split: bool,
 ) -> list[ImageRecord]:
     gt = sdir / _GT
@@ -166,22 +174,26 @@ def _read_series(
             number = int(img.stem.rsplit("_", 1)[1])
         except ValueError:
             continue  # not a series image (a mask or a thumbnail)
-        w, h = read_image_size(img)
-        by_number[number] = ImageRecord(
+        rec = ImageRecord(
             file=relative_file(img, root),
-            width=w,
-            height=h,
+            width=0,
+            height=0,
             split=DETECTION_SPLIT.get(sdir.name) if use_split else None,
             source="gdxray",
             meta={"series": sdir.name},
         )
+        read_size(rec, img, problems)
+        by_number[number] = rec
     for line, fields in text_rows(gt):
         owner = _image_of_row(fields, by_number)
-        if owner is None:
-            # Not one of the series' images: no image to record a problem on.
-            _read_row(gt, line, fields, by_number, cmap, labels, series_name, invalid_boxes)
-            continue
-        with recording_problems(owner, problems):
+        # A row naming none of the series' images (_read_row raises at it) is a
+        # problem of the source: there is no image to record it on.
+        context = (
+            recording_source_problems(source_problems, problems)
+            if owner is None
+            else recording_problems(owner, problems)
+        )
+        with context:
             _read_row(gt, line, fields, by_number, cmap, labels, series_name, invalid_boxes)
     return [by_number[n] for n in sorted(by_number)]
 

@@ -11,7 +11,7 @@ from os import PathLike
 from pathlib import Path
 
 from cv.datasets.classmap import ClassMap, resolve_class_map
-from cv.datasets.formats.common import InvalidBoxes, Problems
+from cv.datasets.formats.common import InvalidBoxes, Problems, SourceProblems
 from cv.datasets.formats.opixray import detect_txt_layout, read_txt_dataset
 from cv.datasets.formats.registry import register_reader
 from cv.records import Dataset
@@ -28,6 +28,7 @@ def read_hixray(
     class_map: ClassMap | str | PathLike[str] | None = None,
     invalid_boxes: InvalidBoxes = "raise",
     problems: Problems = "raise",
+    source_problems: SourceProblems | None = None,
 ) -> Dataset:
     """HiXray from its own folders (TXT boxes, train / test folders).
 
@@ -37,6 +38,8 @@ def read_hixray(
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
         problems: ``raise`` at an unknown class or malformed line, or ``record`` it
             with a trace and read on.
+        source_problems: Under ``record``, where an annotation file without an
+            image is listed (it raises without this list).
     """
     return read_txt_dataset(
         path,
@@ -44,4 +47,5 @@ def read_hixray(
         class_map=resolve_class_map(class_map, default="hixray"),
         invalid_boxes=invalid_boxes,
         problems=problems,
+        source_problems=source_problems,
     )

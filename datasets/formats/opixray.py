@@ -26,10 +26,13 @@ from cv.datasets.classmap import ClassMap, resolve_class_map
 from cv.datasets.formats.common import (
     InvalidBoxes,
     Problems,
+    SourceProblems,
     add_object,
     index_images,
     make_dataset,
     parse_number,
+    raise_or_record,
+    read_size,
     recording_problems,
     relative_file,
     split_from_parts,
@@ -37,7 +40,6 @@ from cv.datasets.formats.common import (
 )
 from cv.datasets.formats.registry import register_reader
 from cv.errors import DataFormatError, NotFoundError
-from cv.image import read_image_size
 from cv.log import progress
 from cv.records import Dataset, ImageRecord
 
@@ -84,11 +86,13 @@ def read_txt_dataset(
     class_map: ClassMap,
     invalid_boxes: InvalidBoxes = "raise",
     problems: Problems = "raise",
+    source_problems: SourceProblems | None = None,
 ) -> Dataset:
     """Reads the OPIXray / HiXray TXT layout (shared by both readers).
 
     Raises:
-        NotFoundError: If ``path`` is not a folder, or a TXT file has no image.
+        NotFoundError: If ``path`` is not a folder, or a TXT file has no image
+            (unless listed in ``source_problems``).
         DataFormatError: If a line does not have the six fields, or a corner is not
             a number; the message names file, line and field (unless ``problems``
             is ``record``).
@@ -122,11 +126,16 @@ def read_txt_dataset(
                 first = next(text_rows(txt), None)
                 img = None if first is None else images.get(Path(first[1][0]).stem)
             if img is None:
-                raise NotFoundError(
-                    f"no image for this annotation file (looked for {stem}.* in "
-                    f"{', '.join(str(d) for d in image_dirs) or parent})",
-                    path=txt,
+                raise_or_record(
+                    NotFoundError(
+                        f"no image for this annotation file (looked for {stem}.* in "
+                        f"{', '.join(str(d) for d in image_dirs) or parent})",
+                        path=txt,
+                    ),
+                    source_problems,
+                    problems,
                 )
+                continue
             named.add(img)
             jobs.append((img, txt, parent))
         jobs.extend((img, None, parent) for img in images.values() if img not in named)
@@ -135,15 +144,15 @@ def read_txt_dataset(
     with progress() as bar:
         task = bar.add_task(f"reading {name}", total=len(jobs))
         for img, txt, parent in sorted(jobs, key=lambda j: str(j[0])):
-            w, h = read_image_size(img)
             rel_parts = parent.relative_to(root).parts
             rec = ImageRecord(
                 file=relative_file(img, root),
-                width=w,
-                height=h,
+                width=0,
+                height=0,
                 split=split_from_parts(rel_parts),
                 source=name,
             )
+            read_size(rec, img, problems)
             level = levels.get(img.stem)
             if level is not None:
                 rec.subset = f"OL{level}"
@@ -215,6 +224,7 @@ def read_opixray(
     class_map: ClassMap | str | PathLike[str] | None = None,
     invalid_boxes: InvalidBoxes = "raise",
     problems: Problems = "raise",
+    source_problems: SourceProblems | None = None,
 ) -> Dataset:
     """OPIXray from its own folders (TXT boxes, occlusion lists OL1-OL3).
 
@@ -224,6 +234,8 @@ def read_opixray(
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
         problems: ``raise`` at an unknown class or malformed line, or ``record`` it
             with a trace and read on.
+        source_problems: Under ``record``, where an annotation file without an
+            image is listed (it raises without this list).
     """
     return read_txt_dataset(
         path,
@@ -231,4 +243,5 @@ def read_opixray(
         class_map=resolve_class_map(class_map, default="opixray"),
         invalid_boxes=invalid_boxes,
         problems=problems,
+        source_problems=source_problems,
     )

@@ -25,7 +25,7 @@ from cv.datasets.formats.coco import (
     guess_image_root,
     read_coco_files,
 )
-from cv.datasets.formats.common import InvalidBoxes, Problems
+from cv.datasets.formats.common import InvalidBoxes, Problems, SourceProblems
 from cv.datasets.formats.registry import register_reader
 from cv.errors import DataFormatError, NotFoundError
 from cv.records import Dataset, Split
@@ -75,6 +75,7 @@ def read_pidray(
     missing_images: MissingImages = "keep",
     invalid_boxes: InvalidBoxes = "raise",
     problems: Problems = "raise",
+    source_problems: SourceProblems | None = None,
 ) -> Dataset:
     """PIDray 2021 or 2023 from its own files (COCO JSON, subsets easy / hard / hidden).
 
@@ -89,6 +90,9 @@ def read_pidray(
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
         problems: ``raise`` at an unknown category or malformed annotation, or
             ``record`` it with a trace on its image and read on.
+        source_problems: Under ``record``, where an annotation file that cannot be
+            read as COCO, and an annotation that names no image, are listed (they
+            raise without this list).
 
     Raises:
         NotFoundError: If there is no PIDray annotation file, or (with
@@ -127,6 +131,7 @@ def read_pidray(
         subsets=[sub for _, sub in splits_subsets],
         invalid_boxes=invalid_boxes,
         problems=problems,
+        source_problems=source_problems,
     )
     for rec in dataset.images:
         if rec.subset is None and rec.split == "test":

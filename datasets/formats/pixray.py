@@ -20,8 +20,11 @@ from cv.datasets.formats.coco import load_json
 from cv.datasets.formats.common import (
     InvalidBoxes,
     Problems,
+    SourceProblems,
     add_object,
     make_dataset,
+    raise_or_record,
+    read_size,
     record_problem,
     recording_problems,
     relative_file,
@@ -29,7 +32,7 @@ from cv.datasets.formats.common import (
 )
 from cv.datasets.formats.registry import register_reader
 from cv.errors import DataFormatError, NotFoundError
-from cv.image import IMAGE_SUFFIXES, read_image_size
+from cv.image import IMAGE_SUFFIXES
 from cv.log import progress
 from cv.records import Dataset, ImageRecord
 
@@ -225,6 +228,7 @@ def read_pixray(
     class_map: ClassMap | str | PathLike[str] | None = None,
     invalid_boxes: InvalidBoxes = "raise",
     problems: Problems = "raise",
+    source_problems: SourceProblems | None = None,
 ) -> Dataset:
     """PIXray from its own files (per-image JSON with polygons).
 
@@ -232,11 +236,14 @@ def read_pixray(
         path: The PIXray folder.
         class_map: Map of PIXray's labels; by default the shipped ``pixray`` map.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
-        problems: ``raise`` at an unknown class or a malformed file or object, or
-            ``record`` it with a trace on its image and read on.
+        problems: ``raise`` at an unknown class, a malformed file or object or an
+            unreadable image, or ``record`` it with a trace on its image and read on.
+        source_problems: Under ``record``, where an annotation file without an
+            image is listed (it raises without this list).
 
     Raises:
-        NotFoundError: If a JSON file has no image beside it.
+        NotFoundError: If a JSON file has no image beside it (unless listed in
+            ``source_problems``).
         DataFormatError: If a JSON file is malformed (unless ``problems`` is ``record``).
         UnknownClassError: If a label is not in the class map (likewise).
     """
@@ -251,15 +258,21 @@ def read_pixray(
         for j in files:
             img = _image_beside(j, j.stem)
             if img is None:
-                raise NotFoundError(f"no image {j.stem}.* beside this annotation file", path=j)
-            w, h = read_image_size(img)
+                raise_or_record(
+                    NotFoundError(f"no image {j.stem}.* beside this annotation file", path=j),
+                    source_problems,
+                    problems,
+                )
+                bar.advance(task)
+                continue
             rec = ImageRecord(
                 file=relative_file(img, root),
-                width=w,
-                height=h,
+                width=0,
+                height=0,
                 split=split_from_parts(img.parent.relative_to(root).parts),
                 source="pixray",
             )
+            read_size(rec, img, problems)
             objects, errors = read_objects(j, problems)
             for error in errors:
                 record_problem(rec, error)

@@ -8,6 +8,8 @@ Class names are inconsistent in case (the class map matches case-insensitively)
 and some ``<name>`` are empty: an empty name is resolved from the CSV when the
 image has exactly one positive class there, and is an error otherwise. A CSV
 whose file name says ``train`` / ``test`` gives the split of the images it lists.
+An image the CSV marks positive must have an XML file of boxes: without boxes its
+threats would be learnt as background.
 """
 
 from __future__ import annotations
@@ -21,16 +23,20 @@ from cv.datasets.classmap import ClassMap, UnknownClassError, resolve_class_map
 from cv.datasets.formats.common import (
     InvalidBoxes,
     Problems,
+    SourceProblems,
     add_object,
     make_dataset,
+    raise_or_record,
+    read_size,
     recording_problems,
     relative_file,
     split_from_parts,
+    trace_of,
 )
 from cv.datasets.formats.registry import register_reader
 from cv.datasets.formats.voc import VocObject, read_voc_objects
 from cv.errors import DataFormatError, DataValidationError, NotFoundError
-from cv.image import IMAGE_SUFFIXES, read_image_size
+from cv.image import IMAGE_SUFFIXES
 from cv.log import progress
 from cv.records import Dataset, ImageRecord, Split
 
@@ -94,6 +100,7 @@ def read_sixray(
     class_map: ClassMap | str | PathLike[str] | None = None,
     invalid_boxes: InvalidBoxes = "raise",
     problems: Problems = "raise",
+    source_problems: SourceProblems | None = None,
 ) -> Dataset:
     """SIXray from its own files (VOC XML boxes, image-level CSV, clean bags).
 
@@ -101,17 +108,21 @@ def read_sixray(
         path: The SIXray folder.
         class_map: Map of SIXray's class names; by default the shipped ``sixray`` map.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
-        problems: ``raise`` at an unknown (or unresolvable empty) class name or a
-            malformed XML file or object, or ``record`` it with a trace on its image
-            and read on.
+        problems: ``raise`` at an unknown (or unresolvable empty) class name, a
+            malformed XML file or object, an unreadable image or a positive image
+            without boxes, or ``record`` it with a trace on its image (a positive
+            image without boxes in ``record.meta["missing_boxes"]``) and read on.
+        source_problems: Under ``record``, where an XML file without an image is
+            listed (it raises without this list).
 
     Raises:
-        NotFoundError: If an XML file has no image.
+        NotFoundError: If an XML file has no image (unless listed in ``source_problems``).
         DataFormatError: If a CSV file, or (unless ``problems`` is ``record``) an
             XML file is malformed.
         UnknownClassError: If a class is unknown or an empty name cannot be
             resolved (likewise).
-        DataValidationError: If the CSV marks an image positive that has no XML boxes.
+        DataValidationError: If the CSV marks an image positive that has no XML
+            boxes (likewise).
     """
     root = Path(path)
     if not root.is_dir():
@@ -128,34 +139,41 @@ def read_sixray(
             xmls.setdefault(p.stem, p)
     for stem, xml in xmls.items():
         if stem not in images:
-            raise NotFoundError(f"no image {stem}.* for this annotation file", path=xml)
+            raise_or_record(
+                NotFoundError(f"no image {stem}.* for this annotation file", path=xml),
+                source_problems,
+                problems,
+            )
 
     records: list[ImageRecord] = []
     with progress() as bar:
         task = bar.add_task("reading sixray", total=len(images))
         for stem, img in sorted(images.items()):
-            w, h = read_image_size(img)
             label = labels.get(stem)
             rec = ImageRecord(
                 file=relative_file(img, root),
-                width=w,
-                height=h,
+                width=0,
+                height=0,
                 split=label.split if label else None,
                 source="sixray",
             )
+            read_size(rec, img, problems)
             if label is not None and label.positives:
                 rec.meta["image_labels"] = list(label.positives)
             xml = xmls.get(stem)
             if xml is not None:
                 _read_objects(xml, rec, label, cmap, invalid_boxes, problems)
             elif label is not None and label.positives:
-                raise DataValidationError(
+                error = DataValidationError(
                     f"image {stem} is positive ({', '.join(label.positives)}) in the image-level "
                     "labels but has no XML file of boxes",
                     path=label.path,
                     line=label.line,
                     field="name",
                 )
+                if problems == "raise":
+                    raise error
+                rec.meta["missing_boxes"] = [trace_of(error)]
             records.append(rec)
             bar.advance(task)
     return make_dataset("sixray", records, root=root, class_map=cmap)

@@ -34,6 +34,7 @@ from cv.datasets.formats.common import (
     add_object,
     make_dataset,
     parse_number,
+    read_size,
     recording_problems,
     relative_file,
     text_rows,
@@ -46,7 +47,7 @@ from cv.errors import (
     DataValidationError,
     NotFoundError,
 )
-from cv.image import IMAGE_SUFFIXES, read_image_size
+from cv.image import IMAGE_SUFFIXES
 from cv.log import progress
 from cv.records import SPLITS, Dataset, ImageRecord, Split
 
@@ -101,8 +102,10 @@ def write_yolo(
 
     Writes ``out_dir/images/<split>/...``, ``out_dir/labels/<split>/<stem>.txt`` and
     ``out_dir/data.yaml`` (``path``, the splits present, ``names`` as ``{id: name}``;
-    without a val split, ``val`` points at the test images, else the train images,
-    with a comment saying so, since ultralytics requires a ``val``).
+    ultralytics requires ``train`` and ``val``: without a val split, ``val`` points
+    at the test images, else the train images, and without a train split,
+    ``train`` is empty and the folder is for evaluation only, each under a comment
+    saying so).
     A record whose image already lies at its target place is neither copied nor
     linked. Records with split ``None`` go to ``train``.
 
@@ -195,31 +198,38 @@ def write_yolo(
 def _data_yaml_text(out_dir: Path, present: set[Split], names: list[str]) -> str:
     """The text of ``data.yaml``: ``path``, the splits, ``names``.
 
-    ultralytics refuses a ``data.yaml`` without ``val:``, and OPIXray, HiXray and
-    PIDray have only train and test. Such a file gets ``val:`` pointing at the
-    test images (else the train images) under a comment that says so; the images
-    keep their own split (:func:`read_yolo` reads a ``val`` that repeats another
-    split as that split).
+    ultralytics refuses a ``data.yaml`` without ``train:`` or ``val:``, even to
+    validate (``check_det_dataset``), and OPIXray, HiXray and PIDray have only
+    train and test. Such a file gets ``val:`` pointing at the test images (else
+    the train images) under a comment that says so; the images keep their own
+    split (:func:`read_yolo` reads a ``val`` that repeats another split as that
+    split). A source without a train split (a test set on its own) gets an empty
+    ``train:``, which ultralytics accepts for validation and ``train xray``
+    refuses, under a comment saying the folder is for evaluation only.
     """
     doc: dict[str, object] = {"path": str(out_dir.absolute())}
-    stand_in = None
+    comments: dict[str, str] = {}
     for split in SPLITS:
         if split in present:
             doc[split] = f"images/{split}"
+        elif split == "train":
+            doc["train"] = None
+            comments["train"] = (
+                "# The source has no train split: this folder is for evaluation only "
+                "(ultralytics val, customs-vision eval xray); train is empty because "
+                "ultralytics requires the key.\n"
+            )
         elif split == "val":
-            stand_in = "test" if "test" in present else "train"
-            doc["val"] = f"images/{stand_in}"
+            stand_in = next((s for s in ("test", "train") if s in present), None)
+            doc["val"] = None if stand_in is None else f"images/{stand_in}"
+            if stand_in is not None:
+                comments["val"] = (
+                    f"# The source has no val split: val is the {stand_in} split, because "
+                    "ultralytics requires a val.\n"
+                )
     doc["names"] = dict(enumerate(names))
-    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
-    if stand_in is None:
-        return text
-    comment = (
-        f"# The source has no val split: val is the {stand_in} split, because "
-        "ultralytics requires a val.\n"
-    )
-    lines = text.splitlines(keepends=True)
-    at = next(i for i, line in enumerate(lines) if line.startswith("val:"))
-    return "".join([*lines[:at], comment, *lines[at:]])
+    lines = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).splitlines(keepends=True)
+    return "".join(comments.get(line.split(":", 1)[0], "") + line for line in lines)
 
 
 def _place_image(src: Path, dst: Path, mode: ImageMode) -> None:
@@ -325,8 +335,8 @@ def read_yolo(
         class_map: Map of the ``names``; by default they must be taxonomy names.
         name: Dataset name; by default the folder name.
         invalid_boxes: ``raise`` on an empty or outside box, or ``drop`` it with a trace.
-        problems: ``raise`` at an unknown class or malformed label line, or
-            ``record`` it with a trace and read on.
+        problems: ``raise`` at an unknown class, malformed label line or
+            unreadable image, or ``record`` it with a trace and read on.
 
     Raises:
         NotFoundError: If ``data.yaml`` or a split folder does not exist.
@@ -378,10 +388,10 @@ def read_yolo(
     with progress() as bar:
         task = bar.add_task("reading YOLO", total=len(jobs))
         for split, img in jobs:
-            w, h = read_image_size(img)
             rec = ImageRecord(
-                file=relative_file(img, base), width=w, height=h, split=split, source=name or ""
+                file=relative_file(img, base), width=0, height=0, split=split, source=name or ""
             )
+            read_size(rec, img, problems)
             label = _label_of(img)
             if label.is_file():
                 _read_label(label, rec, names, cmap, invalid_boxes, problems)
