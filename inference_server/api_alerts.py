@@ -25,12 +25,15 @@ On the SSE stream every message is an event:
 An open stream checks its token again at every keep-alive and before any message
 sent more than :data:`TOKEN_RECHECK_S` seconds after the last check: once the token
 is revoked (or no longer holds the permission) the stream ends, and nothing more
-reaches it. The SSE stream just closes (the browser's reconnect then gets a 401); the
-WebSocket sends an ``error`` message and closes with code 1008. Each is logged.
+reaches it. An expired token's stream ends before the first message after its expiry
+(that check needs no database). The SSE stream just closes (the browser's reconnect
+then gets a 401); the WebSocket sends an ``error`` message and closes with code
+1008. Each is logged.
 
 On the WebSocket each message is ``{"event": ..., "id": seq | null, "data": {...}}``.
-A bad ``last_id`` or token answers ``{"event": "error", "detail": ...}`` and closes
-with code 1008.
+A bad token, ``last_id``, or a ``site`` or ``lane`` longer than :data:`FILTER_MAX`
+(the SSE route's limits) answers ``{"event": "error", "detail": ...}``, the detail
+naming the parameter, and closes with code 1008.
 
 Actions (inspector or admin) record an audit event with the token's name::
 
@@ -70,12 +73,20 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, WebS
 from fastapi.requests import HTTPConnection, Request
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocketDisconnect
 
 from cv.errors import ConfigError, CustomsVisionError, DataValidationError, NotFoundError
 from cv.inference_server import alert_stats, alerts, cctv
-from cv.inference_server.auth import Principal
-from cv.inference_server.deps import AlertReader, Inspector, Services, SessionDep, principal_from
+from cv.inference_server.auth import Principal, expiry_text
+from cv.inference_server.deps import (
+    AlertReader,
+    Inspector,
+    Services,
+    SessionDep,
+    get_principal,
+    principal_from,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +110,11 @@ def get_alert_service(connection: HTTPConnection) -> alerts.AlertService:
 
 AlertServiceDep = Annotated[alerts.AlertService, Depends(get_alert_service)]
 
-Site = Annotated[str | None, Query(max_length=64, description="Only alerts of this site.")]
-Lane = Annotated[str | None, Query(max_length=64, description="Only alerts of this lane.")]
+FILTER_MAX = 64
+"""Longest ``site`` or ``lane`` filter (the scans' columns)."""
+
+Site = Annotated[str | None, Query(max_length=FILTER_MAX, description="Only alerts of this site.")]
+Lane = Annotated[str | None, Query(max_length=FILTER_MAX, description="Only alerts of this lane.")]
 Seq = Annotated[int, Path(ge=0, le=MAX_ID, description="The alert's sequence number.")]
 LastId = Annotated[
     int | None, Query(ge=0, le=MAX_ID, description="Resume after this seq (the header wins).")
@@ -173,7 +187,8 @@ def _sse(message: alerts.AlertMessage) -> ServerSentEvent:
 
 
 class StreamAccessEnded(Exception):
-    """The token of an open stream no longer may read it (revoked, or lost the permission)."""
+    """The token of an open stream no longer may read it (revoked, expired, or lost the
+    permission)."""
 
 
 @dataclass
@@ -195,32 +210,41 @@ class StreamAccess:
 
     def due(self, message: alerts.AlertMessage) -> bool:
         """Whether to check before passing ``message`` on: at every keep-alive (an idle
-        stream) and once ``every_s`` has passed (a busy one)."""
-        return message.event == "keepalive" or time.monotonic() - self.checked >= self.every_s
+        stream), once ``every_s`` has passed (a busy one), and once the token has
+        expired (known without the database)."""
+        return (
+            message.event == "keepalive"
+            or time.monotonic() - self.checked >= self.every_s
+            or self.principal.expired()
+        )
 
     async def check(self) -> None:
-        """Reads the token again.
+        """Checks the token's expiry, then reads the token again.
 
         A database that cannot be read now keeps the stream open until the next
         check: while it is down no alert can be committed for the stream to carry,
         and closing every stream at once would only bring every client back together.
 
         Raises:
-            StreamAccessEnded: If the token is revoked, unknown or lacks the permission now.
+            StreamAccessEnded: If the token has expired, is revoked or unknown, or lacks
+                the permission now.
         """
         self.checked = time.monotonic()
-        services: Services = self.connection.app.state.services
-        try:
-            now = await asyncio.to_thread(principal_from, self.connection, services)
-        except Exception as exc:
-            log.warning("could not check the token of an open stream again: %r", exc)
-            return
-        if now is None:
-            reason = "the API token was revoked"
-        elif now.name != self.principal.name or not now.may(self.permission):
-            reason = f"role {now.role!r} may no longer do this (needs {self.permission!r})"
+        if self.principal.expired():
+            reason = f"the API token expired at {expiry_text(self.principal.expires_at)}"
         else:
-            return
+            services: Services = self.connection.app.state.services
+            try:
+                now = await asyncio.to_thread(principal_from, self.connection, services)
+            except Exception as exc:
+                log.warning("could not check the token of an open stream again: %r", exc)
+                return
+            if now is None:
+                reason = "the API token was revoked"
+            elif now.name != self.principal.name or not now.may(self.permission):
+                reason = f"role {now.role!r} may no longer do this (needs {self.permission!r})"
+            else:
+                return
         log.warning(
             "closed the stream of token %r: %s",
             self.principal.name,
@@ -318,22 +342,18 @@ async def alerts_ws(websocket: WebSocket) -> None:
     """WebSocket: the same messages as the SSE stream, as JSON objects."""
     services: Services = websocket.app.state.services
     await websocket.accept()
-    principal = principal_from(websocket, services)
-    error = None
-    if principal is None:
-        error = "missing, unknown or revoked API token: pass ?token="
-    elif not principal.may("alerts:read"):
-        error = f"role {principal.role!r} may not do this (needs 'alerts:read')"
     params = websocket.query_params
-    last_id: int | None = None
-    if error is None and params.get("last_id"):
-        last_id = parse_seq(params["last_id"])
-        if last_id is None:
-            error = _seq_error("last_id", params["last_id"])
+    try:
+        # A database query: off the event loop, which every open stream shares.
+        principal = await asyncio.to_thread(get_principal, websocket, services)
+    except HTTPException as exc:
+        await _refuse(websocket, exc.detail)
+        return
+    error = _ws_refusal(principal, params)
     if error is not None:
         await _refuse(websocket, error)
         return
-    assert principal is not None
+    last_id = parse_seq(params["last_id"]) if params.get("last_id") else None
     service: alerts.AlertService = services.alerts
     access = stream_access(websocket, principal, "alerts:read")
     try:
@@ -349,6 +369,21 @@ async def alerts_ws(websocket: WebSocket) -> None:
         await _refuse(websocket, str(exc))
         return
     await websocket.close(code=1001)  # the server is stopping; the client resumes elsewhere
+
+
+def _ws_refusal(principal: Principal, params: QueryParams) -> str | None:
+    """Why a WebSocket's caller or query parameters are refused (what the SSE route's
+    dependencies and ``Query`` checks refuse), naming the parameter; ``None`` if not."""
+    if not principal.may("alerts:read"):
+        return f"role {principal.role!r} may not do this (needs 'alerts:read')"
+    for name in ("site", "lane"):
+        value = params.get(name)
+        if value is not None and len(value) > FILTER_MAX:
+            return f"{name}: at most {FILTER_MAX} characters, got {len(value)}"
+    text = params.get("last_id")
+    if text and parse_seq(text) is None:
+        return _seq_error("last_id", text)
+    return None
 
 
 async def _refuse(websocket: WebSocket, detail: str) -> None:

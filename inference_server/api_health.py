@@ -10,7 +10,10 @@
     GET /metrics                 Prometheus text format
 
 Probes and metrics need no token: Kubernetes and Prometheus call them, and they
-reveal nothing about scans.
+reveal nothing about scans. An unready server answers 503 with
+``{"ready": false, "detail": ..., "request_id": ...}``: the route raises
+:class:`NotReady`, which :func:`cv.inference_server.app.add_error_handlers` answers
+as it answers every other error.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import Response
 from sqlalchemy import text
 
 from cv.inference_server import metrics
@@ -34,6 +37,10 @@ _PLATFORMS = {
     "torch": "pytorch_libtorch",
 }
 _STRIDES = (8, 16, 32)  # the YOLO head's feature strides: anchors = sum((S / s)^2)
+
+
+class NotReady(Exception):
+    """The server cannot take scans now (the readiness probe's 503); the message says why."""
 
 
 def _server_version() -> str:
@@ -56,8 +63,12 @@ def live() -> dict[str, bool]:
 
 
 @router.get("/v2/health/ready")
-def ready(services: ServicesDep) -> JSONResponse:
-    """Readiness: the database answers and a model is loaded (503 otherwise, with why)."""
+def ready(services: ServicesDep) -> dict[str, bool]:
+    """Readiness: the database answers and a model is loaded.
+
+    Raises:
+        NotReady: Otherwise, saying why (a 503).
+    """
     problems = []
     try:
         with services.engine.connect() as conn:
@@ -67,11 +78,8 @@ def ready(services: ServicesDep) -> JSONResponse:
     if not services.models.ready:
         problems.append(f"model {SERVED_NAME!r} not loaded")
     if problems:
-        return JSONResponse(
-            {"ready": False, "detail": "; ".join(problems)},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-    return JSONResponse({"ready": True})
+        raise NotReady("; ".join(problems))
+    return {"ready": True}
 
 
 def _loaded(services: ServicesDep, name: str) -> LoadedModel:

@@ -340,6 +340,10 @@ def add_error_handlers(app: FastAPI) -> None:
     async def _not_ready(request: Request, exc: ModelNotReady) -> JSONResponse:
         return _json(request, 503, str(exc), headers={"Retry-After": "5"})
 
+    @app.exception_handler(api_health.NotReady)
+    async def _unready(request: Request, exc: api_health.NotReady) -> JSONResponse:
+        return _json(request, 503, str(exc), ready=False)
+
     @app.exception_handler(DuplicateScan)
     async def _duplicate(request: Request, exc: DuplicateScan) -> JSONResponse:
         return _json(request, 409, f"scan_id: {exc}")

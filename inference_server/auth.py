@@ -24,6 +24,10 @@ token cannot feed the watch-list matcher, and the audit log names which device
 sent the frame. Bootstrap tokens are made for the people's roles and the scanner
 only (:data:`BOOTSTRAP_ROLES`); camera tokens are made per camera
 (``customs-vision serve token create cam-3 --role camera``).
+
+A token may be made to expire (``--expires-in 90d``): from then on it is refused
+as a revoked one is, and an open alert or sighting stream ends. Bootstrap tokens
+never expire.
 """
 
 from __future__ import annotations
@@ -33,13 +37,14 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cv.errors import ConfigError
-from cv.inference_server.db import Token, utcnow
+from cv.inference_server.db import Token, as_utc, utcnow
 
 Role = Literal["scanner", "reader", "inspector", "admin", "camera"]
 ROLES: tuple[Role, ...] = ("scanner", "reader", "inspector", "admin", "camera")
@@ -66,14 +71,25 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the token's name and role."""
+    """Who is calling: the token's name and role, and when the token expires (``None``:
+    never; aware UTC)."""
 
     name: str
     role: Role
+    expires_at: datetime | None = None
 
     def may(self, permission: str) -> bool:
         """Whether this caller holds ``permission``."""
         return self.role in PERMISSIONS[permission]
+
+    def expired(self) -> bool:
+        """Whether the token has expired by now."""
+        return self.expires_at is not None and self.expires_at <= utcnow()
+
+
+class TokenRefused(Exception):
+    """A secret that opens nothing: an unknown or revoked token, or an expired one (the
+    message says which, for the 401's detail)."""
 
 
 def hash_secret(secret: str) -> str:
@@ -101,20 +117,33 @@ def check_token_name(name: str) -> None:
         )
 
 
-def create_token(session: Session, *, name: str, role: str) -> str:
+def create_token(
+    session: Session, *, name: str, role: str, expires_in: timedelta | None = None
+) -> str:
     """Creates a token and returns its secret (shown once, never stored).
+
+    Args:
+        session: A database session.
+        name: What the access and audit logs call the holder.
+        role: One of :data:`ROLES`.
+        expires_in: How long the token works from now; ``None``: until it is revoked.
 
     Raises:
         ConfigError: If the name is not a valid token name (:func:`check_token_name`),
-            the role is unknown or the name is taken.
+            the role is unknown, the name is taken or ``expires_in`` is not positive.
     """
     check_token_name(name)
     if role not in ROLES:
         raise ConfigError(f"unknown role {role!r}; roles: {', '.join(ROLES)}", field="role")
+    if expires_in is not None and expires_in <= timedelta(0):
+        raise ConfigError(f"must be positive, got {expires_in}", field="expires_in")
     if session.scalar(select(Token).where(Token.name == name)) is not None:
         raise ConfigError(f"a token called {name!r} exists already", field="name")
     secret = PREFIX + secrets.token_urlsafe(32)
-    session.add(Token(name=name, role=role, secret_sha256=hash_secret(secret)))
+    expires_at = None if expires_in is None else utcnow() + expires_in
+    session.add(
+        Token(name=name, role=role, secret_sha256=hash_secret(secret), expires_at=expires_at)
+    )
     session.commit()
     return secret
 
@@ -132,14 +161,40 @@ def revoke_token(session: Session, *, name: str) -> None:
     session.commit()
 
 
+def identify(session: Session, secret: str) -> Principal:
+    """The caller a secret belongs to.
+
+    Raises:
+        TokenRefused: For an unknown or revoked token, or one past its expiry.
+    """
+    token = None
+    if secret.startswith(PREFIX):
+        token = session.scalar(
+            select(Token).where(
+                Token.secret_sha256 == hash_secret(secret), Token.revoked_at.is_(None)
+            )
+        )
+    if token is None:
+        raise TokenRefused("unknown or revoked API token")
+    expires_at = None if token.expires_at is None else as_utc(token.expires_at)
+    principal = Principal(token.name, token.role, expires_at)  # type: ignore[arg-type]
+    if principal.expired():
+        raise TokenRefused(f"API token expired at {expiry_text(expires_at)}")
+    return principal
+
+
 def authenticate(session: Session, secret: str) -> Principal | None:
-    """The caller a secret belongs to, or ``None`` for an unknown or revoked token."""
-    if not secret.startswith(PREFIX):
+    """The caller a secret belongs to, or ``None`` for an unknown, revoked or expired
+    token (:func:`identify` says which)."""
+    try:
+        return identify(session, secret)
+    except TokenRefused:
         return None
-    token = session.scalar(
-        select(Token).where(Token.secret_sha256 == hash_secret(secret), Token.revoked_at.is_(None))
-    )
-    return None if token is None else Principal(token.name, token.role)  # type: ignore[arg-type]
+
+
+def expiry_text(expires_at: datetime | None) -> str:
+    """An expiry as people read it: ISO 8601 to the second (``never`` for ``None``)."""
+    return "never" if expires_at is None else as_utc(expires_at).isoformat(timespec="seconds")
 
 
 def list_tokens(session: Session) -> Iterable[Token]:

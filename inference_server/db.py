@@ -181,7 +181,11 @@ class AlertEvent(Base):
 
 
 class Token(Base):
-    """An API token: its role and the sha256 of its secret (the secret is shown once)."""
+    """An API token: its role and the sha256 of its secret (the secret is shown once).
+
+    ``expires_at`` (``None``: never) is set when the token is made; from then on the
+    token is refused as a revoked one is.
+    """
 
     __tablename__ = "tokens"
 
@@ -191,6 +195,7 @@ class Token(Base):
     secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Counter(Base):

@@ -17,7 +17,7 @@ from fastapi.requests import HTTPConnection
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from cv.inference_server.auth import Principal, authenticate
+from cv.inference_server.auth import Principal, TokenRefused, authenticate, identify
 from cv.inference_server.settings import ServerSettings
 
 
@@ -73,9 +73,11 @@ def _secret_from(request: HTTPConnection) -> str | None:
 
 
 def principal_from(connection: HTTPConnection, services: Services) -> Principal | None:
-    """The caller behind a request or a WebSocket, or ``None`` without a valid token.
+    """The caller behind a request or a WebSocket, or ``None`` without a valid token
+    (missing, unknown, revoked or expired).
 
-    For WebSocket routes, which cannot use the ``Request``-typed dependencies.
+    For open streams checking their token again. It reads the database: async code
+    calls it off the event loop (``asyncio.to_thread``).
     """
     secret = _secret_from(connection)
     if not secret:
@@ -84,27 +86,31 @@ def principal_from(connection: HTTPConnection, services: Services) -> Principal 
         return authenticate(session, secret)
 
 
-def get_principal(request: Request, services: ServicesDep) -> Principal:
-    """The authenticated caller.
+def get_principal(request: HTTPConnection, services: ServicesDep) -> Principal:
+    """The authenticated caller of a request, or of a WebSocket when its route calls it.
+
+    It reads the database: FastAPI runs it in its thread pool (a plain ``def``); a
+    WebSocket route calls it with ``asyncio.to_thread``.
 
     Raises:
-        HTTPException: 401 without a valid token.
+        HTTPException: 401 without a token, or with an unknown, revoked or expired one
+            (the detail says which).
     """
     secret = _secret_from(request)
     if not secret:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            detail="missing API token: send 'Authorization: Bearer <token>'",
+            detail="missing API token: send 'Authorization: Bearer <token>' "
+            "(or ?token=<token> where the client cannot set headers)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    with services.sessions() as session:
-        principal = authenticate(session, secret)
-    if principal is None:
+    try:
+        with services.sessions() as session:
+            principal = identify(session, secret)
+    except TokenRefused as exc:
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="unknown or revoked API token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+            status.HTTP_401_UNAUTHORIZED, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}
+        ) from None
     # The access log names the token of every authenticated request.
     request.state.token = principal.name
     return principal

@@ -177,7 +177,7 @@ class BodyLimit:
                 except ValueError:
                     declared = 0
                 if declared > limit:
-                    await _send_json(send, 413, _too_large(declared, limit))
+                    await _send_json(scope, send, 413, _too_large(declared, limit))
                     return
         received = 0
 
@@ -200,10 +200,16 @@ def _too_large(size: int, limit: int) -> str:
     return f"request body of {size}+ bytes is more than the limit of {limit} bytes"
 
 
-async def _send_json(send: Any, code: int, detail: str) -> None:
+async def _send_json(scope: dict[str, Any], send: Any, code: int, detail: str) -> None:
+    """Answers ``{"detail": ..., "request_id": ...}`` as every error body is (the id the
+    request-observing middleware keeps in the request's state)."""
     import json
 
-    body = json.dumps({"detail": detail}).encode()
+    answer = {"detail": detail}
+    request_id = scope.get("state", {}).get("request_id")
+    if request_id is not None:
+        answer["request_id"] = request_id
+    body = json.dumps(answer).encode()
     await send(
         {
             "type": "http.response.start",

@@ -2,14 +2,18 @@
 
 ``run`` starts the server (uvicorn) with the default model on SQLite unless told
 otherwise; ``token create / list / revoke`` manage API tokens (the secret is
-printed once, only its sha256 is stored); ``migrate`` brings the database schema
-to the newest revision. Options left out fall back to ``CV_SERVER_*`` variables.
+printed once, only its sha256 is stored; a token may expire); ``migrate`` brings
+the database schema to the newest revision. Options left out fall back to
+``CV_SERVER_*`` variables. A database that cannot be reached is one error line
+naming it (password masked) and why, for every command.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +58,25 @@ def _sessions(db: str | None) -> Any:
         ConfigError: If the URL is not a database URL or the database cannot be
             reached (the URL named, its password masked).
     """
+    from cv.inference_server.db import migrate, session_factory
+
+    engine = _reachable_engine(_settings(database_url=db).database_url)
+    migrate(engine)
+    return session_factory(engine)
+
+
+def _reachable_engine(url: str) -> Any:
+    """An engine on ``url`` that has connected once.
+
+    Raises:
+        ConfigError: If the URL is not a database URL or the database cannot be
+            reached (the URL named, its password masked).
+    """
     from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 
     from cv.errors import ConfigError
-    from cv.inference_server.db import make_engine, masked_url, migrate, session_factory
+    from cv.inference_server.db import make_engine, masked_url
 
-    url = _settings(database_url=db).database_url
     try:
         shown = masked_url(url)
     except ArgumentError:
@@ -68,18 +85,47 @@ def _sessions(db: str | None) -> Any:
         engine = make_engine(url)
         with engine.connect():
             pass
-    except (ArgumentError, NoSuchModuleError) as exc:
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        # ImportError: a dialect whose driver is not installed (mysql:// without MySQLdb).
         raise ConfigError(
             f"{shown} is not a usable database URL ({exc})", field="database_url"
         ) from None
-    except (OperationalError, InterfaceError, OSError) as exc:
+    except OSError as exc:  # make_engine makes the folder of an SQLite file
+        raise ConfigError(
+            f"cannot reach the database at {shown}: cannot make the folder {exc.filename} "
+            f"({exc.strerror})",
+            field="database_url",
+        ) from None
+    except (OperationalError, InterfaceError) as exc:
         # The driver's first line says why (refused, unknown host, bad password).
         reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
         raise ConfigError(
             f"cannot reach the database at {shown}: {reason}", field="database_url"
         ) from None
-    migrate(engine)
-    return session_factory(engine)
+    return engine
+
+
+_DURATION = re.compile(r"([1-9][0-9]{0,5})([dhm])")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def parse_duration(text: str, *, option: str) -> timedelta:
+    """A duration given on the command line: a whole number of days, hours or minutes
+    (``90d``, ``12h``, ``30m``).
+
+    Raises:
+        ConfigError: For anything else, naming ``option``.
+    """
+    from cv.errors import ConfigError
+
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise ConfigError(
+            f"expected a whole number of days, hours or minutes (1 to 999999) like 90d, "
+            f"12h or 30m, got {text!r}",
+            field=option,
+        )
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
 
 
 # -- the addresses to print --------------------------------------------------------------
@@ -198,6 +244,8 @@ def run(
     if demo:
         overrides.update(demo_feed=True, bootstrap_tokens=True, demo_rate=demo_rate)
     settings = _settings(**overrides)
+    # The lifespan would report an unreachable database as a traceback; say it in one line.
+    _reachable_engine(settings.database_url).dispose()
     setup_json_logging()
     bases = link_bases(host, port)
     base = bases[0]
@@ -364,26 +412,36 @@ def alert_stats_cmd(
 def token_create(
     name: str = typer.Argument(..., help="A name for the token (a device, a person)."),
     role: str = typer.Option(..., "--role", help="scanner, camera, reader, inspector or admin."),
+    expires_in: str | None = typer.Option(
+        None,
+        "--expires-in",
+        help="The token stops working after this long: days, hours or minutes, e.g. 90d, "
+        "12h, 30m (default: never; revoke it to stop it).",
+    ),
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:
     """Create a token and print its secret (shown this once; only its hash is stored)."""
     from cv.inference_server.auth import create_token
 
+    lifetime = None if expires_in is None else parse_duration(expires_in, option="--expires-in")
     with _sessions(db)() as session:
-        secret = create_token(session, name=name, role=role)
+        secret = create_token(session, name=name, role=role, expires_in=lifetime)
     typer.echo(secret)
 
 
 @token_app.command("list")
 def token_list(db: str | None = typer.Option(None, "--db", help=_DB_HELP)) -> None:
-    """List tokens: name, role, created, revoked (secrets are not stored)."""
-    from cv.inference_server.auth import list_tokens
+    """List tokens: name, role, created, revoked, expires (secrets are not stored)."""
+    from cv.inference_server.auth import expiry_text, list_tokens
+    from cv.inference_server.db import as_utc, utcnow
 
     with _sessions(db)() as session:
         for t in list_tokens(session):
             revoked = t.revoked_at.isoformat(timespec="seconds") if t.revoked_at else "-"
             created = t.created_at.isoformat(timespec="seconds")
-            typer.echo(f"{t.name}\t{t.role}\t{created}\trevoked: {revoked}")
+            past = t.expires_at is not None and as_utc(t.expires_at) <= utcnow()
+            expiry = f"{'expired' if past else 'expires'}: {expiry_text(t.expires_at)}"
+            typer.echo(f"{t.name}\t{t.role}\t{created}\trevoked: {revoked}\t{expiry}")
 
 
 @token_app.command("revoke")
