@@ -52,7 +52,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from cv.inference_server.auth import PERMISSIONS, Principal, authenticate
+from cv.inference_server.auth import PERMISSIONS, Principal, TokenRefused, identify
 from cv.inference_server.deps import ServicesDep, get_principal
 
 router = APIRouter(tags=["pages"])
@@ -147,12 +147,14 @@ def session_out(principal: Principal) -> SessionOut:
 
 @router.post("/v1/session", response_model=SessionOut, tags=["session"])
 def sign_in(body: SignIn, request: Request, services: ServicesDep) -> JSONResponse:
-    """Checks a token and stores it in the ``cv_token`` cookie (401 if unknown or revoked)."""
+    """Checks a token and stores it in the ``cv_token`` cookie (401 if unknown, revoked or
+    expired: the detail says which)."""
     secret = body.token.strip()
     with services.sessions() as session:
-        principal = authenticate(session, secret)
-    if principal is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="token: unknown or revoked")
+        try:
+            principal = identify(session, secret)
+        except TokenRefused as exc:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail=f"token: {exc}") from None
     request.state.token = principal.name
     answer = JSONResponse(session_out(principal).model_dump())
     answer.set_cookie(

@@ -128,6 +128,15 @@ def test_an_expired_token_is_401_saying_so(served):
     assert r.json()["detail"] == "unknown or revoked API token"
 
 
+def test_the_pages_sign_in_refuses_an_expired_token_saying_so(served):
+    # The handheld page shows the detail, so the inspector knows to ask for a new token.
+    client, _, sessions = served
+    secret = expired_token(sessions, "expired-page-user")
+    r = client.post("/v1/session", json={"token": secret})
+    assert r.status_code == 401 and "set-cookie" not in r.headers
+    assert r.json()["detail"].startswith("token: API token expired at "), r.text
+
+
 def test_a_websocket_with_an_expired_token_is_refused_saying_so(served):
     client, _, sessions = served
     secret = expired_token(sessions, "expired-handheld")

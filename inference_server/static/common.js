@@ -150,7 +150,9 @@ const CV = (() => {
         onSignedIn(me);
       } catch (err) {
         error.textContent =
-          err.status === 401 ? "Unknown or revoked token." : `Sign-in failed: ${err.message}`;
+          err.status === 401
+            ? `Token refused: ${err.message.replace(/^token: /, "")}.`
+            : `Sign-in failed: ${err.message}`;
       } finally {
         button.disabled = false;
       }
