@@ -34,13 +34,13 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 from cv.datasets.classmap import ClassMap, UnknownClassError
 from cv.errors import (
@@ -80,17 +80,24 @@ def recording_problems(record: ImageRecord, problems: Problems) -> AbstractConte
         problems: ``raise`` or ``record``.
     """
     # One shared no-op context: readers enter this once per box, 100,000s of times.
-    return _NO_OP if problems == "raise" else _Recorder(record)
+    if problems == "raise":
+        return _NO_OP
+    return _Recorder(
+        lambda error: record_problem(record, error), (UnknownClassError, DataFormatError)
+    )
 
 
 _NO_OP = nullcontext()
 
 
 class _Recorder(AbstractContextManager[None]):
-    __slots__ = ("record",)
+    """Ends its block on an error of ``kinds`` (an :class:`ImageReadError` excepted:
+    that one is the image's, not the annotation's) and hands it to ``keep``."""
 
-    def __init__(self, record: ImageRecord) -> None:
-        self.record = record
+    __slots__ = ("keep", "kinds")
+
+    def __init__(self, keep: Callable[[Any], None], kinds: tuple[type[Exception], ...]) -> None:
+        self.keep, self.kinds = keep, kinds
 
     def __exit__(
         self,
@@ -98,10 +105,8 @@ class _Recorder(AbstractContextManager[None]):
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool:
-        if isinstance(error, UnknownClassError | DataFormatError) and not isinstance(
-            error, ImageReadError
-        ):
-            record_problem(self.record, error)
+        if isinstance(error, self.kinds) and not isinstance(error, ImageReadError):
+            self.keep(error)
             return True
         return False
 
@@ -167,27 +172,9 @@ def recording_source_problems(
     (:class:`~cv.errors.NotFoundError`) raised in the block ends the block and is
     listed in ``found``, as :func:`raise_or_record` lists it; otherwise it does nothing.
     """
-    return _NO_OP if problems == "raise" or found is None else _SourceRecorder(found)
-
-
-class _SourceRecorder(AbstractContextManager[None]):
-    __slots__ = ("found",)
-
-    def __init__(self, found: SourceProblems) -> None:
-        self.found = found
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool:
-        if isinstance(error, DataFormatError | NotFoundError) and not isinstance(
-            error, ImageReadError
-        ):
-            self.found.append(trace_of(error))
-            return True
-        return False
+    if problems == "raise" or found is None:
+        return _NO_OP
+    return _Recorder(lambda error: found.append(trace_of(error)), (DataFormatError, NotFoundError))
 
 
 def read_size(record: ImageRecord, image: Path, problems: Problems) -> None:
