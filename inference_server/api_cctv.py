@@ -7,15 +7,17 @@ Who may do what (roles in :mod:`cv.inference_server.auth`)::
     GET    /v1/cctv/status                      admin: models, threshold, index, sources
 
     POST   /v1/cameras                          admin: register or update a camera
-    GET    /v1/cameras                          admin
+    GET    /v1/cameras                          admin (video source URLs without their password)
     GET    /v1/cameras/{id}                     admin
     POST   /v1/cameras/{id}/frames              camera or admin: one frame, JPEG / PNG as the
                                                 body (?timestamp=) or multipart ``image`` (+
                                                 ``timestamp``); answers the frame's tracks
     PUT    /v1/cameras/{id}/source              admin: {"url", "realtime", "loop"}: a video file
                                                 or RTSP stream that a worker reads and feeds
-    GET    /v1/cameras/{id}/source              admin: the worker's status
-    DELETE /v1/cameras/{id}/source              admin: stop it
+                                                (the URL as answers show it keeps the password)
+    GET    /v1/cameras/{id}/source              admin: this process's worker's status
+    DELETE /v1/cameras/{id}/source              admin: forget it and stop its worker (in
+                                                another process: at its next maintenance round)
 
     POST   /v1/watchlist/entries                admin: multipart ``images`` + label, list_name,
                                                 authorised_by, reason, legal_basis, expires_at
@@ -240,7 +242,10 @@ class SourceIn(BaseModel):
     """A video source for a camera."""
 
     url: str = Field(
-        min_length=1, max_length=2000, description="A video file on the server or rtsp:// URL."
+        min_length=1,
+        max_length=2000,
+        description="A video file on the server or rtsp:// URL; the camera's URL as answers "
+        "show it (rtsp://user:***@...) keeps its stored password.",
     )
     realtime: bool = Field(
         default=True, description="Pace a file at its frame rate (streams pace themselves)."
@@ -253,7 +258,8 @@ async def start_source(
     camera_id: str, body: SourceIn, principal: Admin, service: ReadyCctv
 ) -> dict[str, Any]:
     """Starts a worker that reads the video and feeds the camera's pipeline (replaces any);
-    audited. A stream that drops is reopened (state ``reconnecting``, ``reconnects``)."""
+    audited. A stream that drops is reopened (state ``reconnecting``, ``reconnects``).
+    Answers, like every other, show the URL without its password."""
     status_ = await asyncio.to_thread(
         service.start_source,
         camera_id,
@@ -267,13 +273,15 @@ async def start_source(
 
 @router.get("/v1/cameras/{camera_id}/source")
 def source_status(camera_id: str, _: Admin, service: CctvDep) -> dict[str, Any]:
-    """The camera's video worker: state, frames read, sightings, error."""
+    """The camera's video worker in this process: state, frames read, sightings, error."""
     return service.source_status(camera_id).to_dict()
 
 
 @router.delete("/v1/cameras/{camera_id}/source")
 async def stop_source(camera_id: str, principal: Admin, service: CctvDep) -> dict[str, Any]:
-    """Stops the camera's video worker and stores its open tracks; audited."""
+    """Forgets the camera's video source, stops its worker and stores its open tracks;
+    audited. Through a process that runs no worker of it, the state is ``removed``: the
+    process that does stops it at its next maintenance round."""
     stopped = await asyncio.to_thread(service.stop_source, camera_id, actor=principal.name)
     return stopped.to_dict()
 

@@ -58,7 +58,11 @@ that was read to its end without looping is not read again, and only ``DELETE``
 forgets a source. A live stream that ends, fails or does not answer is opened
 again with backoff until it is stopped (state ``reconnecting``). Setting and
 removing a source are camera changes, audited. One lock orders them: a camera
-has at most one worker, and a replaced one has stopped before the next starts.
+has at most one worker, and a replaced one has stopped before the next starts,
+or, when a stalled read keeps it past :data:`SOURCE_STOP_S`, can no longer touch
+the camera (:class:`_Worker`). The URL is kept as given, password included (the
+worker needs it to reconnect), but every answer, audit line and log line shows
+it without its password (:func:`redact_url`).
 
 Embeddings are compared only with those of the same re-ID model: a watch-list
 entry and a stored track name theirs (:func:`embedder_id_of`: name, version and
@@ -68,7 +72,10 @@ A camera's tracker lives in the server process that receives its frames: send
 each camera to one process (one video source, or one gateway posting to one
 worker; when several processes share a database, let only one restore the video
 sources). The watch list is shared through the database: every process rebuilds
-its index when the ``watchlist_version`` counter moves.
+its index when the ``watchlist_version`` counter moves. So are the video sources:
+a ``DELETE`` or ``PUT`` through any process changes the kept source, and the
+process whose worker reads a source the database no longer keeps stops it at
+its next maintenance round (:meth:`CctvService.sync_sources`).
 
 This module knows HTTP only where :mod:`.uploads` does (its image checks answer
 ``HTTPException``); everything else raises the toolkit's own errors, which
@@ -184,6 +191,10 @@ RECONNECT_FIRST_S = 1.0
 
 RECONNECT_MAX_S = 30.0
 """... up to this many seconds between tries, until the source is stopped."""
+
+SOURCE_STOP_S = 30.0
+"""How long stopping a source waits for its worker; a read that blocks longer (a
+stalled stream) is left to end by itself, fenced off from the camera."""
 
 WEIGHTS_ROLE = "state_dict"
 """The weights file's role in a model record (:data:`cv.models.reid.STATE_DICT_ROLE`)."""
@@ -498,7 +509,7 @@ def camera_record(camera: db.Camera) -> dict[str, Any]:
         "watchlist_allowed": camera.watchlist_allowed,
         "active": camera.active,
         "fps": camera.fps,
-        "source_url": camera.source_url,
+        "source_url": None if camera.source_url is None else redact_url(camera.source_url),
         "created_by": camera.created_by,
         "created_at": _iso(camera.created_at),
         "updated_at": _iso(camera.updated_at),
@@ -1694,8 +1705,11 @@ class SourceStatus:
 
     ``state``: ``starting``, ``running``, ``reconnecting`` (a live stream dropped or
     cannot be opened: tried again with backoff, ``error`` says why), ``finished``
-    (a file read to its end), ``stopped`` or ``error`` (the worker ended on it).
-    ``reconnects`` counts how often a dropped stream was opened again.
+    (a file read to its end), ``stopped`` or ``error`` (the worker ended on it);
+    ``removed`` answers a ``DELETE`` through a process that ran no worker of the
+    source (another process may: it stops at that one's next maintenance round).
+    ``reconnects`` counts how often a dropped stream was opened again. ``url`` is
+    the source as given; :meth:`to_dict` shows it without its password.
     """
 
     camera_id: str
@@ -1734,7 +1748,7 @@ class SourceStatus:
         """JSON form."""
         return {
             "camera_id": self.camera_id,
-            "url": self.url,
+            "url": redact_url(self.url),
             "realtime": self.realtime,
             "loop": self.loop,
             "state": self.state,
@@ -1746,6 +1760,39 @@ class SourceStatus:
             "stopped_at": _iso(self.stopped_at),
             "reconnects": self.reconnects,
         }
+
+
+@dataclass(slots=True, eq=False)
+class _Worker:
+    """A camera's video source as the service holds it: its status and thread.
+
+    A worker does nothing to its camera (a frame through the pipeline, tracks
+    ended and stored, the database written) unless it is ``current``, checked
+    with ``lock`` held for the whole of what it does. Whoever stops it clears
+    ``current`` under the same lock once it has waited for it: a worker whose
+    read blocked past :data:`SOURCE_STOP_S` then finds, when the read returns,
+    that the camera is no longer its own, and ends without touching the tracks
+    of the worker that replaced it.
+
+    Attributes:
+        status: What ``GET /v1/cameras/{id}/source`` shows.
+        stop: Set to tell the thread to end.
+        thread: The thread, or ``None`` when nothing reads (a file read to its
+            end, a source that could not be opened at start-up).
+        lock: Held by the thread while it acts on the camera.
+        current: Whether the camera is still this worker's.
+    """
+
+    status: SourceStatus
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    current: bool = True
+
+
+def _failure(exc: BaseException, url: str) -> str:
+    """``exc`` as a source's status and the log show it, ``url`` without its password."""
+    return f"{type(exc).__name__}: {exc}".replace(url, redact_url(url))
 
 
 def _source_detail(camera: db.Camera) -> dict[str, Any] | None:
@@ -1826,12 +1873,12 @@ class CctvService:
         self._matcher: WatchlistMatcher | None = None
         self._pipeline: MultiCameraPipeline | None = None
         self._camera_lock = threading.Lock()
-        # Camera -> its source's status, stop event and worker (None: not running,
-        # a finished file or one that could not be opened at start-up). Changed and
-        # read only under _sources_lock, which is held from the check for a running
-        # worker to the launch of its replacement: two PUTs at once cannot both
-        # launch one (the loser's worker would run on, out of reach of DELETE).
-        self._sources: dict[str, tuple[SourceStatus, threading.Event, threading.Thread | None]] = {}
+        # Camera -> its source's worker. Changed and read only under _sources_lock,
+        # which is held from the check for a running worker to the launch of its
+        # replacement: two PUTs at once cannot both launch one (the loser's worker
+        # would run on, out of reach of DELETE). A worker never takes it: it is
+        # held while a worker is waited for.
+        self._sources: dict[str, _Worker] = {}
         self._sources_lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
         self.last_purge: PurgeReport | None = None
@@ -1907,7 +1954,7 @@ class CctvService:
 
     def _source_dicts(self) -> list[dict[str, Any]]:
         with self._sources_lock:
-            return [s.to_dict() for s, _, _ in self._sources.values()]
+            return [w.status.to_dict() for w in self._sources.values()]
 
     def _adopt_legacy_embedder_id(self, models: CctvModels) -> None:
         if models.legacy_embedder_id is None:
@@ -1965,13 +2012,15 @@ class CctvService:
                 log.exception("CCTV maintenance round failed; trying again")
 
     def maintain(self, now: datetime | None = None) -> None:
-        """One maintenance round (blocking): record expiries, sync the index, purge."""
+        """One maintenance round (blocking): record expiries, sync the index and the
+        video sources, purge."""
         now = now or db.utcnow()
         with self.sessions() as session:
             expired = expire_due(session, self.store, now=now)
         if expired:
             log.info("watch-list entries expired: %s", ", ".join(expired))
         self.sync_index()
+        self.sync_sources()
         with self.sessions() as session:
             report = purge(session, self.store, now=now, retention_days=self.retention_days)
         if report.tracks or report.sighting_images:
@@ -2271,7 +2320,10 @@ class CctvService:
 
         Args:
             camera_id: The camera.
-            url: A video file on the server or a stream URL (``rtsp://...``).
+            url: A video file on the server or a stream URL (``rtsp://...``). The
+                kept URL as answers show it (:func:`redact_url`: its password
+                masked) stands for the kept URL, password included, so that a
+                client that sends back what it was shown keeps the password.
             realtime: Pace a file at its frame rate.
             loop: Read a file again from its start when it ends.
             actor: Who sets it: the admin's token name, or :data:`SYSTEM` for what
@@ -2284,6 +2336,7 @@ class CctvService:
             DataFormatError: OpenCV cannot open the source.
         """
         self.require_models()
+        url = self._with_kept_password(camera_id, url)
         # Opened before the lock is taken: a stream may take seconds to answer.
         worker = self._open_source(camera_id, url, realtime=realtime, loop=loop)
         launched = False
@@ -2323,20 +2376,34 @@ class CctvService:
                 worker[1].close()
         return status
 
+    def _with_kept_password(self, camera_id: str, url: str) -> str:
+        """``url``, or the camera's kept source URL when ``url`` is that one with its
+        password masked (what answers show)."""
+        with self.sessions() as session:
+            camera = session.get(db.Camera, camera_id)
+            kept = None if camera is None else camera.source_url
+        if kept is not None and kept != url and redact_url(kept) == url:
+            return kept
+        return url
+
     def _open_source(
         self, camera_id: str, url: str, *, realtime: bool, loop: bool
     ) -> tuple[SourceStatus, Any]:
         """Checks the camera and opens the source: its status and reader.
 
         Raises:
-            NotFoundError, CameraRefused, DataFormatError: See :meth:`start_source`.
+            NotFoundError, CameraRefused, DataFormatError: See :meth:`start_source`;
+                they name the URL without its password.
         """
         from cv.models.cctv import VideoReader
 
         with self.sessions() as session:
             camera = get_camera(session, camera_id)
             check_feeds_watchlist(camera)
-        reader = VideoReader(url, fps=None)  # opening now gives the caller a clear error
+        try:
+            reader = VideoReader(url, fps=None)  # opening now gives the caller a clear error
+        except (NotFoundError, DataFormatError) as exc:
+            raise type(exc)(exc.reason, path=redact_url(url), field=exc.field) from None
         status = SourceStatus(camera_id=camera_id, url=url, realtime=realtime, loop=loop)
         status.fps = reader.fps
         return status, reader
@@ -2345,15 +2412,15 @@ class CctvService:
         """Starts the worker thread of a source (``_sources_lock`` held); a stream's
         reader may be ``None``: the worker opens it, with backoff."""
         status, reader = worker
-        stop = threading.Event()
-        thread = threading.Thread(
+        kept = _Worker(status)
+        kept.thread = threading.Thread(
             target=self._run_source,
-            args=(status, reader, stop),
+            args=(kept, reader),
             name=f"cctv-source-{status.camera_id}",
             daemon=True,
         )
-        self._sources[status.camera_id] = (status, stop, thread)
-        thread.start()
+        self._sources[status.camera_id] = kept
+        kept.thread.start()
         return status
 
     def restore_sources(self) -> list[SourceStatus]:
@@ -2387,7 +2454,7 @@ class CctvService:
             with self._sources_lock:
                 running = self._sources.get(camera.id)
             if running is not None:  # started since (a PUT): leave it
-                out.append(running[0])
+                out.append(running.status)
                 continue
             worker: tuple[SourceStatus, Any] | None = None
             error = None
@@ -2422,13 +2489,13 @@ class CctvService:
         if running is not None or not still:  # a PUT or a DELETE came first
             if worker is not None:
                 worker[1].close()
-            return None if running is None else running[0]
+            return None if running is None else running.status
         if worker is not None:
-            log.info("video source of camera %s restarted: %s", camera.id, url)
+            log.info("video source of camera %s restarted: %s", camera.id, redact_url(url))
             return self._launch(worker)
         if error is None:  # a file read to its end
             status = SourceStatus.recorded(camera)
-            self._sources[camera.id] = (status, threading.Event(), None)
+            self._sources[camera.id] = _Worker(status)
             return status
         status = SourceStatus(
             camera_id=camera.id,
@@ -2436,20 +2503,22 @@ class CctvService:
             realtime=camera.source_realtime,
             loop=camera.source_loop,
             state="error",
-            error=f"not restarted: {type(error).__name__}: {error}",
+            error=f"not restarted: {_failure(error, url)}",
         )
         if retry and isinstance(error, DataFormatError):  # a stream that does not answer yet
             status.state = "reconnecting"
             log.warning(
-                "video source of camera %s not answering; trying again: %s", camera.id, error
+                "video source of camera %s not answering; trying again: %s",
+                camera.id,
+                _failure(error, url),
             )
             return self._launch((status, None))
         status.stopped_at = db.utcnow()
-        self._sources[camera.id] = (status, threading.Event(), None)
-        log.warning("video source of camera %s not restarted: %s", camera.id, error)
+        self._sources[camera.id] = _Worker(status)
+        log.warning("video source of camera %s not restarted: %s", camera.id, status.error)
         return status
 
-    def _run_source(self, status: SourceStatus, reader: Any | None, stop: threading.Event) -> None:
+    def _run_source(self, worker: _Worker, reader: Any | None) -> None:
         """A source's worker: reads frames and feeds the camera until stopped.
 
         Times come from the server's clock. A live stream's frame happens now. A
@@ -2460,11 +2529,13 @@ class CctvService:
         again with backoff (:data:`RECONNECT_FIRST_S` to :data:`RECONNECT_MAX_S`)
         until the source is stopped: state ``reconnecting``, ``error`` says why,
         and its live tracks are ended and stored. A file ends ``finished`` (or is
-        read again with ``loop``).
+        read again with ``loop``). What it does to the camera, it does only while
+        the camera is still its own (:class:`_Worker`).
         """
         from cv.models.cctv import VideoReader, is_stream
 
-        name = f"source:{status.url}"
+        status, stop = worker.status, worker.stop
+        name = f"source:{redact_url(status.url)}"
         stream = is_stream(status.url)
         last_t = 0.0
         delay = RECONNECT_FIRST_S
@@ -2479,7 +2550,7 @@ class CctvService:
                     try:
                         reader = VideoReader(status.url, fps=None)
                     except Exception as exc:
-                        status.error = f"{type(exc).__name__}: {exc}"
+                        status.error = _failure(exc, status.url)
                         continue
                     status.fps = reader.fps
                     status.reconnects += int(opened)
@@ -2499,7 +2570,7 @@ class CctvService:
                     except Exception as exc:
                         if not stream:
                             raise
-                        dropped = f"{type(exc).__name__}: {exc}"
+                        dropped = _failure(exc, status.url)
                         break
                     if stream:
                         t = time.time()
@@ -2511,7 +2582,10 @@ class CctvService:
                         t = min(t, time.time())
                     # Never let the clock step back (an NTP correction).
                     t = last_t = max(last_t, t)
-                    outcome = self.process_frame_blocking(status.camera_id, frame, t, name)
+                    with worker.lock:
+                        if not worker.current:  # a read that outlasted the stop
+                            break
+                        outcome = self.process_frame_blocking(status.camera_id, frame, t, name)
                     index += 1
                     status.frames += 1
                     status.sightings += len(outcome.sightings)
@@ -2525,7 +2599,9 @@ class CctvService:
                     status.state = "reconnecting"
                     status.error = dropped
                     log.warning("video source of camera %s: %s", status.camera_id, dropped)
-                    self.end_live_tracks(status.camera_id)
+                    with worker.lock:
+                        if worker.current:
+                            self.end_live_tracks(status.camera_id)
                     continue
                 if not status.loop:
                     break
@@ -2533,17 +2609,18 @@ class CctvService:
             status.state = "stopped" if stop.is_set() else "finished"
             if status.state == "finished":
                 # A file read to its end: not read again when the server restarts.
-                self._record_finished(status)
+                self._record_finished(worker)
         except Exception as exc:  # a broken file, or a frame refused: ends this worker, visibly
             status.state = "error"
-            status.error = f"{type(exc).__name__}: {exc}"
+            status.error = _failure(exc, status.url)
             log.exception("video source of camera %s failed", status.camera_id)
         finally:
             if reader is not None:
                 reader.close()
             status.stopped_at = status.stopped_at or db.utcnow()
-            with contextlib.suppress(Exception):
-                self.flush_camera(status.camera_id)
+            with worker.lock, contextlib.suppress(Exception):
+                if worker.current:
+                    self.flush_camera(status.camera_id)
 
     @staticmethod
     def _pass_start(status: SourceStatus, reader: Any, last_t: float) -> float:
@@ -2552,11 +2629,14 @@ class CctvService:
         start = now if status.realtime else now - (reader.frame_count or 0) / status.fps
         return max(start, last_t + 1 / status.fps) if last_t else start
 
-    def _record_finished(self, status: SourceStatus) -> None:
+    def _record_finished(self, worker: _Worker) -> None:
         """Keeps that a file source was read to its end (unless it was replaced since)."""
+        status = worker.status
         status.stopped_at = db.utcnow()
         try:
-            with self.sessions() as session:
+            with worker.lock, self.sessions() as session:
+                if not worker.current:
+                    return
                 session.execute(
                     update(db.Camera)
                     .where(db.Camera.id == status.camera_id, db.Camera.source_url == status.url)
@@ -2568,13 +2648,23 @@ class CctvService:
 
     def _stop_worker(self, camera_id: str) -> SourceStatus:
         """Stops a camera's source worker and waits for it (``_sources_lock`` held);
-        what the database keeps of it stays."""
-        status, stop, thread = self._sources.pop(camera_id)
-        stop.set()
-        if thread is not None and thread.is_alive():
-            thread.join(timeout=30)
-            if thread.is_alive():  # a read that blocks (a stalled stream): it ends after it
-                log.warning("video source of camera %s is still ending", camera_id)
+        what the database keeps of it stays.
+
+        A worker whose read blocks past :data:`SOURCE_STOP_S` (a stalled stream)
+        ends after it; the camera is taken from it first (:class:`_Worker`) and
+        its open tracks are stored here, so that a new worker starts afresh.
+        """
+        worker = self._sources.pop(camera_id)
+        worker.stop.set()
+        if worker.thread is not None:
+            worker.thread.join(timeout=SOURCE_STOP_S)
+        with worker.lock:  # (after the frame it may be processing)
+            worker.current = False
+            stalled = worker.thread is not None and worker.thread.is_alive()
+        if stalled:
+            log.warning("video source of camera %s is still ending", camera_id)
+            self.flush_camera(camera_id)
+        status = worker.status
         if status.state in ("starting", "running", "reconnecting"):
             status.state = "stopped"
         return status
@@ -2584,25 +2674,71 @@ class CctvService:
             for camera_id in list(self._sources):
                 self._stop_worker(camera_id)
 
+    def sync_sources(self) -> list[str]:
+        """Stops this process's workers whose source the database no longer keeps as
+        they read it: deleted or replaced through another server process (blocking;
+        each maintenance round).
+
+        Returns:
+            The cameras whose worker stopped.
+        """
+        with self._sources_lock:
+            if not self._sources:
+                return []
+            with self.sessions() as session:
+                rows = session.scalars(
+                    select(db.Camera).where(db.Camera.id.in_(list(self._sources)))
+                )
+                kept = {c.id: (c.source_url, c.source_realtime, c.source_loop) for c in rows}
+            gone = [
+                camera_id
+                for camera_id, worker in self._sources.items()
+                if kept.get(camera_id)
+                != (worker.status.url, worker.status.realtime, worker.status.loop)
+            ]
+            for camera_id in gone:
+                self._stop_worker(camera_id)
+        if gone:
+            log.info(
+                "video sources changed through another process, stopped here: %s", ", ".join(gone)
+            )
+        return gone
+
     def stop_source(self, camera_id: str, *, actor: str = SYSTEM) -> SourceStatus:
         """Stops a camera's video source, stores its open tracks and forgets the source
         (it is not started again at the next start). Audited (``camera``, event
         ``source removed``) in the transaction that forgets it.
+
+        When several server processes share the database, the source may have been
+        set, or restored, by another one: it is forgotten all the same (state
+        ``removed``), and the process whose worker reads it stops that worker at its
+        next maintenance round (:meth:`sync_sources`).
 
         Args:
             camera_id: The camera.
             actor: Who removes it: the admin's token name, or :data:`SYSTEM`.
 
         Raises:
-            NotFoundError: If the camera has no source.
+            NotFoundError: If the camera has no source, in this process or kept.
         """
         with self._sources_lock:
-            if camera_id not in self._sources:
-                raise NotFoundError(f"camera {camera_id!r} has no video source", field="camera_id")
-            status = self._stop_worker(camera_id)
+            status = self._stop_worker(camera_id) if camera_id in self._sources else None
             now = db.utcnow()
             with self.sessions() as session:
                 camera = session.get(db.Camera, camera_id)
+                if status is None:
+                    if camera is None or camera.source_url is None:
+                        raise NotFoundError(
+                            f"camera {camera_id!r} has no video source", field="camera_id"
+                        )
+                    status = SourceStatus(
+                        camera_id=camera_id,
+                        url=camera.source_url,
+                        realtime=camera.source_realtime,
+                        loop=camera.source_loop,
+                        state="removed",
+                        stopped_at=now,
+                    )
                 if camera is not None:
                     audit(
                         session,
@@ -2627,16 +2763,16 @@ class CctvService:
         return status
 
     def source_status(self, camera_id: str) -> SourceStatus:
-        """The camera's video source.
+        """The camera's video source, as this process runs it.
 
         Raises:
-            NotFoundError: If the camera has no source.
+            NotFoundError: If the camera has no source in this process.
         """
         with self._sources_lock:
             kept = self._sources.get(camera_id)
         if kept is None:
             raise NotFoundError(f"camera {camera_id!r} has no video source", field="camera_id")
-        return kept[0]
+        return kept.status
 
     # -- retention, on demand
 

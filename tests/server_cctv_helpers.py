@@ -237,6 +237,13 @@ class Client:
         return self.request("GET", f"/v1/cameras/{camera_id}/source")
 
 
+def source_threads(camera_id: str) -> list[threading.Thread]:
+    """The live video-source worker threads of a camera (of every server in this process)."""
+    return [
+        t for t in threading.enumerate() if t.name == f"cctv-source-{camera_id}" and t.is_alive()
+    ]
+
+
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
     """Polls ``check`` until it returns something truthy."""
     deadline = time.monotonic() + timeout

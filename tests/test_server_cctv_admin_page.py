@@ -6,11 +6,13 @@ submission shows the server's error by its field and keeps what was typed), list
 the entry, revokes it with a reason and shows the audit line. A non-admin token is
 refused with a message. Camera frames of an enrolled person make a sighting that
 the reader console's sightings panel shows live to an inspector, and not to a reader.
+A camera's stream is listed without its password.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -251,3 +253,40 @@ def test_console_lists_sightings_live_for_inspectors_only(server: Any, browser: 
     text = listed.inner_text().lower()
     assert "w-77" in text and "camera belt-7" in text and "confirmed" in text
     context.close()
+
+
+def test_watchlist_page_shows_a_stream_without_its_password(
+    server: Any, browser: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv, tokens = server
+    http = httpx.Client(base_url=srv.base, timeout=60)
+    register(http, tokens, "gate-9", "customs-control")
+    released = threading.Event()
+
+    class QuietStream:  # opens, then waits for a frame until the test ends
+        def __init__(self, source: str, *, fps: float | None = None) -> None:
+            self.fps, self.frame_count = 10.0, None
+
+        def __iter__(self) -> Any:
+            released.wait(30)
+            return iter(())
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("cv.models.cctv.VideoReader", QuietStream)
+    body = {"url": "rtsp://cam:s3cret-pw@10.0.0.5/stream1"}
+    r = http.put("/v1/cameras/gate-9/source", json=body, headers=tokens["admin"])
+    assert r.status_code == 200, r.text
+    try:
+        context = browser.new_context(**DESKTOP, base_url=srv.base)
+        assert context.request.post("/v1/session", data={"token": secret(tokens, "admin")}).ok
+        page = context.new_page()
+        page.goto("/watchlist")
+        row = page.wait_for_selector("#cameras tr[data-id='gate-9']", timeout=15_000)
+        assert "rtsp://cam:***@10.0.0.5/stream1" in row.inner_text()
+        assert "s3cret" not in page.content()
+        context.close()
+    finally:
+        released.set()
+        assert http.delete("/v1/cameras/gate-9/source", headers=tokens["admin"]).status_code == 200

@@ -1,6 +1,7 @@
 """CCTV re-identification on a real PostgreSQL (``CV_TEST_POSTGRES_URL``, set by
 ``tests/services.sh``): the migration, the append-only audit log, the frame to
-sighting to alert path with its verdict, and video sources across a restart.
+sighting to alert path with its verdict, and video sources across a restart and
+across two server processes.
 
 Without the variable these tests skip with the reason shown, except under
 ``CI=true``, where a missing database is a failure.
@@ -120,7 +121,8 @@ def test_video_sources_survive_a_restart_on_postgres(
     tmp_path: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    """The source columns (migration 0003) on PostgreSQL: kept, restored, finished, deleted."""
+    """The source columns (migration 0003) on PostgreSQL: kept, restored, finished, deleted
+    (one through a second app on the database, which runs no worker of it)."""
     import cv2
 
     from cv.inference_server.auth import create_token
@@ -150,17 +152,23 @@ def test_video_sources_survive_a_restart_on_postgres(
             90,
             "the file to be read",
         )
-    with ch.ThreadServer(settings) as server:
-        http = httpx.Client(
-            base_url=server.base, timeout=60, headers={"Authorization": f"Bearer {secret}"}
-        )
+    other = ch.cctv_settings(tmp_path, models, database_url=pg_url, cctv_restore_sources=False)
+    with ch.ThreadServer(settings) as server, ch.ThreadServer(other) as second:
+        auth = {"Authorization": f"Bearer {secret}"}
+        http = httpx.Client(base_url=server.base, timeout=60, headers=auth)
         once = http.get("/v1/cameras/pg-once/source").json()
         assert once["state"] == "finished" and once["frames"] == 6
         ch.wait_for(
             lambda: http.get("/v1/cameras/pg-loop/source").json()["frames"] > 0, 60, "the restart"
         )
-        for cam in ("pg-once", "pg-loop"):
-            assert http.delete(f"/v1/cameras/{cam}/source").status_code == 200
+        assert http.delete("/v1/cameras/pg-once/source").status_code == 200
+        r = httpx.delete(f"{second.base}/v1/cameras/pg-loop/source", headers=auth, timeout=60)
+        assert r.status_code == 200 and r.json()["state"] == "removed"
+        ch.wait_for(
+            lambda: http.get("/v1/cameras/pg-loop/source").status_code == 404,
+            30,
+            "the worker to stop at its process's next maintenance round",
+        )
     engine = db.make_engine(pg_url)
     with db.session_factory(engine)() as session:
         ids = ["pg-once", "pg-loop"]

@@ -74,12 +74,6 @@ def srv(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Iterator[Clie
         yield Client(server, h.make_tokens(server.app))
 
 
-def source_threads(camera_id: str) -> list[threading.Thread]:
-    return [
-        t for t in threading.enumerate() if t.name == f"cctv-source-{camera_id}" and t.is_alive()
-    ]
-
-
 class VideoHost:
     """A folder served over HTTP: OpenCV reads a file from it as a live stream."""
 
@@ -259,10 +253,10 @@ def test_concurrent_source_changes_leave_one_worker_that_delete_stops(
             t.join()
     assert codes == [200] * 9
     ch.wait_for(lambda: srv.source("race-1").json()["frames"] > 0, 60, "the source")
-    assert len(source_threads("race-1")) == 1
+    assert len(ch.source_threads("race-1")) == 1
     r = srv.request("DELETE", "/v1/cameras/race-1/source")
     assert r.status_code == 200 and r.json()["state"] == "stopped"
-    assert source_threads("race-1") == []  # stopped and waited for, not left reading
+    assert ch.source_threads("race-1") == []  # stopped and waited for, not left reading
     stop_polling.set()
     poller.join()
     assert status_codes and set(status_codes) == {200}
@@ -319,10 +313,10 @@ def test_restoring_sources_while_they_are_set_starts_one_worker(
         t.start()
     for t in runs:
         t.join()
-    assert len(source_threads("restore-race-1")) == 1
+    assert len(ch.source_threads("restore-race-1")) == 1
     assert service.source_status("restore-race-1").state in ("starting", "running")
     service.stop_source("restore-race-1")
-    assert source_threads("restore-race-1") == []
+    assert ch.source_threads("restore-race-1") == []
 
 
 # --------------------------------------------------------------------------- streams
@@ -363,7 +357,7 @@ def test_a_stream_that_drops_is_opened_again_until_stopped(
         assert "cannot open" in down["error"]
         time.sleep(1.0)
         assert srv.source("live-1").json()["state"] == "reconnecting"
-        assert len(source_threads("live-1")) == 1
+        assert len(ch.source_threads("live-1")) == 1
         # It comes back on the same address: frames flow again.
         host = VideoHost(tmp_path, port=host.port)
         frames = down["frames"]
@@ -372,7 +366,7 @@ def test_a_stream_that_drops_is_opened_again_until_stopped(
         )
         r = srv.request("DELETE", "/v1/cameras/live-1/source")
         assert r.status_code == 200 and r.json()["state"] == "stopped"
-        assert source_threads("live-1") == []
+        assert ch.source_threads("live-1") == []
     finally:
         host.close()
 
@@ -415,7 +409,7 @@ def test_a_kept_stream_that_does_not_answer_at_start_up_is_tried_again(
         try:
             ch.wait_for(lambda: client.source("kept-live-1").json()["frames"] > 0, 60, "the stream")
             assert client.request("DELETE", "/v1/cameras/kept-live-1/source").status_code == 200
-            assert source_threads("kept-live-1") == []
+            assert ch.source_threads("kept-live-1") == []
         finally:
             host.close()
 
@@ -631,7 +625,7 @@ def test_setting_and_removing_a_source_is_audited(srv: Client, tmp_path: Path) -
     assert "before" not in first["detail"]
     assert second["detail"]["before"] == {"url": str(video), "realtime": True, "loop": True}
     assert gone["detail"]["event"] == "source removed"
-    assert source_threads("aud-1") == []
+    assert ch.source_threads("aud-1") == []
 
 
 def test_the_audit_log_keeps_no_stream_password() -> None:
