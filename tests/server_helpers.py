@@ -335,3 +335,18 @@ def scripted_model_dir(
     )
     write_record(record, target)
     return target
+
+
+def alembic(engine: Any, step: str, revision: str) -> None:
+    """Runs Alembic's ``upgrade`` or ``downgrade`` of the server's migrations to
+    ``revision`` on ``engine`` (what ``db.migrate`` does for ``upgrade head``)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from cv.inference_server import db
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        getattr(command, step)(cfg, revision)

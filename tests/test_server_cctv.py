@@ -111,9 +111,6 @@ def srv(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Any:
 
 
 def test_migration_creates_the_tables_and_the_audit_log_is_append_only(tmp_path: Path) -> None:
-    from alembic import command
-    from alembic.config import Config
-
     engine = db.make_engine(f"sqlite:///{tmp_path / 'm.db'}")
     db.migrate(engine)
     with engine.begin() as conn:
@@ -135,11 +132,7 @@ def test_migration_creates_the_tables_and_the_audit_log_is_append_only(tmp_path:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT actor FROM audit_log")).scalars().all() == ["a"]
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0001")
+    h.alembic(engine, "downgrade", "0001")
     with engine.begin() as conn:
         names = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master"))}
         counters = conn.execute(text("SELECT name FROM counters")).scalars().all()

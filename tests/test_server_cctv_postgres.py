@@ -32,9 +32,6 @@ def pg_url() -> Iterator[str]:
 
 
 def test_migration_and_append_only_audit_log_on_postgres(pg_url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
     engine = db.make_engine(pg_url)
     db.migrate(engine)
     with engine.begin() as conn:
@@ -47,11 +44,7 @@ def test_migration_and_append_only_audit_log_on_postgres(pg_url: str) -> None:
         version = conn.execute(text("SELECT value FROM counters WHERE name = 'watchlist_version'"))
         assert version.scalar_one() == 0
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0001")
+    h.alembic(engine, "downgrade", "0001")
     with engine.connect() as conn:
         tables = (
             conn.execute(

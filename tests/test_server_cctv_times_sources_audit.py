@@ -488,15 +488,8 @@ def test_entries_under_the_old_style_id_keep_matching(
 
 
 def _migration_roundtrip(url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
     engine = db.make_engine(url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0003")
+    h.alembic(engine, "upgrade", "0003")
     old, new = "reid-osnet-erase@1:56928858fc15", "reid-osnet-erase@1:5f3c27704c92"
     insert = text(
         "INSERT INTO watchlist_entries (id, label, list_name, authorised_by, reason, "
@@ -514,9 +507,7 @@ def _migration_roundtrip(url: str) -> None:
             "wl-shipped": new,
         }
         conn.execute(text("SELECT embedder FROM reid_tracks")).all()  # the column exists
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0003")
+    h.alembic(engine, "downgrade", "0003")
     with engine.connect() as conn:
         assert dict(conn.execute(query).all())["wl-shipped"] == old
         with pytest.raises(Exception, match="embedder"):

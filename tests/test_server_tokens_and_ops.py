@@ -19,7 +19,6 @@ import sys
 import time
 import traceback
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pg_helpers
@@ -189,15 +188,9 @@ def test_open_streams_end_when_their_token_expires(tmp_path, caplog):
 
 
 def _migration_roundtrip(url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
     engine = db.make_engine(url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
+    h.alembic(engine, "upgrade", "0004")
     with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0004")
         conn.execute(
             text(
                 "INSERT INTO tokens (name, role, secret_sha256, created_at) "
@@ -208,9 +201,7 @@ def _migration_roundtrip(url: str) -> None:
     query = text("SELECT name, expires_at FROM tokens")
     with engine.connect() as conn:
         assert conn.execute(query).all() == [("old-one", None)]  # made before: never expires
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0004")
+    h.alembic(engine, "downgrade", "0004")
     with engine.connect() as conn, pytest.raises(Exception, match="expires_at"):
         conn.execute(query).all()
     db.migrate(engine)
