@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 # Helper modules beside the tests (server_helpers) import by name; importlib mode does
 # not put this folder on sys.path by itself.
@@ -14,3 +18,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One real headless Chromium per test module (:mod:`browser_helpers`)."""
+    import browser_helpers
+
+    yield from browser_helpers.launch()

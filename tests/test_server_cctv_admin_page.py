@@ -22,7 +22,6 @@ import httpx
 import pytest
 import server_cctv_helpers as ch
 import server_helpers as h
-from test_server_pages import CHROMIUM_FLAGS, chromium_path
 
 pytestmark = pytest.mark.slow
 
@@ -37,17 +36,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     settings = ch.cctv_settings(tmp_path_factory.mktemp("cctv-admin-page"), models)
     with ch.ThreadServer(settings) as srv:
         yield srv, h.make_tokens(srv.app)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Any:
-    executable = chromium_path()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
 
 
 def secret(tokens: dict[str, dict[str, str]], role: str) -> str:

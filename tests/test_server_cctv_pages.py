@@ -18,7 +18,7 @@ import httpx
 import pytest
 import server_cctv_helpers as ch
 import server_helpers as h
-from test_server_pages import BOX_RGB, CHROMIUM_FLAGS, PHONE, chromium_path
+from browser_helpers import BOX_RGB, PHONE
 
 pytestmark = pytest.mark.slow
 
@@ -34,9 +34,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield srv, h.make_tokens(srv.app)
 
 
-def test_handheld_shows_a_reid_alert_and_confirms_the_same_person(server: Any) -> None:
-    executable = chromium_path()
-    from playwright.sync_api import sync_playwright
+def test_handheld_shows_a_reid_alert_and_confirms_the_same_person(
+    server: Any, browser: Any
+) -> None:
 
     srv, tokens = server
     http = httpx.Client(base_url=srv.base, timeout=60)
@@ -49,76 +49,71 @@ def test_handheld_shows_a_reid_alert_and_confirms_the_same_person(server: Any) -
     )
     assert r.status_code == 201, r.text
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        context = browser.new_context(**PHONE, is_mobile=True, has_touch=True, base_url=srv.base)
-        secret = tokens["inspector"]["Authorization"].removeprefix("Bearer ")
-        assert context.request.post("/v1/session", data={"token": secret}).status == 200
-        page = context.new_page()
-        page.goto("/handheld")
-        page.wait_for_selector("#conn[data-state=live]", timeout=15_000)
+    context = browser.new_context(**PHONE, is_mobile=True, has_touch=True, base_url=srv.base)
+    secret = tokens["inspector"]["Authorization"].removeprefix("Bearer ")
+    assert context.request.post("/v1/session", data={"token": secret}).status == 200
+    page = context.new_page()
+    page.goto("/handheld")
+    page.wait_for_selector("#conn[data-state=live]", timeout=15_000)
 
-        t0 = time.time()
-        for i in range(4):
-            r = http.post(
-                "/v1/cameras/belt-1/frames",
-                content=ch.png(person),
-                params={"timestamp": t0 + i / 10},
-                headers={**tokens["camera"], "Content-Type": "image/png"},
-            )
-            assert r.status_code == 200, r.text
-        item = page.wait_for_selector("#alerts li[data-kind='reid']", timeout=20_000)
-        text = item.inner_text().lower()
-        assert "watch-list w-17" in text and "1.00" in text
-        assert "re-id · candidate" in text and "camera belt-1" in text
-        assert "icn-t1 · belt 1" in text
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / "handheld-reid-list-phone.png"))
-
-        item.click()
-        page.wait_for_selector(
-            "#d-image-note:has-text('person box drawn to scale')", timeout=10_000
+    t0 = time.time()
+    for i in range(4):
+        r = http.post(
+            "/v1/cameras/belt-1/frames",
+            content=ch.png(person),
+            params={"timestamp": t0 + i / 10},
+            headers={**tokens["camera"], "Content-Type": "image/png"},
         )
-        assert page.inner_text("#d-notice") == "candidate — confirm identity before any action"
-        assert page.inner_text("#confirm") == "Same person"
-        assert page.inner_text("#reject") == "Not the same person"
-        assert page.is_hidden("#d-correct") and page.is_visible("#d-compare")
-        assert "camera belt-1" in page.inner_text("#d-image-note")
-        facts = page.inner_text("#d-meta")
-        assert "customs-high-risk" in facts and "belt-1" in facts and "threshold 0.99" in facts
-        reasons = page.inner_text("#d-reasons")
-        assert "watch-list W-17: similarity 1.00 >= threshold 0.99, camera belt-1" in reasons
-        page.wait_for_function(
-            "() => ['d-ref', 'd-crop'].every(id => document.getElementById(id).naturalWidth > 0)",
-            timeout=10_000,
-        )
-        # The person's box, the whole 160 x 240 frame here, drawn just inside its edges.
-        width, height = page.evaluate(
-            "() => { const c = document.getElementById('scan'); return [c.width, c.height]; }"
-        )
-        assert abs(width / height - 160 / 240) < 0.01
-        read = "([x, y]) => Array.from(document.getElementById('scan').getContext('2d')"
-        read += ".getImageData(x, y, 1, 1).data.slice(0, 3))"
+        assert r.status_code == 200, r.text
+    item = page.wait_for_selector("#alerts li[data-kind='reid']", timeout=20_000)
+    text = item.inner_text().lower()
+    assert "watch-list w-17" in text and "1.00" in text
+    assert "re-id · candidate" in text and "camera belt-1" in text
+    assert "icn-t1 · belt 1" in text
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "handheld-reid-list-phone.png"))
 
-        def pixel(x: float, y: float) -> tuple[int, ...]:
-            return tuple(page.evaluate(read, [round(x), round(y)]))
+    item.click()
+    page.wait_for_selector("#d-image-note:has-text('person box drawn to scale')", timeout=10_000)
+    assert page.inner_text("#d-notice") == "candidate — confirm identity before any action"
+    assert page.inner_text("#confirm") == "Same person"
+    assert page.inner_text("#reject") == "Not the same person"
+    assert page.is_hidden("#d-correct") and page.is_visible("#d-compare")
+    assert "camera belt-1" in page.inner_text("#d-image-note")
+    facts = page.inner_text("#d-meta")
+    assert "customs-high-risk" in facts and "belt-1" in facts and "threshold 0.99" in facts
+    reasons = page.inner_text("#d-reasons")
+    assert "watch-list W-17: similarity 1.00 >= threshold 0.99, camera belt-1" in reasons
+    page.wait_for_function(
+        "() => ['d-ref', 'd-crop'].every(id => document.getElementById(id).naturalWidth > 0)",
+        timeout=10_000,
+    )
+    # The person's box, the whole 160 x 240 frame here, drawn just inside its edges.
+    width, height = page.evaluate(
+        "() => { const c = document.getElementById('scan'); return [c.width, c.height]; }"
+    )
+    assert abs(width / height - 160 / 240) < 0.01
+    read = "([x, y]) => Array.from(document.getElementById('scan').getContext('2d')"
+    read += ".getImageData(x, y, 1, 1).data.slice(0, 3))"
 
-        def is_box(rgb: tuple[int, ...]) -> bool:
-            return all(abs(a - b) <= 8 for a, b in zip(rgb, BOX_RGB, strict=True))
+    def pixel(x: float, y: float) -> tuple[int, ...]:
+        return tuple(page.evaluate(read, [round(x), round(y)]))
 
-        assert is_box(pixel(3, height / 2)) and is_box(pixel(width - 4, height / 2))
-        assert not is_box(pixel(width / 2, height / 2))
-        page.screenshot(path=str(SHOTS / "handheld-reid-alert-phone.png"))
+    def is_box(rgb: tuple[int, ...]) -> bool:
+        return all(abs(a - b) <= 8 for a, b in zip(rgb, BOX_RGB, strict=True))
 
-        page.click("#confirm")
-        page.wait_for_selector("#d-state:has-text('confirmed')", timeout=10_000)
-        (sighting,) = http.get(
-            "/v1/sightings", params={"camera_id": "belt-1"}, headers=tokens["inspector"]
-        ).json()["sightings"]
-        assert sighting["state"] == "confirmed" and sighting["resolved_by"] == "test-inspector"
-        audit = http.get("/v1/audit", params={"action": "confirm"}, headers=tokens["admin"]).json()[
-            "entries"
-        ]
-        assert [a["sighting_id"] for a in audit] == [sighting["id"]]
-        context.close()
-        browser.close()
+    assert is_box(pixel(3, height / 2)) and is_box(pixel(width - 4, height / 2))
+    assert not is_box(pixel(width / 2, height / 2))
+    page.screenshot(path=str(SHOTS / "handheld-reid-alert-phone.png"))
+
+    page.click("#confirm")
+    page.wait_for_selector("#d-state:has-text('confirmed')", timeout=10_000)
+    (sighting,) = http.get(
+        "/v1/sightings", params={"camera_id": "belt-1"}, headers=tokens["inspector"]
+    ).json()["sightings"]
+    assert sighting["state"] == "confirmed" and sighting["resolved_by"] == "test-inspector"
+    audit = http.get("/v1/audit", params={"action": "confirm"}, headers=tokens["admin"]).json()[
+        "entries"
+    ]
+    assert [a["sighting_id"] for a in audit] == [sighting["id"]]
+    context.close()

@@ -17,7 +17,6 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pytest
 import server_helpers as helpers
-from test_server_pages import CHROMIUM_FLAGS, chromium_path
 
 from cv.inference_server import db
 from cv.inference_server.storage import ImageStore
@@ -80,19 +79,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
         yield base, reader
     finally:
         helpers.stop_process(proc)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = chromium_path()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def shown(page: Any) -> set[str]:

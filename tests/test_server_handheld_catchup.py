@@ -18,9 +18,8 @@ from test_server_pages import SHOTS, Server, World, phone, seqs_shown
 
 pytestmark = pytest.mark.slow
 
-# The page tests' server process (a tiny model whose every scan alerts) and browser.
+# The page tests' server process (a tiny model whose every scan alerts).
 world = pages.world
-browser = pages.browser
 
 
 def act(world: World, base: str, seq: int, action: str, who: str = "inspector2") -> dict:

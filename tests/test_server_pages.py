@@ -5,8 +5,8 @@ scan alert; Playwright drives Debian's Chromium (``executable_path``; Playwright
 own browser download does not work here). Browser APIs that have no effect in a
 headless browser (``navigator.vibrate``, Web Audio) are counted by an init script.
 
-Chromium is found through ``CV_TEST_CHROMIUM`` or ``chromium`` on the PATH; without
-it the browser tests skip with the reason, and fail under ``CI=true``.
+Chromium is found as :mod:`browser_helpers` says (the ``browser`` fixture is in
+``conftest.py``).
 Screenshots for people to look at go to ``CV_TEST_SCREENSHOTS`` (default
 ``/tmp/pages``).
 """
@@ -14,7 +14,6 @@ Screenshots for people to look at go to ``CV_TEST_SCREENSHOTS`` (default
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import httpx
 import numpy as np
 import pytest
 import server_helpers as helpers
+from browser_helpers import BOX_RGB, PHONE
 
 from cv.inference_server import alerts, db
 from cv.inference_server.auth import create_token
@@ -36,17 +36,7 @@ from cv.records import Detection
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-BOX_RGB = (255, 45, 85)  # the handheld's box colour, #ff2d55
 GREY = 128
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3}
 SHOTS = Path(os.environ.get("CV_TEST_SCREENSHOTS", "/tmp/pages"))
 
 # Counts what a headless browser cannot make felt or heard.
@@ -59,20 +49,6 @@ AudioScheduledSourceNode.prototype.start = function (...args) {
   return realStart.apply(this, args);
 };
 """
-
-
-def chromium_path() -> str:
-    """Debian's Chromium, or a skip (a failure under ``CI=true``) saying how to get it."""
-    path = os.environ.get("CV_TEST_CHROMIUM") or shutil.which("chromium")
-    if path and Path(path).is_file():
-        return path
-    why = (
-        "no Chromium for the page tests: `apt-get install -y chromium` "
-        "or set CV_TEST_CHROMIUM to its path"
-    )
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{why} (CI=true requires it)")
-    pytest.skip(why)
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -213,19 +189,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield World(server, url, tmp / "images", tokens)
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = chromium_path()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def phone(browser: Any, world: World, *, sign_in_as: str | None = None) -> Any:
