@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -197,6 +197,6 @@ def expiry_text(expires_at: datetime | None) -> str:
     return "never" if expires_at is None else as_utc(expires_at).isoformat(timespec="seconds")
 
 
-def list_tokens(session: Session) -> Iterable[Token]:
+def list_tokens(session: Session) -> Sequence[Token]:
     """Every token, newest first (secrets are not stored, so none are shown)."""
     return session.scalars(select(Token).order_by(Token.created_at.desc())).all()

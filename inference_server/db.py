@@ -458,11 +458,12 @@ def session_factory(engine: Engine) -> sessionmaker:
 
 def migrate(engine: Engine) -> None:
     """Creates or upgrades the schema to the newest Alembic revision."""
+    # Alembic narrates every step at INFO, from its import on (its plugins); a server
+    # start or a CLI call should not.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
     from alembic.config import Config
 
-    # Alembic narrates every step at INFO; a server start or a CLI call should not.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     with engine.begin() as conn:

@@ -284,7 +284,9 @@ def migrate(db: str | None = typer.Option(None, "--db", help=_DB_HELP)) -> None:
     """Create or upgrade the database schema to the newest revision."""
     url = _settings(database_url=db).database_url
     _sessions(db)
-    typer.echo(f"database at newest schema: {url.split('@')[-1]}")
+    from cv.inference_server.db import masked_url
+
+    typer.echo(f"database at newest schema: {masked_url(url)}")
 
 
 @app.command()
@@ -436,7 +438,13 @@ def token_list(db: str | None = typer.Option(None, "--db", help=_DB_HELP)) -> No
     from cv.inference_server.db import as_utc, utcnow
 
     with _sessions(db)() as session:
-        for t in list_tokens(session):
+        tokens = list_tokens(session)
+        if not tokens:
+            # Without a token nothing but the pages' sign-in form answers.
+            typer.echo(
+                "no tokens yet: make one with `customs-vision serve token create NAME --role ROLE`"
+            )
+        for t in tokens:
             revoked = t.revoked_at.isoformat(timespec="seconds") if t.revoked_at else "-"
             created = t.created_at.isoformat(timespec="seconds")
             past = t.expires_at is not None and as_utc(t.expires_at) <= utcnow()
