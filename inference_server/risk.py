@@ -65,8 +65,8 @@ NEAR_MISS_FACTOR = 0.5
 high-risk declaration (the batcher's score floor, :func:`.modelhost.score_floor`, lies below
 it so that such detections reach fusion)."""
 MAX_BATCH_ROWS = 5000
-"""Most declarations one batch upload may hold (each is decided and stored online, about
-5 ms apiece on SQLite); larger files go through ``customs-vision risk score``."""
+"""Most declarations one batch upload may hold (each is decided online and the lot stored in
+bulk while single declarations wait); larger files go through ``customs-vision risk score``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,8 +221,10 @@ class RiskService:
         aggregations count it.
 
         The lock is held from reading the history to storing the declarations,
-        so a declaration posted meanwhile counts the whole file or none of it;
-        the decisions are then stored one by one.
+        then their decisions (each lot in one bulk transaction), so a declaration
+        posted meanwhile counts the whole file or none of it, and no decision of
+        the file replaces one made after it. A failure to store the decisions
+        stores none of them and leaves every decision stored before as it was.
 
         Raises:
             DataFormatError: If the file type is unknown or the file has no header.
@@ -264,11 +266,7 @@ class RiskService:
                 decisions.append((number, decide_row(pack, row, history=history)))
                 rows.append(row)
             history.add_many(rows)  # type: ignore[attr-defined]
-        # One write each (a few ms on SQLite): the lock is taken per decision, so single
-        # declarations are not held up behind a long upload; the aggregations are settled.
-        for _, decision in decisions:
-            with self._lock:
-                history.record_decision(decision)
+            history.record_decisions(d for _, d in decisions)
         problems.sort(key=lambda p: p.row)
         return BatchOutcome(decisions, problems, pack.label)
 

@@ -112,7 +112,7 @@ record = st.fixed_dictionaries(
             )
         ),
         "consignee_name": maybe(st.sampled_from(["KIM MINJI", "kim minji", "LEE SORA", ""])),
-        "consignee_phone": maybe(st.sampled_from(["010-1", "010-2"])),
+        "consignee_phone": maybe(st.sampled_from(["010-1", "010-2", "+82 10-1", "0082 10 2"])),
         "consignee_postal": maybe(st.sampled_from(["06236", "99999"])),
         "pccc_owner_name": maybe(st.sampled_from(["KIM MINJI", "LEE SORA"])),
         "pccc_owner_phone": maybe(st.sampled_from(["010-1", "010-2"])),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import polars as pl
 import pytest
 
@@ -11,7 +13,7 @@ from cv.models.risk.declaration import normalize
 from cv.models.risk.engine import Engine
 from cv.models.risk.feedback import read_outcomes, rule_report, write_report
 from cv.models.risk.fusion import fuse
-from cv.models.risk.history import MemoryHistory, Outcome, SqlHistory
+from cv.models.risk.history import IN_CHUNK, MemoryHistory, Outcome, SqlHistory
 from cv.models.risk.pack import DEFAULT_PACK, load_pack
 from cv.records import Detection
 
@@ -101,6 +103,29 @@ def test_outcomes_and_the_per_rule_report(tmp_path, history):
     md, js = write_report(report, tmp_path / "report.md")
     assert "| pccc-stolen | 2 | 2 | 2 | 1 | 50.0% |" in md.read_text(encoding="utf-8")
     assert js.exists()
+
+
+@pytest.mark.parametrize("history", ["memory", "sql"])
+def test_decisions_stored_in_bulk_replace_earlier_ones_as_one_by_one(history):
+    store = MemoryHistory() if history == "memory" else SqlHistory("sqlite://")
+    red = Engine(PACK).decide(
+        clean_declaration("express", id="X", pccc="P100000000001"), remember=False
+    )
+    green = replace(red, lane="green", fired=(), reasons=("No rule fired: release",))
+    first = [replace(red, declaration_id=f"D{i}") for i in range(2 * IN_CHUNK + 10)]
+    store.record_decisions(first)
+    # a later decision replaces an earlier one, in the same call or from an earlier call
+    store.record_decisions(
+        [
+            replace(green, declaration_id="D0"),
+            replace(green, declaration_id="N1"),
+            replace(red, declaration_id="N1"),
+        ]
+    )
+    assert store.decisions_frame().height == len(first) + 1
+    assert store.decision("D0") == replace(green, declaration_id="D0")
+    assert store.decision("N1") == replace(red, declaration_id="N1")
+    assert store.decision(f"D{IN_CHUNK + 5}") == first[IN_CHUNK + 5]
 
 
 def test_random_sample_compliance_rate():

@@ -7,12 +7,14 @@ text, and fusion keywords for plurals and compound words.
 
 from __future__ import annotations
 
+import json
+
 import pg_helpers
 import polars as pl
 import pytest
 from risk_helpers import PACK, clean, fired, frame_of
 
-from cv.models.risk.batch import expand, score_file, score_frame
+from cv.models.risk.batch import expand, read_declarations, score_file, score_frame
 from cv.models.risk.declaration import (
     MAX_LENGTH,
     DeclarationError,
@@ -93,6 +95,40 @@ def test_phones_are_compared_as_digits():
     assert fired([clean(consignee_phone="n/a")]) == [{"pccc-name-phone-mismatch"}]
 
 
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "+82 10-1234-5678",
+        "+821012345678",
+        "+82 (0)10 1234 5678",
+        "0082-10-1234-5678",
+        "00821012345678",
+    ],
+)
+def test_a_korean_phone_in_international_form_matches_it_dialled_at_home(phone):
+    # the registry holds 010-1234-5678: +82 / 0082 is Korea's code, the trunk 0 comes back
+    assert fired([clean(consignee_phone=phone)]) == [set()]
+    assert fired([clean(pccc_owner_phone=phone, consignee_phone="01012345678")]) == [set()]
+    assert normalize(clean(consignee_phone=phone), rates=PACK.rates)["consignee_phone"] == (
+        "01012345678"
+    )
+
+
+def test_other_international_forms_keep_their_digits():
+    records = [
+        clean(id="A", consignee_phone="+82 2-123-4567"),  # Seoul, from abroad
+        clean(id="B", consignee_phone="+1 212 555 0100"),  # not Korea's code: as written
+        clean(id="C", consignee_phone="82-10-1234-5678"),  # no + or 00: not international
+        clean(id="D", consignee_phone="+"),
+    ]
+    valid, _ = normalize_frame(frame_of(records), rates=PACK.rates)
+    expected = ["021234567", "12125550100", "821012345678", None]
+    assert valid.get_column("consignee_phone").to_list() == expected
+    online = [normalize(r, rates=PACK.rates)["consignee_phone"] for r in records]
+    assert online == expected
+    assert fired([records[2]]) == [{"pccc-name-phone-mismatch"}]
+
+
 def test_country_codes_and_the_pccc_are_read_case_insensitively():
     # USD 180 shipped from "us" is within the US de-minimis of 200
     assert fired([clean(shipped_from="us", origin="us", route="us-kr", value=175)]) == [set()]
@@ -128,7 +164,7 @@ def test_normalisation_is_the_same_online_and_in_batch():
             "pccc": "P200000000001",
             "currency": "USD",
             "consignee_key": "P200000000001",
-            "consignee_phone": "821012345678",
+            "consignee_phone": "01012345678",
             "pccc_owner_phone": None,
         }
     )
@@ -218,6 +254,43 @@ def test_codes_given_as_numbers_are_refused_online_and_in_batch(field, number):
     assert result.decisions.get_column("id").to_list() == ["A"]
     [(row, got, message)] = result.errors.select("row", "field", "message").rows()
     assert (row, got) == (2, field) and "must be text" in message
+
+
+def test_json_lines_giving_a_code_as_a_number_are_row_errors_naming_line_and_field(tmp_path):
+    lines = [
+        json.dumps(clean(id="A", hs_code="0901.11", description="coffee beans")),
+        "",
+        json.dumps(clean(id="B", hs_code=901)),
+        json.dumps(clean(id="C", consignee_postal=4524, pccc_owner_postal=4524)),
+        json.dumps(clean(id=17, value=12.5, quantity=2)),  # numbers where numbers (or ids) may be
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = score_file(PACK, path, quotas=False)
+    assert result.decisions.get_column("id").to_list() == ["A", "17"]
+    assert result.errors.select("row", "id", "field", "value").rows() == [
+        (2, "B", "hs_code", "901"),
+        (3, "C", "consignee_postal", "4524"),
+        (3, "C", "pccc_owner_postal", "4524"),
+    ]
+    messages = result.errors.get_column("message").to_list()
+    assert messages[0] == "line 3: must be text (a quoted string), not a number: a number " + (
+        "loses leading zeros"
+    )
+    assert all(m.startswith("line 4: must be text") for m in messages[1:])
+    # Without them the file takes the fast path, with the same values as the exact reader's.
+    path.write_text("\n".join([lines[0], lines[4]]) + "\n", encoding="utf-8")
+    fast, problems = read_declarations(path)
+    assert problems.height == 0
+    columns = ("__row", "id", "hs_code", "value", "quantity")
+    assert fast.select(columns).rows() == [
+        (1, "A", "0901.11", "30", "2"),
+        (2, "17", "6109.10", "12.5", "2"),
+    ]
+    assert expand(score_file(PACK, path, quotas=False)).select("id", "rules").rows() == [
+        ("A", ""),
+        ("17", ""),
+    ]
 
 
 def test_ids_may_still_be_numbers():

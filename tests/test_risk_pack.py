@@ -10,6 +10,7 @@ import pytest
 from cv.datasets.declarations import clean_declaration
 from cv.errors import ConfigError, NotFoundError
 from cv.models.risk.engine import Engine
+from cv.models.risk.fusion import explained_classes
 from cv.models.risk.pack import DEFAULT_PACK, RulePackError, load_pack, load_pack_text
 
 MINIMAL = """\
@@ -63,6 +64,37 @@ def test_minimal_pack(tmp_path):
     pack = load_pack(write_pack(tmp_path, MINIMAL))
     assert [r.id for r in pack.rules] == ["big"]
     assert pack.lists["codes"] == frozenset({"P100000000001"})
+
+
+@pytest.mark.parametrize("section", ["", "fusion:\n  min_detection_score: 0.7\n"])
+def test_a_pack_leaving_out_its_fusion_table_takes_the_default_packs(tmp_path, section):
+    pack = load_pack(write_pack(tmp_path, MINIMAL + section))
+    default = load_pack(DEFAULT_PACK).fusion
+    assert pack.fusion.explains == default.explains
+    assert pack.fusion.personal_effects == default.personal_effects
+    assert pack.fusion.min_detection_score == (0.7 if section else default.min_detection_score)
+    # the plurals and compound words the default pack lists, not an older list of its own
+    classes = explained_classes({"description": "kitchen knives, powerbank"}, config=pack.fusion)
+    assert {"knife", "power_bank"} <= set(classes)
+
+
+def test_the_errors_of_packs_and_declarations_are_exported_with_the_api():
+    import cv.models.risk as risk
+    from cv.models.risk import declaration, pack
+
+    for module in (pack, declaration):
+        errors = {
+            name: value
+            for name, value in vars(module).items()
+            if isinstance(value, type)
+            and issubclass(value, Exception)
+            and value.__module__ == module.__name__
+        }
+        for name, error in errors.items():
+            assert name in risk.__all__ and getattr(risk, name) is error, name
+    from cv.models.risk import PackNotInForce
+
+    assert issubclass(PackNotInForce, risk.RulePackError)
 
 
 def test_unknown_field_in_a_block_condition_names_line_and_column_and_suggests(tmp_path):

@@ -1,7 +1,8 @@
 """The risk engine's batch side, through the CLI, the HTTP API and the engine.
 
 * A. the server's batch upload decides a file as ``risk score --no-quotas`` does:
-  its aggregations are taken over the whole file plus the stored history;
+  its aggregations are taken over the whole file plus the stored history; its
+  decisions are stored in bulk, all or none;
 * B. validity dates: a rule or a pack that ends before it starts is refused at
   load; ``risk check`` and ``PUT /v1/risk/pack`` refuse a pack not in force today;
   a declaration arriving outside the pack's dates is not decided, in both engines;
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pg_helpers
@@ -26,6 +28,7 @@ from cv.datasets.declarations import clean_declaration, generate_declarations, w
 from cv.models.risk.batch import errors_path, read_frame, score_frame
 from cv.models.risk.declaration import FIELD_NAMES, DeclarationError, normalize_frame
 from cv.models.risk.engine import Engine
+from cv.models.risk.history import IN_CHUNK, SqlHistory
 from cv.models.risk.pack import (
     DEFAULT_PACK,
     PackNotInForce,
@@ -143,6 +146,31 @@ def test_a_generated_file_gets_the_same_lanes_and_reasons_from_both(server, tmp_
     assert any(rule.startswith("split-") for rule in fired)  # aggregations were exercised
 
 
+def test_an_upload_stores_its_decisions_in_bulk_not_row_by_row(server, tmp_path):
+    import sqlalchemy as sa
+
+    client, tokens = server
+    n = 2 * IN_CHUNK + 1
+    path, _ = write_declarations(generate_declarations(n, seed=12), tmp_path / "many.csv")
+    inserts = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO risk_decisions"):
+            inserts.append(statement)
+
+    history = client.app.state.services.risk.engine.history
+    sa.event.listen(history.engine, "before_cursor_execute", count)
+    try:
+        body = upload(client, tokens, path.name, path.read_bytes()).json()
+    finally:
+        sa.event.remove(history.engine, "before_cursor_execute", count)
+    assert body["summary"]["scored"] == n and body["errors"] == []
+    assert len(inserts) <= 3  # a statement per chunk of IN_CHUNK rows, not one per row
+    last = body["decisions"][-1]
+    stored = client.get(f"/v1/risk/declarations/{last['declaration_id']}", headers=tokens["reader"])
+    assert stored.json()["lane"] == last["lane"]
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
     if request.param == "sqlite":
@@ -150,6 +178,24 @@ def database_url(request, tmp_path):
         return
     with pg_helpers.postgres_schema() as url:
         yield url
+
+
+def test_a_bulk_write_of_decisions_that_fails_stores_none_and_loses_none(database_url):
+    import sqlalchemy as sa
+
+    store = SqlHistory(database_url)
+    red = Engine(DEFAULT).decide(
+        clean_declaration("express", id="X", pccc="P100000000001"), remember=False
+    )
+    store.record_decisions(replace(red, declaration_id=f"D{i}") for i in range(2 * IN_CHUNK))
+    before = store.decisions_frame().sort("id")
+    again = [replace(red, declaration_id=f"D{i}", lane="green") for i in range(2 * IN_CHUNK)]
+    again[IN_CHUNK + 3] = replace(red, declaration_id="BAD", lane=None)  # the database refuses it
+    with pytest.raises(sa.exc.IntegrityError):
+        store.record_decisions(again)
+    # the first chunk's replacements are rolled back with the rest
+    assert store.decisions_frame().sort("id").equals(before)
+    store.engine.dispose()
 
 
 def test_an_upload_counts_the_stored_history_as_risk_score_counts_a_prior(database_url, tmp_path):

@@ -26,6 +26,7 @@ _EXPORTS = {
     "DEFAULT_PACK": ".pack",
     "RulePack": ".pack",
     "RulePackError": ".pack",
+    "PackNotInForce": ".pack",
     "load_pack": ".pack",
     "load_pack_text": ".pack",
     "Engine": ".engine",
@@ -52,6 +53,7 @@ __all__ = [
     "FusedResult",
     "MemoryHistory",
     "Outcome",
+    "PackNotInForce",
     "RulePack",
     "RulePackError",
     "SqlHistory",
@@ -72,7 +74,14 @@ if TYPE_CHECKING:
     from .fusion import FusedResult, fuse
     from .history import MemoryHistory, Outcome, SqlHistory
     from .lanes import Decision
-    from .pack import DEFAULT_PACK, RulePack, RulePackError, load_pack, load_pack_text
+    from .pack import (
+        DEFAULT_PACK,
+        PackNotInForce,
+        RulePack,
+        RulePackError,
+        load_pack,
+        load_pack_text,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -26,7 +26,9 @@ from cv.errors import DataFormatError, NotFoundError
 from .declaration import (
     CENTS,
     FIELD_NAMES,
+    NOT_TEXT,
     SCHEMA,
+    TEXT_ONLY,
     Problem,
     errors_frame,
     normalize_frame,
@@ -501,7 +503,10 @@ def read_declarations(path: str | Path) -> tuple[pl.DataFrame, pl.DataFrame]:
 
     Rows that cannot be parsed at all (a CSV row with the wrong number of
     fields, a line that is not a JSON object) become problems with their row
-    number; the other rows are returned with their row numbers in ``__row``.
+    number; so does a JSON line giving a code that must be text as a number
+    (:data:`.declaration.TEXT_ONLY`: ``"hs_code": 901`` has lost the leading zero
+    of ``0901``), as online. The other rows are returned with their row numbers
+    in ``__row``: every field as text, which validation reads as it reads a CSV.
 
     Returns:
         ``(frame, problems)``: the readable rows and the errors table.
@@ -641,8 +646,15 @@ def _read_jsonl(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
         keys = pl.scan_ndjson(path, infer_schema_length=1000).collect_schema().names()
         frame = pl.read_ndjson(path, schema=schema)
         frame = frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("__row"))
+        # The text schema writes a JSON number as text ("hs_code": 901 reads "901"): the codes
+        # that must be text are read again as numbers, strings giving null, to find any.
+        numbers = pl.read_ndjson(
+            path, schema=dict.fromkeys(TEXT_ONLY, pl.Float64), ignore_errors=True
+        )
     except pl.exceptions.PolarsError:
         return _read_jsonl_python(path)
+    if numbers.select(pl.any_horizontal(pl.all().is_not_null()).any()).item():
+        return _read_jsonl_python(path)  # it reports them by line
     for key in keys:
         if key not in schema:
             problems.append(
@@ -660,11 +672,12 @@ def _read_jsonl_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     unknown: set[str] = set()
     row = 0
     with path.open("rb") as fh:
-        for raw in fh:
+        for line_number, raw in enumerate(fh, 1):
             line = raw.decode("utf-8", errors="surrogateescape")
             if not line.strip():
                 continue
             row += 1
+            where = f"line {line_number}"
             try:
                 obj = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
@@ -675,16 +688,20 @@ def _read_jsonl_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
                         None,
                         "(row)",
                         _shown(line.strip())[:200],
-                        f"not UTF-8 text ({detail})"
+                        f"{where}: not UTF-8 text ({detail})"
                         if detail
-                        else f"not valid JSON: {exc.msg} at column {exc.colno}",
+                        else f"{where}: not valid JSON: {exc.msg} at column {exc.colno}",
                     )
                 )
                 continue
             if not isinstance(obj, dict):
                 problems.append(
                     Problem(
-                        row, None, "(row)", _shown(line.strip())[:200], "expected a JSON object"
+                        row,
+                        None,
+                        "(row)",
+                        _shown(line.strip())[:200],
+                        f"{where}: expected a JSON object",
                     )
                 )
                 continue
@@ -698,8 +715,27 @@ def _read_jsonl_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
                 ident = record.get("id")
                 ident = None if ident is None or _not_unicode(ident) else ident
                 problems += [
-                    Problem(row, ident, _shown(key), _shown(value)[:200], f"not UTF-8 text ({d})")
+                    Problem(
+                        row,
+                        ident,
+                        _shown(key),
+                        _shown(value)[:200],
+                        f"{where}: not UTF-8 text ({d})",
+                    )
                     for key, value, d in undecodable
+                ]
+                continue
+            not_text = [
+                name
+                for name in FIELD_NAMES
+                if name in TEXT_ONLY
+                and isinstance(obj.get(name), int | float)
+                and not isinstance(obj[name], bool)
+            ]
+            if not_text:
+                problems += [
+                    Problem(row, record.get("id"), name, record[name] or "", f"{where}: {NOT_TEXT}")
+                    for name in not_text
                 ]
                 continue
             unknown.update(k for k in record if k not in FIELD_NAMES)

@@ -7,9 +7,11 @@ checks a whole polars frame; both produce the same values for the same input:
 
 * text is stripped of surrounding white space (Unicode White_Space); empty text is null;
 * codes read case-insensitively (currency, countries, route, PCCC) are held upper-case,
-  and phone numbers as their digits only (``010-1234-5678`` is ``01012345678``);
-* codes whose leading zeros matter (HS code, postal codes, phones, AWB, bag tag) must
-  be text: a number (``901`` for ``0901``) is an error, not a guess;
+  and phone numbers as their digits only (``010-1234-5678`` is ``01012345678``), a
+  Korean number in international form as dialled at home (``+82 10-1234-5678`` and
+  ``0082 10 1234 5678`` are ``01012345678`` too);
+* codes whose leading zeros matter (:data:`TEXT_ONLY`: HS code, postal codes, phones,
+  AWB, bag tag) must be text: a number (``901`` for ``0901``) is an error, not a guess;
 * ids, AWBs, bag tags, suppliers, consignee names and PCCCs are at most
   :data:`MAX_LENGTH` characters (the width of the history's SQL columns);
 * numbers are finite, non-negative and at most 1e12; text that looks like a
@@ -64,9 +66,13 @@ _CHECKED_TYPED = frozenset({"hs_code"})
 _UPPER = frozenset({"currency", "origin", "shipped_from", "route", "pccc"})
 """Codes read case-insensitively, held upper-case (``us`` is ``US``; ``p1234...`` is ``P1234...``)."""
 _DIGITS = frozenset({"consignee_phone", "pccc_owner_phone"})
-"""Phones, held as their digits only, so ``010-1234-5678`` and ``01012345678`` are one number."""
+"""Phones, held as their digits only, so ``010-1234-5678`` and ``01012345678`` are one number,
+and Korean numbers as dialled at home (:func:`_phone`)."""
 _DIGITS_RE = r"[^0-9]"
-_TEXT_ONLY = frozenset(
+_KR_PREFIX_RE = r"^00820?"
+"""Korea's country code after the international prefix (``+`` read as ``00``), with the trunk
+``0`` some write after it (``+82 (0)10...``): the number at home is ``0`` and the rest."""
+TEXT_ONLY = frozenset(
     {
         "hs_code",
         "consignee_postal",
@@ -79,11 +85,12 @@ _TEXT_ONLY = frozenset(
 )
 """Codes a number may not stand for: it has lost its leading zeros (HS 0901, postal 04524,
 bag tag 0180...)."""
-_NOT_TEXT = "must be text (a quoted string), not a number: a number loses leading zeros"
+NOT_TEXT = "must be text (a quoted string), not a number: a number loses leading zeros"
 _NUMBER = re.compile(_NUMBER_RE)
 _DATE = re.compile(_DATE_RE)
 _HS = re.compile(_HS_RE)
 _NON_DIGIT = re.compile(_DIGITS_RE)
+_KR_PREFIX = re.compile(_KR_PREFIX_RE)
 
 ID_LENGTH = 64
 """Longest declaration id, AWB or bag tag, in characters: the history's SQL key columns."""
@@ -223,16 +230,24 @@ def to_date(days: float | None) -> date | None:
 def _text(name: str, raw: Any) -> tuple[str | None, str | None]:
     if raw is None:
         return None, None
-    if name in _TEXT_ONLY and not isinstance(raw, str):
-        return None, _NOT_TEXT
+    if name in TEXT_ONLY and not isinstance(raw, str):
+        return None, NOT_TEXT
     if isinstance(raw, bool) or not isinstance(raw, str | int):
         return None, f"expected text, got {type(raw).__name__}"
     text = str(raw).strip(_STRIP)
     if name in _UPPER:
         text = text.upper()
     elif name in _DIGITS:
-        text = _NON_DIGIT.sub("", text)
+        text = _phone(text)
     return (text or None), None
+
+
+def _phone(text: str) -> str:
+    """A phone's digits; a Korean number in international form (``+82``, ``0082``) as dialled
+    at home. The same steps as :func:`_phone_expr`, which sees the text without its dashes."""
+    digits = _NON_DIGIT.sub("", text)
+    dialled = "00" + digits if text.replace("-", "").startswith("+") else digits
+    return _KR_PREFIX.sub("0", dialled) if dialled.startswith("0082") else digits
 
 
 def _number(name: str, raw: Any) -> tuple[float | None, str | None]:
@@ -545,13 +560,14 @@ def normalize_frame(
     ).collect()
     bad_any = typed.get_column("__bad")
     # Phones keep their digits only. The query removed the usual dashes; the rows where
-    # anything else is left are fixed here, as a regex over every row would cost more than
-    # the rest of a phone's validation.
+    # anything else is left, or that dial Korea from abroad (0082...), are fixed here, as a
+    # regex over every row would cost more than the rest of a phone's validation.
     for name in sorted(_DIGITS.intersection(returned)):
         phone = typed.get_column(name)
-        rows = phone.str.contains(_DIGITS_RE).fill_null(False).arg_true()
+        odd = phone.str.contains(_DIGITS_RE) | phone.str.starts_with("0082")
+        rows = odd.fill_null(False).arg_true()
         if rows.len():
-            fixed = phone.gather(rows).str.replace_all(_DIGITS_RE, "")
+            fixed = phone.gather(rows).to_frame().select(_phone_expr(col(name))).to_series()
             typed = typed.with_columns(phone.clone().scatter(rows, fixed))
     # Empty text is null. Testing which columns hold any empty text is cheap (lengths are
     # stored), so only those columns are rewritten.
@@ -609,6 +625,19 @@ def normalize_frame(
     return typed.drop(*flag_names, "__bad", "__rate"), errors
 
 
+def _phone_expr(text: pl.Expr) -> pl.Expr:
+    """:func:`_phone` over a column of stripped phones without their dashes."""
+    import polars as pl
+
+    digits = text.str.replace_all(_DIGITS_RE, "")
+    dialled = pl.when(text.str.starts_with("+")).then("00" + digits).otherwise(digits)
+    return (
+        pl.when(dialled.str.starts_with("0082"))
+        .then(dialled.str.replace(_KR_PREFIX_RE, "0"))
+        .otherwise(digits)
+    )
+
+
 def _one_of(text: pl.Expr, values: Collection[str]) -> pl.Expr:
     """``text`` is one of a few ``values`` (null if null): comparisons, which polars shares
     between the checks that repeat them (it does not share ``is_in`` with a literal list)."""
@@ -634,7 +663,7 @@ def _is_text(spec: FieldSpec, dtype: pl.DataType) -> bool:
     import polars as pl
 
     return dtype == pl.String or (
-        spec.type == TEXT and dtype.is_integer() and spec.name not in _TEXT_ONLY
+        spec.type == TEXT and dtype.is_integer() and spec.name not in TEXT_ONLY
     )
 
 
@@ -665,7 +694,7 @@ def _column(
         dtype = pl.String
     if spec.type == TEXT:
         if not _is_text(spec, dtype):
-            message = _NOT_TEXT if spec.name in _TEXT_ONLY else f"expected text, got {dtype}"
+            message = NOT_TEXT if spec.name in TEXT_ONLY else f"expected text, got {dtype}"
             return pl.lit(None, dtype=pl.String), raw.is_not_null(), pl.lit(message)
         text = raw  # stripped
         if spec.name in _UPPER:

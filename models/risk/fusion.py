@@ -9,7 +9,8 @@ A scan is linked to its declaration by AWB or bag tag
 * **X-ray → declaration**: each confident detection is checked against the
   goods declared. Declared goods *explain* some detector classes (a phone or
   laptop explains a battery; a knife set explains a knife), through the
-  pack's ``fusion.explains`` table of HS prefixes and description keywords. A
+  pack's ``fusion.explains`` table of HS prefixes and description keywords
+  (a pack without one takes the default pack's: one table, kept as data). A
   threat the declaration does not explain sends the declaration to the threat
   lane (red by default); any other unexplained object to the documentary lane
   (yellow), each with a reason.
@@ -66,42 +67,19 @@ class FusionConfig:
     other_lane: str = "yellow"
 
 
-DEFAULT_FUSION = FusionConfig(
-    explains=(
-        Explains(
-            "electronics",
-            ("battery", "power_bank", "laptop", "phone", "tablet", "electronics"),
-            ("8471", "8517", "8507", "8504", "8525", "8528", "8518"),
-            ("phone", "laptop", "tablet", "battery", "charger", "power bank", "camera"),
-        ),
-        Explains(
-            "knives",
-            ("knife", "blade", "scissors"),
-            ("8211", "8213", "8214"),
-            ("knife", "cutlery", "scissors", "razor"),
-        ),
-        Explains(
-            "tools",
-            ("wrench", "pliers", "hammer", "screwdriver"),
-            ("8203", "8204", "8205"),
-            ("tool", "wrench", "pliers", "hammer", "screwdriver"),
-        ),
-        Explains("drinks", ("bottle",), ("22",), ("wine", "whisky", "liquor", "beverage")),
-        Explains("cosmetics", ("cosmetic", "bottle"), ("33",), ("cosmetic", "perfume", "lotion")),
-    ),
-    personal_effects=("laptop", "phone", "tablet", "electronics", "bottle", "cosmetic", "umbrella"),
-)
-
-
-def parse_fusion(data: Any, *, error: Callable[[str, str], Exception]) -> FusionConfig:
-    """Validates a pack's ``fusion`` section (or returns the default when absent).
+def parse_fusion(
+    data: Any, *, default: FusionConfig, error: Callable[[str, str], Exception]
+) -> FusionConfig:
+    """Validates a pack's ``fusion`` section.
 
     Args:
-        data: The section as plain YAML data, or None.
+        data: The section as plain YAML data, or None (no section: ``default``).
+        default: The settings of the keys the section leaves out (the default
+            pack's, :func:`.pack.default_fusion`).
         error: Builds the exception to raise from a message and a key path.
     """
     if data is None:
-        return DEFAULT_FUSION
+        return default
     if not isinstance(data, dict):
         raise error("expected a mapping", "")
     allowed = ("explains", "personal_effects", "min_detection_score", "threat_lane", "other_lane")
@@ -133,19 +111,19 @@ def parse_fusion(data: Any, *, error: Callable[[str, str], Exception]) -> Fusion
                 tuple(str(k).lower() for k in item.get("keywords", [])),
             )
         )
-    score = data.get("min_detection_score", 0.5)
+    score = data.get("min_detection_score", default.min_detection_score)
     if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
         raise error("expected a number between 0 and 1", ".min_detection_score")
     lanes = {}
     for key in ("threat_lane", "other_lane"):
-        lane = data.get(key, DEFAULT_FUSION.threat_lane if key == "threat_lane" else "yellow")
+        lane = data.get(key, getattr(default, key))
         if lane not in RANK or lane == "green":
             raise error(f"unknown lane {lane!r}; lanes: red, yellow, blue", f".{key}")
         lanes[key] = lane
     return FusionConfig(
-        explains=tuple(explains) if "explains" in data else DEFAULT_FUSION.explains,
+        explains=tuple(explains) if "explains" in data else default.explains,
         personal_effects=classes(
-            data.get("personal_effects", list(DEFAULT_FUSION.personal_effects)), ".personal_effects"
+            data.get("personal_effects", list(default.personal_effects)), ".personal_effects"
         ),
         min_detection_score=float(score),
         **lanes,
@@ -194,7 +172,7 @@ def fuse(
     declaration: Mapping[str, Any],
     detections: Sequence[Detection],
     *,
-    config: FusionConfig = DEFAULT_FUSION,
+    config: FusionConfig,
 ) -> FusedResult:
     """Checks a scan's detections against the declaration linked to it, both ways.
 

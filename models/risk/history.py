@@ -35,6 +35,9 @@ from .lanes import Decision
 if TYPE_CHECKING:
     import polars as pl
 
+IN_CHUNK = 500
+"""Values per SQL ``IN (...)`` list or bulk statement: under every database's parameter limit."""
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -73,6 +76,9 @@ class History(Protocol):
 
     def record_decision(self, decision: Decision) -> None:
         """Stores a decision (replacing an earlier one for the same declaration)."""
+
+    def record_decisions(self, decisions: Iterable[Decision]) -> None:
+        """Stores many decisions at once, as :meth:`record_decision` would one by one."""
 
     def decision(self, declaration_id: str) -> Decision | None:
         """The stored decision of a declaration."""
@@ -204,6 +210,10 @@ class MemoryHistory(_StreakMixin):
 
     def record_decision(self, decision: Decision) -> None:
         self._decisions[decision.declaration_id] = decision
+
+    def record_decisions(self, decisions: Iterable[Decision]) -> None:
+        for decision in decisions:
+            self.record_decision(decision)
 
     def decision(self, declaration_id: str) -> Decision | None:
         return self._decisions.get(declaration_id)
@@ -422,9 +432,9 @@ class SqlHistory(_StreakMixin):
         found: dict[str, tuple[Any, ...]] = {}
         with self.engine.connect() as conn:
             for column, values in ((t.c.awb, awbs), (t.c.consignee_key, buyers)):
-                for start in range(0, len(values), 500):  # under every database's parameter limit
+                for start in range(0, len(values), IN_CHUNK):
                     query = sa.select(*columns, t.c.cents).where(
-                        column.in_(values[start : start + 500])
+                        column.in_(values[start : start + IN_CHUNK])
                     )
                     found.update((r[0], tuple(r)) for r in conn.execute(query))
         schema = {
@@ -468,20 +478,36 @@ class SqlHistory(_StreakMixin):
         return None if data is None else json.loads(data)
 
     def record_decision(self, decision: Decision) -> None:
+        self.record_decisions([decision])
+
+    def record_decisions(self, decisions: Iterable[Decision]) -> None:
+        """Stores many decisions in one transaction, :data:`IN_CHUNK` rows a statement.
+
+        Each replaces the stored decision of its declaration (of two for one declaration,
+        the later). A failure writes none of them: the decisions stored before stay whole.
+        """
         sa, t = self._sa, self.decisions
+        values = {
+            d.declaration_id: {
+                "id": d.declaration_id,
+                "pack": f"{d.pack_id}@{d.pack_version}",
+                "lane": d.lane,
+                "score": d.score,
+                "random": d.random,
+                "rules": ";".join(f.id for f in d.fired),
+                "data": json.dumps(d.to_dict()),
+            }
+            for d in decisions
+        }
+        if not values:
+            return
+        ids = list(values)
         with self.engine.begin() as conn:
-            conn.execute(t.delete().where(t.c.id == decision.declaration_id))
-            conn.execute(
-                sa.insert(t).values(
-                    id=decision.declaration_id,
-                    pack=f"{decision.pack_id}@{decision.pack_version}",
-                    lane=decision.lane,
-                    score=decision.score,
-                    random=decision.random,
-                    rules=";".join(f.id for f in decision.fired),
-                    data=json.dumps(decision.to_dict()),
-                )
-            )
+            for start in range(0, len(ids), IN_CHUNK):
+                chunk = ids[start : start + IN_CHUNK]
+                # Delete-then-insert is the upsert every SQL dialect spells the same way.
+                conn.execute(t.delete().where(t.c.id.in_(chunk)))
+                conn.execute(sa.insert(t), [values[i] for i in chunk])
 
     def decision(self, declaration_id: str) -> Decision | None:
         sa, t = self._sa, self.decisions

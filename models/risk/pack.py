@@ -21,7 +21,7 @@ A pack is a directory (or one YAML file with files beside it)::
         when: pccc in @stolen_codes
         lane: red
         score: 80
-    fusion: {...}                          # see models/risk/fusion.py
+    fusion: {...}                          # see models/risk/fusion.py; default: the default pack's
 
 Loading reads every file and checks everything before anything is used:
 unknown keys, types, files, list contents, every condition's syntax and types
@@ -35,6 +35,7 @@ keeps serving the previous one (:class:`.engine.Engine`).
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -504,10 +505,7 @@ def load_pack_text(text: str, *, path: str | PathLike[str]) -> RulePack:
     lists, list_types = _load_lists(src, top.get("lists"), base, digest)
     tables = _load_tables(src, top.get("tables"), base, digest)
     lanes = _load_lanes(src, top.get("lanes"))
-    fusion = parse_fusion(
-        _plain(top["fusion"]) if "fusion" in top else None,
-        error=lambda m, w: src.error(top.get("fusion"), f"fusion{w}", m),
-    )
+    fusion = _load_fusion(src, top, default=default_fusion())
     scope = Scope(fields=dict(SCHEMA), lists=list_types, tables=set(tables))
     rules = _load_rules(src, top["rules"], scope, lists, tables, lanes)
     aggregates: dict[str, tuple[str, int]] = {}
@@ -533,6 +531,22 @@ def load_pack_text(text: str, *, path: str | PathLike[str]) -> RulePack:
         aggregates=aggregates,
         fusion=fusion,
     )
+
+
+def _load_fusion(src: _Source, top: dict[str, _Y], *, default: FusionConfig) -> FusionConfig:
+    return parse_fusion(
+        _plain(top["fusion"]) if "fusion" in top else None,
+        default=default,
+        error=lambda m, w: src.error(top.get("fusion"), f"fusion{w}", m),
+    )
+
+
+@functools.cache
+def default_fusion() -> FusionConfig:
+    """The default pack's ``fusion`` section, which a pack takes for the section, or any key of
+    it, that it leaves out: the goods-to-classes table lives in one place, as data."""
+    src = _Source(DEFAULT_PACK, DEFAULT_PACK.read_text(encoding="utf-8"))
+    return _load_fusion(src, _keys(src, src.load(), "", _TOP_KEYS), default=FusionConfig())
 
 
 def _file(src: _Source, y: _Y, where: str, base: Path, digest: Any) -> Path:
