@@ -14,7 +14,8 @@ Who may do what (roles in :mod:`cv.inference_server.auth`)::
                                                 ``timestamp``); answers the frame's tracks
     PUT    /v1/cameras/{id}/source              admin: {"url", "realtime", "loop"}: a video file
                                                 or RTSP stream that a worker reads and feeds
-                                                (the URL as answers show it keeps the password)
+                                                (the URL as answers show it keeps the password;
+                                                another process's worker of the camera stops)
     GET    /v1/cameras/{id}/source              admin: this process's worker's status
     DELETE /v1/cameras/{id}/source              admin: forget it and stop its worker (in
                                                 another process: at its next maintenance round)
@@ -37,7 +38,8 @@ Who may do what (roles in :mod:`cv.inference_server.auth`)::
 
     GET    /v1/audit?action=&actor=&entry_id=&camera_id=&since=&until=&after_id=&limit=  admin:
                                                 oldest first; ``order=desc`` (+ ``before_id=``)
-                                                for the newest first, paging back
+                                                for the newest first, paging back (URLs
+                                                without their passwords)
     POST   /v1/admin/cctv/purge                 admin: run the retention purge now
 
 A re-ID alert can also be confirmed or rejected through ``/v1/alerts/{seq}/confirm``
@@ -569,7 +571,9 @@ def audit_log(
         Query(ge=1, le=MAX_ID, description="With order=desc: page back from this id."),
     ] = None,
 ) -> dict[str, Any]:
-    """The CCTV audit log, oldest first after ``after_id`` (or newest first: ``order=desc``)."""
+    """The CCTV audit log, oldest first after ``after_id`` (or newest first: ``order=desc``);
+    every URL in a line without its password, lines written before that too
+    (:func:`cv.inference_server.cctv.audit_record`)."""
     if action is not None and action not in cctv.AUDIT_ACTIONS:
         raise DataValidationError(
             f"unknown action {action!r}; actions: {', '.join(cctv.AUDIT_ACTIONS)}", field="action"

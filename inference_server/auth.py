@@ -88,8 +88,8 @@ class Principal:
 
 
 class TokenRefused(Exception):
-    """A secret that opens nothing: an unknown or revoked token, or an expired one (the
-    message says which, for the 401's detail)."""
+    """A secret that opens nothing: an unknown, revoked or expired token (the message
+    says which, and when it was revoked or expired, for the 401's detail)."""
 
 
 def hash_secret(secret: str) -> str:
@@ -165,17 +165,18 @@ def identify(session: Session, secret: str) -> Principal:
     """The caller a secret belongs to.
 
     Raises:
-        TokenRefused: For an unknown or revoked token, or one past its expiry.
+        TokenRefused: For an unknown token (``unknown API token``), a revoked one
+            (``API token revoked at <time>``) or one past its expiry (``API token
+            expired at <time>``).
     """
     token = None
     if secret.startswith(PREFIX):
-        token = session.scalar(
-            select(Token).where(
-                Token.secret_sha256 == hash_secret(secret), Token.revoked_at.is_(None)
-            )
-        )
+        # Revoked ones too, so that the refusal can say so (the hash is unique).
+        token = session.scalar(select(Token).where(Token.secret_sha256 == hash_secret(secret)))
     if token is None:
-        raise TokenRefused("unknown or revoked API token")
+        raise TokenRefused("unknown API token")
+    if token.revoked_at is not None:
+        raise TokenRefused(f"API token revoked at {expiry_text(token.revoked_at)}")
     expires_at = None if token.expires_at is None else as_utc(token.expires_at)
     principal = Principal(token.name, token.role, expires_at)  # type: ignore[arg-type]
     if principal.expired():
@@ -193,7 +194,8 @@ def authenticate(session: Session, secret: str) -> Principal | None:
 
 
 def expiry_text(expires_at: datetime | None) -> str:
-    """An expiry as people read it: ISO 8601 to the second (``never`` for ``None``)."""
+    """An expiry (or a revocation time) as people read it: ISO 8601 to the second
+    (``never`` for ``None``)."""
     return "never" if expires_at is None else as_utc(expires_at).isoformat(timespec="seconds")
 
 

@@ -73,9 +73,10 @@ each camera to one process (one video source, or one gateway posting to one
 worker; when several processes share a database, let only one restore the video
 sources). The watch list is shared through the database: every process rebuilds
 its index when the ``watchlist_version`` counter moves. So are the video sources:
-a ``DELETE`` or ``PUT`` through any process changes the kept source, and the
-process whose worker reads a source the database no longer keeps stops it at
-its next maintenance round (:meth:`CctvService.sync_sources`).
+a ``DELETE`` or ``PUT`` through any process changes the kept source and moves the
+camera's ``source_generation``, and the process whose worker reads an earlier
+generation (a source deleted, or set again, even to the same URL and settings)
+stops it at its next maintenance round (:meth:`CctvService.sync_sources`).
 
 This module knows HTTP only where :mod:`.uploads` does (its image checks answer
 ``HTTPException``); everything else raises the toolkit's own errors, which
@@ -89,6 +90,7 @@ import contextlib
 import io
 import logging
 import math
+import re
 import secrets
 import threading
 import time
@@ -274,16 +276,71 @@ def check_frame_time(
     )
 
 
+_SECRET_PARAM = re.compile(
+    r"(pass|passwd|password|passphrase|pwd|pw|secret|token|key|apikey|api_key|auth|sig|signature)$",
+    re.IGNORECASE,
+)
+"""Query parameters whose value :func:`redact_url` masks: those whose name ends with
+one of these words (``password``, ``user_pwd``, ``access_token``, ``X-Amz-Signature``),
+as cameras and gateways that take their password in the query string name it."""
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
+
+
+def _redact_param(param: str) -> str:
+    name, eq, value = param.partition("=")
+    if eq and value and _SECRET_PARAM.search(name):
+        return f"{name}=***"
+    return param
+
+
 def redact_url(url: str) -> str:
-    """``url`` without its password (``rtsp://user:***@host/...``), as the audit log keeps it."""
+    """``url`` without its password, as answers, the audit log and the log show it.
+
+    The password of the user information (``rtsp://user:***@host/...``) and the
+    value of every query parameter named like a password or a token
+    (``...?user=admin&password=***``, :data:`_SECRET_PARAM`) are masked; a file
+    path is left as it is. The same URL always gives the same text, which stands
+    for the URL when a client sends it back (:meth:`CctvService.start_source`).
+    """
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
-    netloc, slash, path = rest.partition("/")
+    # The authority ends at the first "/", "?" or "#" (RFC 3986, as FFmpeg reads it).
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
     userinfo, at, host = netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    tail, hash_, fragment = tail.partition("#")
+    path, qmark, query = tail.partition("?")
+    if qmark:
+        query = "&".join(_redact_param(p) for p in query.split("&"))
+    return f"{scheme}://{netloc}{path}{qmark}{query}{hash_}{fragment}"
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every URL in it passed through :func:`redact_url` (an error
+    message, an audit line's ``source:<url>``). A URL runs to the next space or
+    quote; punctuation that ends it (``rtsp://...: no frame``) is the sentence's."""
+
+    def redacted(match: re.Match[str]) -> str:
+        url = match.group(0)
+        kept = url.rstrip(".,;:!?)]}")
+        return redact_url(kept) + url[len(kept) :]
+
+    return _URL_IN_TEXT.sub(redacted, text)
+
+
+def _redact_json(value: Any) -> Any:
+    """A JSON value with every URL in its strings redacted (:func:`redact_text`)."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redact_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_json(v) for v in value]
+    return value
 
 
 def encode_jpeg(image: NDArray[np.uint8], *, quality: int = JPEG_QUALITY) -> bytes:
@@ -405,7 +462,12 @@ def list_audit(
 
 
 def audit_record(row: db.AuditEntry) -> dict[str, Any]:
-    """One audit line as JSON."""
+    """One audit line as JSON, with every URL in its detail shown without its password.
+
+    Lines are redacted when they are written too, but the log is append-only:
+    lines written by earlier versions (a ``match`` line's ``source:<url>`` with the
+    password, a URL whose password was in its query string) are masked here.
+    """
     return {
         "id": row.id,
         "at": _iso(row.at),
@@ -417,7 +479,7 @@ def audit_record(row: db.AuditEntry) -> dict[str, Any]:
         "track_id": row.track_id,
         "sighting_id": row.sighting_id,
         "input_sha256": row.input_sha256,
-        "detail": row.detail,
+        "detail": None if row.detail is None else _redact_json(row.detail),
     }
 
 
@@ -1776,6 +1838,10 @@ class _Worker:
 
     Attributes:
         status: What ``GET /v1/cameras/{id}/source`` shows.
+        generation: The camera's ``source_generation`` when the source was set (or
+            restored): the set this worker reads. Another process that sets or
+            removes the source moves it, and :meth:`CctvService.sync_sources`
+            stops the worker.
         stop: Set to tell the thread to end.
         thread: The thread, or ``None`` when nothing reads (a file read to its
             end, a source that could not be opened at start-up).
@@ -1784,6 +1850,7 @@ class _Worker:
     """
 
     status: SourceStatus
+    generation: int
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -1791,8 +1858,9 @@ class _Worker:
 
 
 def _failure(exc: BaseException, url: str) -> str:
-    """``exc`` as a source's status and the log show it, ``url`` without its password."""
-    return f"{type(exc).__name__}: {exc}".replace(url, redact_url(url))
+    """``exc`` as a source's status and the log show it, ``url`` (and any other URL in
+    the message) without its password."""
+    return redact_text(f"{type(exc).__name__}: {exc}".replace(url, redact_url(url)))
 
 
 def _source_detail(camera: db.Camera) -> dict[str, Any] | None:
@@ -1804,6 +1872,16 @@ def _source_detail(camera: db.Camera) -> dict[str, Any] | None:
         "realtime": camera.source_realtime,
         "loop": camera.source_loop,
     }
+
+
+def _next_generation(session: Session, camera: db.Camera) -> int:
+    """Moves the camera's ``source_generation`` on by one in ``session``'s transaction
+    (commit it yourself): the new set of its source, or its removal. Incremented in
+    the database, so that two processes changing the source at once get different
+    generations; the row stays locked until the commit."""
+    camera.source_generation = db.Camera.source_generation + 1  # type: ignore[assignment]
+    session.flush()
+    return camera.source_generation  # read back after the UPDATE, in this transaction
 
 
 class CctvService:
@@ -2316,7 +2394,9 @@ class CctvService:
         changes nothing): the old worker has been told to stop, and waited for,
         before the new one starts, whatever other requests do meanwhile. The
         change is audited (``camera``, event ``source set``, the URL without its
-        password) in the transaction that records it.
+        password) and moves the camera's ``source_generation`` in the transaction
+        that records it (another process's worker of the camera then stops:
+        :meth:`sync_sources`).
 
         Args:
             camera_id: The camera.
@@ -2354,6 +2434,7 @@ class CctvService:
                     camera.source_finished_at = None
                     camera.source_report = None
                     camera.updated_at = now
+                    generation = _next_generation(session, camera)
                     audit(
                         session,
                         actor=actor,
@@ -2369,7 +2450,7 @@ class CctvService:
                         at=now,
                     )
                     session.commit()
-                status = self._launch(worker)
+                status = self._launch(worker, generation)
                 launched = True
         finally:
             if not launched:
@@ -2408,11 +2489,12 @@ class CctvService:
         status.fps = reader.fps
         return status, reader
 
-    def _launch(self, worker: tuple[SourceStatus, Any]) -> SourceStatus:
-        """Starts the worker thread of a source (``_sources_lock`` held); a stream's
-        reader may be ``None``: the worker opens it, with backoff."""
+    def _launch(self, worker: tuple[SourceStatus, Any], generation: int) -> SourceStatus:
+        """Starts the worker thread of a source of the camera's ``generation``
+        (``_sources_lock`` held); a stream's reader may be ``None``: the worker opens
+        it, with backoff."""
         status, reader = worker
-        kept = _Worker(status)
+        kept = _Worker(status, generation)
         kept.thread = threading.Thread(
             target=self._run_source,
             args=(kept, reader),
@@ -2482,9 +2564,14 @@ class CctvService:
         """Restores one kept source (``_sources_lock`` held): what it shows, or ``None``
         when a request deleted it meanwhile."""
         url = camera.source_url or ""
+        generation = camera.source_generation
         with self.sessions() as session:
             kept = session.get(db.Camera, camera.id)
-            still = kept is not None and kept.source_url == url
+            still = (
+                kept is not None
+                and kept.source_url is not None
+                and kept.source_generation == generation
+            )
         running = self._sources.get(camera.id)
         if running is not None or not still:  # a PUT or a DELETE came first
             if worker is not None:
@@ -2492,10 +2579,10 @@ class CctvService:
             return None if running is None else running.status
         if worker is not None:
             log.info("video source of camera %s restarted: %s", camera.id, redact_url(url))
-            return self._launch(worker)
+            return self._launch(worker, generation)
         if error is None:  # a file read to its end
             status = SourceStatus.recorded(camera)
-            self._sources[camera.id] = _Worker(status)
+            self._sources[camera.id] = _Worker(status, generation)
             return status
         status = SourceStatus(
             camera_id=camera.id,
@@ -2512,9 +2599,9 @@ class CctvService:
                 camera.id,
                 _failure(error, url),
             )
-            return self._launch((status, None))
+            return self._launch((status, None), generation)
         status.stopped_at = db.utcnow()
-        self._sources[camera.id] = _Worker(status)
+        self._sources[camera.id] = _Worker(status, generation)
         log.warning("video source of camera %s not restarted: %s", camera.id, status.error)
         return status
 
@@ -2639,7 +2726,11 @@ class CctvService:
                     return
                 session.execute(
                     update(db.Camera)
-                    .where(db.Camera.id == status.camera_id, db.Camera.source_url == status.url)
+                    .where(
+                        db.Camera.id == status.camera_id,
+                        db.Camera.source_url.is_not(None),
+                        db.Camera.source_generation == worker.generation,
+                    )
                     .values(source_finished_at=status.stopped_at, source_report=status.to_dict())
                 )
                 session.commit()
@@ -2675,9 +2766,15 @@ class CctvService:
                 self._stop_worker(camera_id)
 
     def sync_sources(self) -> list[str]:
-        """Stops this process's workers whose source the database no longer keeps as
-        they read it: deleted or replaced through another server process (blocking;
-        each maintenance round).
+        """Stops this process's workers whose source the database no longer keeps:
+        deleted, or set again through another server process (blocking; each
+        maintenance round).
+
+        A worker reads the set of the source it was started with (its
+        ``generation``); every ``PUT`` and ``DELETE``, through any process, moves the
+        camera's ``source_generation``. So a source set again to the very same URL
+        and settings through another process stops this one's worker too: the
+        other process runs the camera's one worker.
 
         Returns:
             The cameras whose worker stopped.
@@ -2686,15 +2783,16 @@ class CctvService:
             if not self._sources:
                 return []
             with self.sessions() as session:
-                rows = session.scalars(
-                    select(db.Camera).where(db.Camera.id.in_(list(self._sources)))
+                rows = session.execute(
+                    select(db.Camera.id, db.Camera.source_generation).where(
+                        db.Camera.id.in_(list(self._sources)), db.Camera.source_url.is_not(None)
+                    )
                 )
-                kept = {c.id: (c.source_url, c.source_realtime, c.source_loop) for c in rows}
+                kept = {camera_id: generation for camera_id, generation in rows}
             gone = [
                 camera_id
                 for camera_id, worker in self._sources.items()
-                if kept.get(camera_id)
-                != (worker.status.url, worker.status.realtime, worker.status.loop)
+                if kept.get(camera_id) != worker.generation
             ]
             for camera_id in gone:
                 self._stop_worker(camera_id)
@@ -2707,7 +2805,8 @@ class CctvService:
     def stop_source(self, camera_id: str, *, actor: str = SYSTEM) -> SourceStatus:
         """Stops a camera's video source, stores its open tracks and forgets the source
         (it is not started again at the next start). Audited (``camera``, event
-        ``source removed``) in the transaction that forgets it.
+        ``source removed``), and the camera's ``source_generation`` moved, in the
+        transaction that forgets it.
 
         When several server processes share the database, the source may have been
         set, or restored, by another one: it is forgotten all the same (state
@@ -2759,6 +2858,7 @@ class CctvService:
                     camera.source_finished_at = None
                     camera.source_report = None
                     camera.updated_at = now
+                    _next_generation(session, camera)
                     session.commit()
         return status
 

@@ -222,6 +222,11 @@ class Camera(Base):
     reads), so that the server starts it again after a restart: its URL (``None``
     when it has none), pacing and looping, and for a file read to its end without
     looping, when it finished and the worker's last status (it is not read again).
+    ``source_generation`` counts the sets and removals of the source: every ``PUT``
+    and ``DELETE`` adds one in the transaction that makes it, and a worker reads
+    the camera only while the generation it was started with is still the kept
+    one, so that a process whose source was set again through another process
+    (even to the same URL and settings) stops its worker.
     """
 
     __tablename__ = "cameras"
@@ -237,6 +242,7 @@ class Camera(Base):
     source_loop: Mapped[bool] = mapped_column(default=False, server_default=false())
     source_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     source_report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    source_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     fps: Mapped[float] = mapped_column(Float, default=10.0)
     created_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

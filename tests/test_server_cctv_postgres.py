@@ -114,8 +114,9 @@ def test_video_sources_survive_a_restart_on_postgres(
     tmp_path: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    """The source columns (migration 0003) on PostgreSQL: kept, restored, finished, deleted
-    (one through a second app on the database, which runs no worker of it)."""
+    """The source columns (migrations 0003 and 0006) on PostgreSQL: kept, restored,
+    finished, set again to the same through a second app on the database (the first
+    stops its worker) and deleted through the app that runs no worker of it."""
     import cv2
 
     from cv.inference_server.auth import create_token
@@ -155,13 +156,27 @@ def test_video_sources_survive_a_restart_on_postgres(
             lambda: http.get("/v1/cameras/pg-loop/source").json()["frames"] > 0, 60, "the restart"
         )
         assert http.delete("/v1/cameras/pg-once/source").status_code == 200
-        r = httpx.delete(f"{second.base}/v1/cameras/pg-loop/source", headers=auth, timeout=60)
-        assert r.status_code == 200 and r.json()["state"] == "removed"
+        # The same source set again through the second process (migration 0006's
+        # source_generation): the first stops its worker, one worker reads the camera.
+        second_http = httpx.Client(base_url=second.base, timeout=60, headers=auth)
+        r = second_http.put("/v1/cameras/pg-loop/source", json={"url": str(video), "loop": True})
+        assert r.status_code == 200, r.text
         ch.wait_for(
             lambda: http.get("/v1/cameras/pg-loop/source").status_code == 404,
             30,
+            "the first process's worker to stop at its next maintenance round",
+        )
+        assert len(ch.source_threads("pg-loop")) == 1
+        assert second_http.get("/v1/cameras/pg-loop/source").json()["state"] == "running"
+        # A DELETE through the process that runs none: the other one stops its worker.
+        r = http.delete("/v1/cameras/pg-loop/source")
+        assert r.status_code == 200 and r.json()["state"] == "removed"
+        ch.wait_for(
+            lambda: second_http.get("/v1/cameras/pg-loop/source").status_code == 404,
+            30,
             "the worker to stop at its process's next maintenance round",
         )
+        assert ch.source_threads("pg-loop") == []
     engine = db.make_engine(pg_url)
     with db.session_factory(engine)() as session:
         ids = ["pg-once", "pg-loop"]

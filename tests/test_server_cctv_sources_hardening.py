@@ -201,6 +201,111 @@ def test_no_answer_audit_line_or_log_line_shows_a_stream_password(
     assert SECRET not in caplog.text
 
 
+QUERY_URL = (
+    f"http://10.0.0.7/flv?port=1935&app=bcs&stream=channel0_main.bcs&user=admin&password={SECRET}"
+)
+QUERY_SHOWN = QUERY_URL.replace(SECRET, "***")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (QUERY_URL, QUERY_SHOWN),  # Reolink, Amcrest, Dahua's HTTP streams
+        (
+            f"http://10.0.0.8/cgi-bin/CGIStream.cgi?cmd=GetMJStream&usr=admin&pwd={SECRET}",
+            "http://10.0.0.8/cgi-bin/CGIStream.cgi?cmd=GetMJStream&usr=admin&pwd=***",
+        ),
+        (
+            f"rtsp://cam:{SECRET}@10.0.0.5/live?passwd={SECRET}&pass={SECRET}#main",
+            "rtsp://cam:***@10.0.0.5/live?passwd=***&pass=***#main",
+        ),
+        (
+            f"https://gw.example/hls.m3u8?access_token={SECRET}&X-Amz-Signature={SECRET}&ch=1",
+            "https://gw.example/hls.m3u8?access_token=***&X-Amz-Signature=***&ch=1",
+        ),
+        (f"http://10.0.0.9?Passphrase={SECRET}", "http://10.0.0.9?Passphrase=***"),
+        # An "@" or ":" in the query is no user information.
+        ("http://10.0.0.9?mail=a:b@c&token=", "http://10.0.0.9?mail=a:b@c&token="),
+        ("/videos/hall.mp4?password=x", "/videos/hall.mp4?password=x"),  # a file, as named
+    ],
+)
+def test_passwords_in_the_query_string_are_masked(url: str, shown: str) -> None:
+    assert cctv.redact_url(url) == shown
+    assert cctv.redact_url(shown) == shown  # what a client sends back stays as shown
+    assert cctv.redact_text(f"source:{url}: failed") == f"source:{shown}: failed"
+
+
+def test_a_stream_whose_password_is_in_its_query_string(
+    srv: Client, feeds: dict[str, Feed], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cv")
+    srv.camera("pwq-1")
+    feeds[QUERY_URL] = Feed(frames=3)
+    r = srv.put_source("pwq-1", QUERY_URL)
+    assert r.status_code == 200 and r.json()["url"] == QUERY_SHOWN, r.text
+    assert srv.request("GET", "/v1/cameras/pwq-1").json()["source_url"] == QUERY_SHOWN
+    assert srv.source("pwq-1").json()["url"] == QUERY_SHOWN
+    sources = srv.request("GET", "/v1/cctv/status").json()["sources"]
+    assert QUERY_SHOWN in {s["url"] for s in sources}
+    assert srv.kept_url("pwq-1") == QUERY_URL
+
+    # Sent back as shown, with another setting: the kept password stays.
+    ch.wait_for(feeds[QUERY_URL].stalled.is_set, 60, "the stream's frames")
+    r = srv.put_source("pwq-1", QUERY_SHOWN, loop=True)
+    assert r.status_code == 200 and r.json()["url"] == QUERY_SHOWN, r.text
+    assert srv.kept_url("pwq-1") == QUERY_URL and feeds[QUERY_URL].opened == [QUERY_URL] * 2
+    # Another password is another URL: kept as sent.
+    other = QUERY_URL.replace(SECRET, "n3w-pw")
+    feeds[other] = Feed(frames=1)
+    assert srv.put_source("pwq-1", other).json()["url"] == QUERY_SHOWN
+    assert srv.kept_url("pwq-1") == other
+    # One that cannot be opened is refused naming it masked.
+    r = srv.put_source("pwq-1", QUERY_URL.replace("10.0.0.7", "10.0.0.99"))
+    assert r.status_code == 422 and QUERY_SHOWN.replace("10.0.0.7", "10.0.0.99") in r.text
+
+    assert srv.request("DELETE", "/v1/cameras/pwq-1/source").json()["url"] == QUERY_SHOWN
+    lines = srv.request(
+        "GET", "/v1/audit", params={"action": "camera", "camera_id": "pwq-1"}
+    ).json()["entries"]
+    details = [line["detail"] for line in lines if line["detail"]["event"].startswith("source")]
+    assert [d["event"] for d in details] == ["source set"] * 3 + ["source removed"]
+    assert {d["url"] for d in details} == {QUERY_SHOWN}
+    assert {d["before"]["url"] for d in details if "before" in d} == {QUERY_SHOWN}
+    assert all(SECRET not in text and "n3w-pw" not in text for text in srv.answers)
+    assert SECRET not in caplog.text and "n3w-pw" not in caplog.text
+
+
+def test_audit_lines_written_before_the_masking_are_answered_masked(srv: Client) -> None:
+    """The audit log is append-only: what older versions wrote there (a ``match``
+    line's ``source:<url>`` with the password, query-string passwords) stays in the
+    database, and is masked in every answer."""
+    legacy = [
+        ("match", {"source": f"source:{URL}", "similarity": 0.9}),
+        ("camera", {"event": "source set", "url": QUERY_URL, "before": {"url": URL}}),
+        ("camera", {"event": "source removed", "url": QUERY_URL, "state": "stopped"}),
+        ("camera", {"event": "note", "errors": [f"DataFormatError: {URL}: no frame"]}),
+    ]
+    with srv.server.services.sessions() as session:
+        for action, detail in legacy:
+            cctv.audit(
+                session, actor=cctv.SYSTEM, action=action, camera_id="legacy-1", detail=detail
+            )
+        session.commit()
+    r = srv.request("GET", "/v1/audit", params={"camera_id": "legacy-1"})
+    assert r.status_code == 200 and SECRET not in r.text
+    assert [e["detail"] for e in r.json()["entries"]] == [
+        {"source": f"source:{SHOWN}", "similarity": 0.9},
+        {"event": "source set", "url": QUERY_SHOWN, "before": {"url": SHOWN}},
+        {"event": "source removed", "url": QUERY_SHOWN, "state": "stopped"},
+        {"event": "note", "errors": [f"DataFormatError: {SHOWN}: no frame"]},
+    ]
+    r = srv.request("GET", "/v1/audit", params={"camera_id": "legacy-1", "order": "desc"})
+    assert SECRET not in r.text
+    with srv.server.services.sessions() as session:  # the lines themselves are untouched
+        rows = session.scalars(select(db.AuditEntry).where(db.AuditEntry.camera_id == "legacy-1"))
+        assert [row.detail for row in rows] == [detail for _, detail in legacy]
+
+
 # --------------------------------------------------------------------------- processes
 
 

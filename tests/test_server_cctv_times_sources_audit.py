@@ -295,9 +295,9 @@ def test_restoring_sources_while_they_are_set_starts_one_worker(
 
     launch = service._launch
 
-    def slow_launch(worker: Any) -> Any:  # a wide gap between the check and the launch
+    def slow_launch(*args: Any) -> Any:  # a wide gap between the check and the launch
         time.sleep(0.2)
-        return launch(worker)
+        return launch(*args)
 
     monkeypatch.setattr(service, "_open_source", opened_together)
     monkeypatch.setattr(service, "_launch", slow_launch)

@@ -35,7 +35,13 @@ from websockets.sync.client import connect as ws_connect
 
 from cv.inference_server import db
 from cv.inference_server.app import bootstrap_tokens
-from cv.inference_server.auth import authenticate, create_token
+from cv.inference_server.auth import (
+    authenticate,
+    create_token,
+    expiry_text,
+    hash_secret,
+    revoke_token,
+)
 
 MAX_UPLOAD = 1000
 
@@ -128,7 +134,36 @@ def test_an_expired_token_is_401_saying_so(served):
     assert r.status_code == 200, r.text
     # An unknown one is still told apart.
     r = client.get("/v1/scans", headers={"Authorization": "Bearer cvt_nothing"})
-    assert r.json()["detail"] == "unknown or revoked API token"
+    assert r.json()["detail"] == "unknown API token"
+
+
+def test_a_revoked_token_is_401_saying_when_it_was_revoked(served):
+    # Sign-in and every route tell a revoked token from an unknown one (a typo).
+    client, _, sessions = served
+    with sessions() as session:
+        secret = create_token(session, name="revoked-inspector", role="inspector")
+        revoke_token(session, name="revoked-inspector")
+        revoked_at = session.scalar(
+            select(db.Token.revoked_at).where(db.Token.name == "revoked-inspector")
+        )
+    said = f"API token revoked at {expiry_text(revoked_at)}"
+    r = client.get("/v1/scans", headers={"Authorization": f"Bearer {secret}"})
+    assert r.status_code == 401 and r.json()["detail"] == said, r.text
+    assert r.headers["www-authenticate"] == "Bearer"
+    r = client.post("/v1/session", json={"token": secret})
+    assert r.status_code == 401 and "set-cookie" not in r.headers
+    assert r.json()["detail"] == f"token: {said}", r.text
+    detail, closed = ws_refusal(client, f"/v1/alerts/ws?token={secret}")
+    assert detail == said and closed.code == 1008
+    for unknown in ("cvt_typo", "not-even-a-token"):
+        r = client.post("/v1/session", json={"token": unknown})
+        assert r.status_code == 401 and r.json()["detail"] == "token: unknown API token"
+    # A token that was revoked and had an expiry: revoked is what is said.
+    with sessions() as session:
+        both = create_token(session, name="revoked-expired", role="reader", expires_in=timedelta(1))
+        revoke_token(session, name="revoked-expired")
+    r = client.get("/v1/scans", headers={"Authorization": f"Bearer {both}"})
+    assert r.json()["detail"].startswith("API token revoked at "), r.text
 
 
 def test_the_pages_sign_in_refuses_an_expired_token_saying_so(served):
@@ -222,6 +257,72 @@ def test_migration_0005_on_sqlite(tmp_path):
 def test_migration_0005_on_postgres():
     with pg_helpers.postgres_schema("cv_m0005") as url:
         _migration_roundtrip(url)
+
+
+def _downgrade_fails_closed(url: str) -> None:
+    """Downgrading 0005 revokes every token that has an expiry: an older server knows
+    only ``revoked_at`` and would take them for ever."""
+    engine = db.make_engine(url)
+    db.migrate(engine)
+    sessions = db.session_factory(engine)
+    with sessions() as session:
+        secrets = {
+            name: create_token(session, name=name, role="admin", expires_in=lifetime)
+            for name, lifetime in (
+                ("forever", None),
+                ("expired", timedelta(hours=12)),
+                ("later", timedelta(days=30)),
+                ("revoked-first", timedelta(hours=12)),
+            )
+        }
+        expired_at = db.utcnow() - timedelta(days=1)
+        session.execute(
+            update(db.Token)
+            .where(db.Token.name.in_(["expired", "revoked-first"]))
+            .values(expires_at=expired_at)
+        )
+        session.commit()
+        revoke_token(session, name="revoked-first")
+        revoked_first = session.scalar(
+            select(db.Token.revoked_at).where(db.Token.name == "revoked-first")
+        )
+        assert {n for n, s in secrets.items() if authenticate(session, s)} == {"forever", "later"}
+    before = db.utcnow()
+    h.alembic(engine, "downgrade", "0004")
+    after = db.utcnow()
+    with engine.connect() as conn:
+        revoked = dict(conn.execute(text("SELECT name, revoked_at FROM tokens")).all())
+        # What the 0004-era server checked (auth.authenticate then).
+        live = {
+            name
+            for name, secret in secrets.items()
+            if conn.execute(
+                text("SELECT 1 FROM tokens WHERE secret_sha256 = :h AND revoked_at IS NULL"),
+                {"h": hash_secret(secret)},
+            ).first()
+        }
+    assert live == {"forever"}
+
+    def at(value):  # SQLite gives text back, PostgreSQL an aware datetime
+        return db.as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+    assert revoked["forever"] is None
+    assert abs(at(revoked["expired"]) - expired_at) < timedelta(seconds=1)  # at its expiry
+    assert before <= at(revoked["later"]) <= after  # at the downgrade: fail closed
+    assert abs(at(revoked["revoked-first"]) - db.as_utc(revoked_first)) < timedelta(seconds=1)
+    db.migrate(engine)  # and up again: still refused, now as revoked
+    with sessions() as session:
+        assert {n for n, s in secrets.items() if authenticate(session, s)} == {"forever"}
+    engine.dispose()
+
+
+def test_downgrading_0005_revokes_tokens_that_expire_on_sqlite(tmp_path):
+    _downgrade_fails_closed(f"sqlite:///{tmp_path / 'd.db'}")
+
+
+def test_downgrading_0005_revokes_tokens_that_expire_on_postgres():
+    with pg_helpers.postgres_schema("cv_d0005") as url:
+        _downgrade_fails_closed(url)
 
 
 # --------------------------------------------------------------------------- WebSocket checks
