@@ -14,7 +14,11 @@ so the buckets of a class always add up to its boxes.
 A dataset read with ``problems="record"`` (what ``data stats`` does) is counted
 as far as it could be read: the objects of classes the class map does not know
 are listed per name with the place each was first seen, and the entries the
-reader could not read are counted (``data check`` lists each one).
+reader could not read are counted (``data check`` lists each one). An image
+whose header cannot be read has no size: it is left out of the image sizes (the
+count says how many), and the objects it could not hold are counted as left out.
+A clean image is a clean bag (:func:`~cv.datasets.formats.common.is_clean`): no
+box, and no object the reader left out.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cv.datasets.formats.common import trace_place
+from cv.datasets.formats.common import is_clean, trace_key, trace_place
 from cv.records import CONCEALMENT_MODES, SPLITS, Dataset, occlusion_level
 from cv.taxonomy import NAMES
 
@@ -66,11 +70,12 @@ class DatasetStats:
             ``unassigned`` for images without a split.
         subsets: The dataset's own subsets that occur, in order of first appearance.
         images_per_split: Images per split.
-        clean_images_per_split: Images without any box, per split.
+        clean_images_per_split: Clean bags (no box, and no object the reader
+            left out: :func:`~cv.datasets.formats.common.is_clean`), per split.
         boxes_per_class: Boxes per class, then per split.
         images_per_class: Images that contain the class, per class then split.
         images_per_subset: Images per subset.
-        clean_images_per_subset: Images without any box, per subset.
+        clean_images_per_subset: Clean bags, per subset.
         boxes_per_class_subset: Boxes per class, then per subset.
         images_per_source: Images per ``ImageRecord.source`` (``""`` when unset).
         boxes_per_image: Number of images per number of boxes in an image.
@@ -84,13 +89,20 @@ class DatasetStats:
             ``unknown`` (any other recorded level gets its own key).
         concealment: Boxes per class, then per concealment mode; empty when no
             annotation records one.
-        image_sizes: Images per ``WxH`` size, most frequent first.
-        image_dimensions: Quantiles of image ``width`` and ``height``.
+        image_sizes: Images per ``WxH`` size, most frequent first; images whose
+            header cannot be read have no size and are left out.
+        image_dimensions: Quantiles of image ``width`` and ``height``, over the
+            images with a size.
+        images_without_size: Images left out of the two above because the
+            reader could not read their header.
         reader_traces: What the reader changed or left out, from the traces it
             keeps in ``ImageRecord.meta`` (see :mod:`cv.datasets.formats.common`):
             ``invalid_boxes_left_out``, ``objects_of_dropped_classes``,
             ``boxes_clipped``, ``objects_of_unknown_classes``,
-            ``malformed_entries_left_out``, ``images_with_unreadable_header``,
+            ``malformed_entries_left_out`` (an entry read for several images,
+            such as a DvXray file for both views, once),
+            ``images_with_unreadable_header``, ``objects_in_unreadable_images``
+            (objects of known classes such an image could not hold),
             ``positive_images_without_boxes``; and ``orphan_entries_left_out``,
             the faults the reader found in no image (its ``source_problems``).
         unknown_classes: Per class name the class map does not know, most
@@ -120,12 +132,13 @@ class DatasetStats:
     concealment: dict[str, dict[str, int]] = field(default_factory=dict)
     image_sizes: dict[str, int] = field(default_factory=dict)
     image_dimensions: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    images_without_size: int = 0
     reader_traces: dict[str, int] = field(default_factory=dict)
     unknown_classes: dict[str, dict[str, int | str]] = field(default_factory=dict)
 
     @property
     def clean_images(self) -> int:
-        """Images without any box."""
+        """Clean bags: images without any box or object left out."""
         return sum(self.clean_images_per_split.values())
 
     def total_boxes(self, cls: str) -> int:
@@ -166,6 +179,7 @@ class DatasetStats:
             "concealment": self.concealment,
             "image_sizes": self.image_sizes,
             "image_dimensions": self.image_dimensions,
+            "images_without_size": self.images_without_size,
             "reader_traces": self.reader_traces,
             "unknown_classes": self.unknown_classes,
         }
@@ -198,7 +212,7 @@ class DatasetStats:
             [
                 ["Images", self.images],
                 ["Boxes", self.annotations],
-                ["Clean images (no box)", self.clean_images],
+                ["Clean images (no object)", self.clean_images],
                 ["Classes", len(self.classes)],
                 ["Mean boxes per image", f"{mean:.2f}"],
                 *(
@@ -341,6 +355,12 @@ class DatasetStats:
             ["Measure", *keys],
             [[m, *(_fmt(self.image_dimensions[m][k]) for k in keys)] for m in ("width", "height")],
         )
+        if self.images_without_size:
+            out += [
+                f"{self.images_without_size} images whose header cannot be read have no "
+                "size and are left out of the two tables above.",
+                "",
+            ]
         return "\n".join(out)
 
     def plot(self, path: str | PathLike[str], *, dpi: int = 100) -> Path:
@@ -429,6 +449,7 @@ _TRACE_KEYS = {
     "unknown": "objects_of_unknown_classes",
     "malformed": "malformed_entries_left_out",
     "unreadable": "images_with_unreadable_header",
+    "unplaced": "objects_in_unreadable_images",
     "missing_boxes": "positive_images_without_boxes",
 }
 """``ImageRecord.meta`` keys of the readers' traces, and their names in the stats."""
@@ -495,10 +516,13 @@ def dataset_stats(
     unknown_count: Counter[str] = Counter()
     unknown_first: dict[str, str] = {}
     size_counts: Counter[tuple[int, int]] = Counter()
+    malformed: set[object] = set()
 
     img_split = np.empty(n_images, dtype=np.int64)
     img_subset = np.full(n_images, -1, dtype=np.int64)
     img_count = np.empty(n_images, dtype=np.int64)
+    img_clean = np.empty(n_images, dtype=bool)
+    img_sized = np.ones(n_images, dtype=bool)
     img_w = np.empty(n_images, dtype=np.float64)
     img_h = np.empty(n_images, dtype=np.float64)
     ann_image: list[int] = []
@@ -516,14 +540,20 @@ def dataset_stats(
         if rec.subset is not None:
             img_subset[i] = subset_index.setdefault(rec.subset, len(subset_index))
         img_count[i] = len(rec.annotations)
+        img_clean[i] = is_clean(rec)
         img_w[i] = rec.width
         img_h[i] = rec.height
         source_counts[rec.source] += 1
-        size_counts[(rec.width, rec.height)] += 1
+        if rec.meta and rec.meta.get("unreadable"):
+            img_sized[i] = False  # no size: 0 x 0 would skew the sizes
+        else:
+            size_counts[(rec.width, rec.height)] += 1
         if rec.meta:
             for key, name in _TRACE_KEYS.items():
                 value = rec.meta.get(key)
-                if isinstance(value, list | tuple):
+                if key == "malformed" and isinstance(value, list | tuple):
+                    malformed.update(map(trace_key, value))
+                elif isinstance(value, list | tuple):
                     traces[name] += len(value)
             for item in rec.meta.get("unknown", ()):  # type: ignore[attr-defined]
                 unknown_count[item["name"]] += 1
@@ -586,7 +616,7 @@ def dataset_stats(
         pair_cls * k_split + img_split[pair_img], minlength=k_cls * k_split
     ).reshape(k_cls, k_split)
 
-    clean = img_count == 0
+    clean = img_clean
     images_per_split = np.bincount(img_split, minlength=k_split)
     clean_per_split = np.bincount(img_split[clean], minlength=k_split)
 
@@ -659,9 +689,14 @@ def dataset_stats(
         occlusion=by_name(occ_cl, occ_keys, occ_index),
         concealment=concealment,
         image_sizes=image_sizes,
-        image_dimensions={"width": _quantiles(img_w), "height": _quantiles(img_h)},
+        image_dimensions={
+            "width": _quantiles(img_w[img_sized]),
+            "height": _quantiles(img_h[img_sized]),
+        },
+        images_without_size=int(n_images - img_sized.sum()),
         reader_traces={
             **{name: traces[name] for name in _TRACE_KEYS.values()},
+            "malformed_entries_left_out": len(malformed),
             "orphan_entries_left_out": len(source_problems),
         },
         unknown_classes={

@@ -517,3 +517,49 @@ def test_cli_check_fix_out_writes_the_clean_part(tmp_path: Path) -> None:
 
 def test_cli_check_of_a_missing_path_exits_5(tmp_path: Path) -> None:
     assert _cli("data", "check", tmp_path / "nothing.json") == 5
+
+
+def test_cli_check_image_whose_header_the_reader_cannot_read_but_whose_pixels_decode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cv.datasets.formats.common as common
+    from cv.errors import ImageReadError
+
+    root = tmp_path / "ds"
+    _write(root, "a.png", 1)
+    _write(root, "b.png", 2)
+    # Sizes left out: the reader takes them from the image headers.
+    ann = root / "train.json"
+    ann.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "b.png"}],
+                "annotations": [
+                    {"id": 1, "image_id": k, "category_id": 1, "bbox": [1, 1, 5, 5]} for k in (1, 2)
+                ],
+                "categories": [{"id": 1, "name": "gun"}],
+            }
+        )
+    )
+    real = common.read_image_size
+
+    def header_of(path: str | Path) -> tuple[int, int]:
+        if Path(path).name == "b.png":
+            raise ImageReadError("unreadable image header (test)", path=path)
+        return real(path)
+
+    monkeypatch.setattr(common, "read_image_size", header_of)
+    fixed = tmp_path / "fixed.json"
+    report = tmp_path / "r"
+    assert _cli("data", "check", ann, "--report", report, "--fix-out", fixed, "--workers", "1") == 4
+    data = json.loads((report / "report.json").read_text())
+    # One finding, about the header; no size to compare with the decoded one.
+    assert [(f["code"], f["file"], f["message"]) for f in data["findings"]] == [
+        (
+            "unreadable_image",
+            "b.png",
+            "the reader cannot read its header: unreadable image header (test)",
+        )
+    ]
+    assert [im["file_name"] for im in json.loads(fixed.read_text())["images"]] == ["ds/a.png"]
+    assert [x["codes"] for x in data["left_out"]] == [["unreadable_image"]]

@@ -281,3 +281,224 @@ def test_annotation_files_without_an_image_in_other_layouts(tmp_path: Path) -> N
     assert [(c, f) for c, _, f, _ in _findings(data)] == [("missing_image", "s1_SD.png")]
     with pytest.raises(NotFoundError, match="the SD view of scan s1 is missing"):
         load_dataset(dv, fmt="dvxray")
+
+
+def test_coco_bad_image_entries_are_left_out_one_by_one(tmp_path: Path) -> None:
+    root = tmp_path / "coco"
+    names = ["a", "b", "c", "d", "e", "f", "g"]
+    for seed, stem in enumerate(names):
+        _img(root / f"{stem}.png", seed)
+    images = [
+        {"id": k + 1, "file_name": f"{s}.png", "width": W, "height": H} for k, s in enumerate(names)
+    ]
+    images[1]["width"] = 0
+    images[2]["height"] = str(H)
+    images[3]["split"] = "training"
+    images[5]["id"] = 5  # f.png takes e.png's id
+    anns = [{"image_id": iid, "category_id": 1, "bbox": [1, 2, 3, 4]} for iid in (1, 2, 3, 4, 5, 7)]
+    (root / "train.json").write_text(_coco(images, anns))
+    fixed = tmp_path / "fixed.json"
+    code, data = _check(root / "train.json", tmp_path / "r", "--fix-out", fixed)
+    assert code == 4
+    # Every bad entry is reported, the annotations of a left-out entry name it,
+    # and the sound entries are read and checked.
+    assert _findings(data) == [
+        (
+            "orphan_in_source",
+            None,
+            "train.json",
+            "train.json: images[1].width: width and height must be positive integers, got 0 x 50",
+        ),
+        (
+            "orphan_in_source",
+            None,
+            "train.json",
+            "train.json: images[2].width: width and height must be positive integers, "
+            "got 100 x '50'",
+        ),
+        (
+            "orphan_in_source",
+            None,
+            "train.json",
+            "train.json: images[3].split: split 'training' is not one of train, val, test",
+        ),
+        (
+            "orphan_in_source",
+            None,
+            "train.json",
+            "train.json: images[5].id: image id 5 appears twice",
+        ),
+        (
+            "orphan_in_source",
+            None,
+            "train.json",
+            "train.json: annotations[1].image_id: image_id 2 names images[1] ('b.png'), "
+            "which is left out for its own fault",
+        ),
+        (
+            "orphan_in_source",
+            None,
+            "train.json",
+            "train.json: annotations[2].image_id: image_id 3 names images[2] ('c.png'), "
+            "which is left out for its own fault",
+        ),
+        (
+            "orphan_in_source",
+            None,
+            "train.json",
+            "train.json: annotations[3].image_id: image_id 4 names images[3] ('d.png'), "
+            "which is left out for its own fault",
+        ),
+        # Which of the two images id 5's annotations belong to is unknown: the kept one is an error.
+        (
+            "malformed_in_source",
+            1,
+            "e.png",
+            "train.json: images[4].id: image id 5 appears twice (again in images[5], left out): "
+            "its annotations may belong to either image",
+        ),
+    ]
+    assert (data["images"], data["annotations"]) == (3, 3)
+    fixed_doc = json.loads(fixed.read_text())
+    assert [im["file_name"] for im in fixed_doc["images"]] == ["coco/a.png", "coco/g.png"]
+    assert len(fixed_doc["annotations"]) == 2
+
+    # The reader's default still stops at the first bad entry, as it always did.
+    with pytest.raises(
+        DataFormatError,
+        match=r"train\.json: images\[1\]\.width: width and height must be positive integers",
+    ):
+        load_dataset(root / "train.json")
+    with pytest.raises(DataFormatError, match=r"images\[1\]\.width"):
+        load_dataset(root / "train.json", problems="record")  # no list to record it in
+    for k in (1, 2, 3):
+        images[k] = {"id": k + 1, "file_name": f"{names[k]}.png", "width": W, "height": H}
+    (root / "train.json").write_text(_coco(images, anns))
+    with pytest.raises(
+        DataFormatError, match=r"train\.json: images\[5\]\.id: image id 5 appears twice$"
+    ):
+        load_dataset(root / "train.json")
+
+
+def test_coco_image_id_of_the_wrong_type_is_the_images_fault(tmp_path: Path) -> None:
+    root = tmp_path / "coco"
+    for k in (1, 2, 3):
+        _img(root / f"{k}.png", k)
+    images = [{"id": k, "file_name": f"{k}.png", "width": W, "height": H} for k in (1, 2, 3)]
+    anns = [
+        {"image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20]},
+        {"image_id": "2", "category_id": 1, "bbox": [10, 10, 20, 20]},
+        {"image_id": 3.0, "category_id": 1, "bbox": [10, 10, 20, 20]},
+        {"image_id": "9", "category_id": 1, "bbox": [10, 10, 20, 20]},
+    ]
+    (root / "a.json").write_text(_coco(images, anns))
+    fixed = tmp_path / "fixed.json"
+    code, data = _check(root / "a.json", tmp_path / "r", "--fix-out", fixed)
+    assert code == 4
+    assert _findings(data) == [
+        (
+            "orphan_in_source",
+            None,
+            "a.json",
+            "a.json: annotations[3].image_id: 'image_id' has the wrong type (str)",
+        ),
+        (
+            "malformed_in_source",
+            1,
+            "2.png",
+            "a.json: annotations[1].image_id: 'image_id' has the wrong type (str): '2' would be "
+            "image 2, but COCO tools match ids exactly; its object is left out",
+        ),
+        (
+            "malformed_in_source",
+            2,
+            "3.png",
+            "a.json: annotations[2].image_id: 'image_id' has the wrong type (float): 3.0 would "
+            "be image 3, but COCO tools match ids exactly; its object is left out",
+        ),
+    ]
+    # The images whose object is unlabelled are not in the cleaned dataset...
+    assert [im["file_name"] for im in json.loads(fixed.read_text())["images"]] == ["coco/1.png"]
+    # ... nor counted as clean bags.
+    assert _cli("data", "stats", root / "a.json", "--out", tmp_path / "st") == 0
+    stats = json.loads((tmp_path / "st/stats.json").read_text())
+    assert stats["clean_images"] == 0
+    assert stats["reader_traces"]["malformed_entries_left_out"] == 2
+    assert stats["reader_traces"]["orphan_entries_left_out"] == 1
+
+    with pytest.raises(
+        DataFormatError,
+        match=r"a\.json: annotations\[1\]\.image_id: 'image_id' has the wrong type \(str\)$",
+    ):
+        load_dataset(root / "a.json")
+
+
+def test_coco_images_that_are_no_list_are_a_format_error(tmp_path: Path) -> None:
+    root = tmp_path / "coco"
+    root.mkdir()
+    (root / "a.json").write_text(
+        json.dumps({"images": 5, "categories": [{"id": 1, "name": "gun"}]})
+    )
+    code, data = _check(root / "a.json", tmp_path / "r")
+    assert code == 4
+    assert _findings(data) == [
+        ("orphan_in_source", None, "a.json", "a.json: images: 'images' has the wrong type (int)")
+    ]
+    assert _cli("data", "convert", root / "a.json", "--out", tmp_path / "out") == 3
+    assert _cli("data", "stats", root / "a.json", "--out", tmp_path / "st") == 0
+    with pytest.raises(
+        DataFormatError, match=r"a\.json: images: 'images' has the wrong type \(int\)"
+    ):
+        load_dataset(root / "a.json")
+
+
+def test_dvxray_scan_without_its_overhead_view(tmp_path: Path) -> None:
+    dv = tmp_path / "DvXray"
+    _img(dv / "s1_OL.png", 1)
+    _img(dv / "s1_SD.png", 2)
+    _img(dv / "s2_SD.png", 3)
+    for scan in ("s1", "s2"):
+        (dv / f"{scan}.json").write_text('{"objects": [{"label": "Gun"}]}')
+    with pytest.raises(NotFoundError, match=r"s2_OL\.png: the OL view of scan s2 is missing"):
+        load_dataset(dv, fmt="dvxray")
+    assert _cli("data", "convert", dv, "--format", "dvxray", "--out", tmp_path / "out") == 5
+    fixed = tmp_path / "fixed.json"
+    # The default report folder (check/ inside the dataset) holds JSON files of no scan.
+    code = _cli("data", "check", dv, "--format", "dvxray", "--workers", "1", "--fix-out", fixed)
+    assert code == 4
+    data = json.loads((dv / "check/report.json").read_text())
+    assert [(c, f) for c, _, f, _ in _findings(data)] == [("missing_image", "s2_OL.png")]
+    assert data["images"] == 4
+    assert [im["file_name"] for im in json.loads(fixed.read_text())["images"]] == [
+        "DvXray/s1_OL.png",
+        "DvXray/s1_SD.png",
+        "DvXray/s2_SD.png",
+    ]
+    # Read again with the report beside the scans: still the same four views.
+    ds = load_dataset(dv, fmt="dvxray", problems="record")
+    assert [r.file for r in ds.images] == ["s1_OL.png", "s1_SD.png", "s2_OL.png", "s2_SD.png"]
+
+
+def test_dvxray_malformed_file_is_counted_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dv = tmp_path / "DvXray"
+    for seed, scan in enumerate(("s1", "s2")):
+        _img(dv / f"{scan}_OL.png", 2 * seed)
+        _img(dv / f"{scan}_SD.png", 2 * seed + 1)
+    (dv / "s1.json").write_text('{"objects": 5}')
+    (dv / "s2.json").write_text('{"objects": [{"label": "Gun"}]}')
+    out = tmp_path / "st"
+    assert _cli("data", "stats", dv, "--format", "dvxray", "--out", out) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["reader_traces"]["malformed_entries_left_out"] == 1
+    assert stats["clean_images"] == 0
+    err = capsys.readouterr().err
+    assert "1 annotation entries or files could not be read" in err
+    # The check reports the file on each view: both are unlabelled by it.
+    assert _check(dv, tmp_path / "r", "--format", "dvxray")[0] == 4
+    data = json.loads((tmp_path / "r/report.json").read_text())
+    assert [(c, f) for c, _, f, _ in _findings(data)] == [
+        ("malformed_in_source", "s1_OL.png"),
+        ("malformed_in_source", "s1_SD.png"),
+    ]

@@ -23,6 +23,7 @@ TRACE_NAMES = (
     "objects_of_unknown_classes",
     "malformed_entries_left_out",
     "images_with_unreadable_header",
+    "objects_in_unreadable_images",
     "positive_images_without_boxes",
     "orphan_entries_left_out",
 )
@@ -107,6 +108,57 @@ def test_reader_traces_are_counted() -> None:
         "objects_of_dropped_classes": 1,
         "boxes_clipped": 2,
     }
+
+
+def test_unreadable_images_have_no_size_and_left_out_objects_are_not_clean() -> None:
+    from cv.datasets.formats import summarize
+
+    def rec(name: str, w: int, h: int, **meta: object) -> ImageRecord:
+        return ImageRecord(name, w, h, [], split="train", meta=dict(meta))
+
+    where = {"path": "a.txt", "line": 1, "field": "class", "reason": "bad"}
+    ds = Dataset(
+        "traced",
+        [
+            ImageRecord("a.png", 100, 50, [Annotation((1, 1, 9, 9), "gun")], split="train"),
+            rec("b.png", 0, 0, unreadable=["unreadable image header (x)"], unplaced=["Gun"]),
+            rec("c.png", 100, 50, unknown=[{**where, "name": "Rifle"}]),
+            rec("d.png", 100, 50, malformed=[where]),
+            rec("e.png", 80, 40, missing_boxes=[where]),
+            rec("f.png", 100, 50, invalid=[{"name": "gun", "box": [0, 0, 0, 0], "reason": "x"}]),
+            rec("g.png", 100, 50),  # the one clean bag
+        ],
+    )
+    s = dataset_stats(ds)
+    assert s.image_sizes == {"100x50": 5, "80x40": 1}
+    assert s.images_without_size == 1
+    assert (s.image_dimensions["width"]["min"], s.image_dimensions["height"]["min"]) == (80, 40)
+    assert s.clean_images_per_split == {"train": 1}
+    assert s.clean_images == summarize(ds).clean_images == 1
+    assert s.reader_traces["objects_in_unreadable_images"] == 1
+    assert summarize(ds).unplaced == 1
+    md = s.to_markdown()
+    assert "| Clean images (no object) | 1 |" in md
+    assert "1 images whose header cannot be read have no size" in md
+    assert s.to_dict()["images_without_size"] == 1
+
+
+def test_an_entry_read_for_two_images_is_one_malformed_entry() -> None:
+    from cv.datasets.formats import summarize
+
+    trace = {"path": "s1.json", "line": None, "field": "objects", "reason": "not a list"}
+    ds = Dataset(
+        "dv",
+        [
+            ImageRecord("s1_OL.png", 10, 10, [], meta={"malformed": [dict(trace)]}),
+            ImageRecord("s1_SD.png", 10, 10, [], meta={"malformed": [dict(trace)]}),
+            ImageRecord(
+                "s2_OL.png", 10, 10, [], meta={"malformed": [{**trace, "path": "s2.json"}]}
+            ),
+        ],
+    )
+    assert dataset_stats(ds).reader_traces["malformed_entries_left_out"] == 2
+    assert summarize(ds).malformed == 2
 
 
 def test_subsets() -> None:
@@ -195,7 +247,7 @@ def test_json_and_markdown(tmp_path: Path) -> None:
     md = s.write_markdown(tmp_path / "stats.md").read_text()
     for row in (
         "| Images | 5 |",
-        "| Clean images (no box) | 1 |",
+        "| Clean images (no object) | 1 |",
         "| Class | train | val | test | unassigned | Total | Images with it |",
         "| gun | 3 | 0 | 1 | 0 | 4 | 3 |",
         "| knife | 1 | 0 | 1 | 0 | 2 | 2 |",
@@ -315,6 +367,22 @@ def test_cli_stats_counts_what_it_can_and_names_the_unknown_classes(
     err = capsys.readouterr().err
     assert "Gun x2, Hammer x1" in err and "--class-map FILE" in err
     assert "1 annotation entries or files could not be read" in err and "data check" in err
+
+    # An image whose header cannot be read: its object is counted as not read,
+    # and it has no size.
+    (root / "train/train_image/000001.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    assert main(["data", "stats", str(root), "--format", "opixray", "--out", str(out)]) == 0
+    data = json.loads((out / "stats.json").read_text())
+    assert data["reader_traces"]["objects_in_unreadable_images"] == 1
+    assert data["image_sizes"] == {"100x50": 3}
+    assert data["images_without_size"] == 1
+    err = capsys.readouterr().err
+    assert (
+        "2 annotation entries or files could not be read and are not counted (1 of them "
+        "objects in images whose header cannot be read)"
+    ) in " ".join(err.split())
+    pixels = np.random.default_rng(1).integers(0, 256, (50, 100, 3), np.uint8)
+    write_image(root / "train/train_image/000001.jpg", pixels)
 
     cmap = tmp_path / "mine.yaml"
     cmap.write_text("map:\n  Scissor: scissors\n  Gun: gun\n  Hammer: hammer\n")

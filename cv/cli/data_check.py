@@ -211,13 +211,22 @@ def stats(
         _out.print(table)
     console.print("wrote " + ", ".join(str(p) for p in written))
     _tell_unknown(summarize(dataset).unknown)
-    unread = sum(
+    # Objects in images whose header cannot be read were read but cannot be
+    # placed without a size: they are as missing from the counts as the rest.
+    unplaced = result.reader_traces["objects_in_unreadable_images"]
+    unread = unplaced + sum(
         result.reader_traces[k] for k in ("malformed_entries_left_out", "orphan_entries_left_out")
     )
     if unread:
+        of_them = (
+            f" ({unplaced} of them objects in images whose header cannot be read)"
+            if unplaced
+            else ""
+        )
         console.print(
-            f"{unread} annotation entries or files could not be read and are not counted; "
-            f"`customs-vision data check {path}` lists each with its file and line",
+            f"{unread} annotation entries or files could not be read and are not "
+            f"counted{of_them}; `customs-vision data check {path}` lists each with its "
+            "file and line",
             highlight=False,
         )
 

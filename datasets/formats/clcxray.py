@@ -46,8 +46,8 @@ def read_clcxray(
         problems: ``raise`` at an unknown category or malformed annotation, or
             ``record`` it with a trace on its image and read on.
         source_problems: Under ``record``, where an annotation file that cannot be
-            read as COCO, and an annotation that names no image, are listed (they
-            raise without this list).
+            read as COCO, a malformed image entry (that image is left out) and an
+            annotation that names no image are listed (they raise without this list).
     """
     return read_coco_dataset(
         path,

@@ -41,6 +41,7 @@ from cv.datasets.formats.common import (
     make_dataset,
     raise_or_record,
     read_size,
+    record_problem,
     recording_problems,
     recording_source_problems,
     relative_file,
@@ -239,10 +240,15 @@ def coco_records(
         invalid_boxes: What to do with empty or outside boxes.
         problems: ``raise`` at the first unknown category, malformed annotation or
             unreadable image (one whose size the file leaves out), or ``record``
-            each on its image and read on. A malformed image or category entry
+            each on its image and read on. Under ``record`` a malformed image entry
+            (or a second entry with the same id) is left out and listed in
+            ``source_problems``, the rest of the file read on; an annotation whose
+            ``image_id`` has the wrong type but names an image (``"2"``, ``2.0``)
+            is recorded as malformed on that image. A malformed category entry
             raises either way.
-        source_problems: Under ``record``, where an annotation whose ``image_id``
-            is missing or names no image is listed (it raises without this list).
+        source_problems: Under ``record``, where a malformed image entry, and an
+            annotation whose ``image_id`` is missing, names no image or names an
+            image entry left out, are listed (they raise without this list).
 
     Returns:
         The records, and the mapped class names in category order.
@@ -275,44 +281,33 @@ def coco_records(
             mapped_order.append(target)
 
     records: dict[int, ImageRecord] = {}
+    entry_of: dict[int, tuple[str, str]] = {}  # id -> ("images[3]", "images[3] ('a.png')")
+    left_out: set[int] = set()  # ids of the entries left out under `record`
     for i, im in enumerate(images):
         where = f"images[{i}]"
-        iid = _require(im, "id", int, path=json_path, where=where)
-        fname = _require(im, "file_name", str, path=json_path, where=where)
-        if iid in records:
-            raise DataFormatError(
-                f"image id {iid} appears twice", path=json_path, field=f"{where}.id"
+        rec = None
+        # Under `record` a faulty entry is listed in source_problems and left out
+        # alone; under `raise` (or without a list) it raises as ever.
+        with recording_source_problems(source_problems, problems):
+            rec = _image_record(
+                im,
+                where,
+                records=records,
+                entry_of=entry_of,
+                left_out=left_out,
+                json_path=json_path,
+                image_root=image_root,
+                root=root,
+                source=source,
+                split=split,
+                subset=subset,
+                problems=problems,
             )
-        img_path = Path(os.path.normpath(image_root.absolute() / fname))
-        w, h = im.get("width"), im.get("height")
-        sized = w is not None and h is not None
-        if sized and (not isinstance(w, int) or not isinstance(h, int) or w <= 0 or h <= 0):
-            raise DataFormatError(
-                f"width and height must be positive integers, got {w!r} x {h!r}",
-                path=json_path,
-                field=f"{where}.width",
-            )
-        rec_split = split if split is not None else im.get("split")
-        if rec_split is not None and rec_split not in SPLITS:
-            raise DataFormatError(
-                f"split {rec_split!r} is not one of {', '.join(SPLITS)}",
-                path=json_path,
-                field=f"{where}.split",
-            )
-        meta = im.get("meta")
-        rec = records[iid] = ImageRecord(
-            file=relative_file(img_path, root.absolute()),
-            width=w if sized else 0,
-            height=h if sized else 0,
-            split=rec_split,
-            subset=subset if subset is not None else im.get("subset"),
-            source=im.get("source") or source,
-            view=im.get("view"),
-            meta=dict(meta) if isinstance(meta, dict) else {},
-        )
-        if not sized:
-            # Some exports leave the size out; the image header has it.
-            read_size(rec, img_path, problems)
+        if rec is None:
+            iid = im.get("id") if isinstance(im, dict) else None
+            if isinstance(iid, int) and not isinstance(iid, bool) and iid not in records:
+                left_out.add(iid)
+                entry_of.setdefault(iid, (where, _entry_name(im, where)))
 
     # Validate every bbox field first, then convert all boxes in one call.
     raw_boxes: list[list[float]] = []
@@ -338,9 +333,25 @@ def coco_records(
     for i, ann in enumerate(anns):
         where = f"annotations[{i}]"
         try:
-            rec = _image_of(ann, records, json_path, where)
+            rec = _image_of(ann, records, entry_of, json_path, where)
         except DataFormatError as error:
-            raise_or_record(error, source_problems, problems)
+            owner = _named_loosely(ann, records) if problems == "record" else None
+            if owner is None:
+                raise_or_record(error, source_problems, problems)
+            else:
+                # It names an image, but not as COCO tools read it: the image's
+                # object is unlabelled, so the fault is the image's (its checks
+                # and --fix-out see it), not a stray entry's.
+                iid, rec = owner
+                record_problem(
+                    rec,
+                    DataFormatError(
+                        f"{error.reason}: {ann['image_id']!r} would be image {iid}, but "
+                        "COCO tools match ids exactly; its object is left out",
+                        path=json_path,
+                        field=error.field,
+                    ),
+                )
             continue
         with recording_problems(rec, problems):
             if i in bad_boxes:
@@ -372,19 +383,122 @@ def coco_records(
     return list(records.values()), mapped_order
 
 
-def _image_of(ann: Any, records: dict[int, ImageRecord], path: Path, where: str) -> ImageRecord:
+def _image_record(
+    im: Any,
+    where: str,
+    *,
+    records: dict[int, ImageRecord],
+    entry_of: dict[int, tuple[str, str]],
+    left_out: set[int],
+    json_path: Path,
+    image_root: Path,
+    root: Path,
+    source: str,
+    split: Split | None,
+    subset: str | None,
+    problems: Problems,
+) -> ImageRecord:
+    """The record of the image entry ``im`` (``images[i]``), added to ``records``.
+
+    Raises:
+        DataFormatError: If the entry is malformed or its id was taken by an
+            earlier entry; under ``record``, a kept earlier entry of that id gets
+            a ``malformed`` trace too (which image the id's annotations belong to
+            is unknown).
+    """
+    iid = _require(im, "id", int, path=json_path, where=where)
+    fname = _require(im, "file_name", str, path=json_path, where=where)
+    if iid in records or iid in left_out:
+        first = records.get(iid)
+        if first is not None and problems == "record":
+            record_problem(
+                first,
+                DataFormatError(
+                    f"image id {iid} appears twice (again in {where}, left out): its "
+                    "annotations may belong to either image",
+                    path=json_path,
+                    field=f"{entry_of[iid][0]}.id",
+                ),
+            )
+        raise DataFormatError(f"image id {iid} appears twice", path=json_path, field=f"{where}.id")
+    img_path = Path(os.path.normpath(image_root.absolute() / fname))
+    w, h = im.get("width"), im.get("height")
+    sized = w is not None and h is not None
+    if sized and (not isinstance(w, int) or not isinstance(h, int) or w <= 0 or h <= 0):
+        raise DataFormatError(
+            f"width and height must be positive integers, got {w!r} x {h!r}",
+            path=json_path,
+            field=f"{where}.width",
+        )
+    rec_split = split if split is not None else im.get("split")
+    if rec_split is not None and rec_split not in SPLITS:
+        raise DataFormatError(
+            f"split {rec_split!r} is not one of {', '.join(SPLITS)}",
+            path=json_path,
+            field=f"{where}.split",
+        )
+    meta = im.get("meta")
+    rec = records[iid] = ImageRecord(
+        file=relative_file(img_path, root.absolute()),
+        width=w if sized else 0,
+        height=h if sized else 0,
+        split=rec_split,
+        subset=subset if subset is not None else im.get("subset"),
+        source=im.get("source") or source,
+        view=im.get("view"),
+        meta=dict(meta) if isinstance(meta, dict) else {},
+    )
+    entry_of[iid] = (where, _entry_name(im, where))
+    if not sized:
+        # Some exports leave the size out; the image header has it.
+        read_size(rec, img_path, problems)
+    return rec
+
+
+def _entry_name(im: Any, where: str) -> str:
+    """``images[3] ('a.png')``: an image entry, for messages."""
+    fname = im.get("file_name") if isinstance(im, dict) else None
+    return f"{where} ({fname!r})" if isinstance(fname, str) else where
+
+
+def _image_of(
+    ann: Any,
+    records: dict[int, ImageRecord],
+    entry_of: dict[int, tuple[str, str]],
+    path: Path,
+    where: str,
+) -> ImageRecord:
     """The record an annotation's ``image_id`` names.
 
     Raises:
-        DataFormatError: If ``image_id`` is missing, not an integer, or names no image.
+        DataFormatError: If ``image_id`` is missing, not an integer, names no
+            image, or names an image entry that was left out (under ``record``).
     """
     iid = _require(ann, "image_id", int, path=path, where=where)
     rec = records.get(iid)
     if rec is None:
-        raise DataFormatError(
-            f"image_id {iid} is not among the images", path=path, field=f"{where}.image_id"
+        entry = entry_of.get(iid)
+        reason = (
+            f"image_id {iid} is not among the images"
+            if entry is None
+            else f"image_id {iid} names {entry[1]}, which is left out for its own fault"
         )
+        raise DataFormatError(reason, path=path, field=f"{where}.image_id")
     return rec
+
+
+def _named_loosely(ann: Any, records: dict[int, ImageRecord]) -> tuple[int, ImageRecord] | None:
+    """The image an ``image_id`` of the wrong type names when read as a number
+    (``"2"``, ``2.0``), with its id; ``None`` if it names none."""
+    value = ann.get("image_id") if isinstance(ann, dict) else None
+    numeric = (isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value)) or (
+        isinstance(value, float) and value.is_integer()
+    )
+    if not numeric:
+        return None
+    iid = int(value)  # type: ignore[arg-type]
+    rec = records.get(iid)
+    return None if rec is None else (iid, rec)
 
 
 _IMAGES_TRIED = 1000
@@ -408,9 +522,10 @@ def guess_image_root(
             holds; the message names the folders looked in.
     """
     images = doc.get("images") if isinstance(doc, dict) else None
+    # A file whose "images" is no list names no image here; reading it says why.
     names = [
         im["file_name"]
-        for im in images or ()
+        for im in (images if isinstance(images, list) else ())
         if isinstance(im, dict) and isinstance(im.get("file_name"), str)
     ]
     places = list(dict.fromkeys([*candidates, json_path.parent]))
@@ -487,8 +602,9 @@ def read_coco_files(
         problems: ``raise`` at an unknown category or malformed annotation, or
             ``record`` it on its image (see :func:`coco_records`).
         source_problems: Under ``record``, where a file that is not valid JSON or
-            not a COCO document (none of its images is read) and an annotation
-            that names no image are listed; they raise without this list.
+            not a COCO document (none of its images is read), a malformed image
+            entry (that image is left out) and an annotation that names no image
+            (or an image left out) are listed; they raise without this list.
 
     Raises:
         NotFoundError: If ``image_roots`` finds no folder holding a file's images
@@ -687,8 +803,9 @@ def read_coco(
         problems: ``raise`` at an unknown category or malformed annotation, or
             ``record`` it with a trace on its image and read on.
         source_problems: Under ``record``, where an annotation file that cannot be
-            read as COCO, and an annotation that names no image, are listed (they
-            raise without this list).
+            read as COCO, a malformed image entry (that image is left out, the
+            rest of the file read) and an annotation that names no image (or an
+            image left out) are listed (they raise without this list).
 
     Raises:
         NotFoundError: If ``path`` does not exist, a folder holds no JSON file, or

@@ -18,15 +18,19 @@ reads each such entry inside :func:`recording_problems` instead, which lists it 
 ``record.meta["unknown"]`` or ``record.meta["malformed"]`` and reads on, so that
 a check reports every one. Under ``record`` an image whose header cannot be read
 keeps the size 0 x 0 with the reason in ``record.meta["unreadable"]``
-(:func:`read_size`), and a reader may list other faults of an image in its own
-trace (SIXray: ``record.meta["missing_boxes"]`` for a positive image without boxes).
+(:func:`read_size`), and the objects of known classes that such an image cannot
+hold for want of a size are listed by name in ``record.meta["unplaced"]``. A reader
+may list other faults of an image in its own trace (SIXray:
+``record.meta["missing_boxes"]`` for a positive image without boxes).
 
 A fault that belongs to no image (an entry naming an image that does not exist,
 an annotation file that cannot be parsed at all) has no record to go on: under
 ``record`` a reader lists it in the ``source_problems`` list its caller gives
 (:func:`recording_source_problems`, :func:`raise_or_record`), and raises without one.
 
-Nothing is dropped without a trace; :func:`summarize` counts the traces.
+Nothing is dropped without a trace; :func:`summarize` counts the traces, and
+:func:`is_clean` tells a clean bag (no object at all) from an image whose objects
+were all left out.
 """
 
 from __future__ import annotations
@@ -165,7 +169,8 @@ def recording_source_problems(
     found: SourceProblems | None, problems: Problems
 ) -> AbstractContextManager[None]:
     """A context for a block that reads what belongs to no image yet: a whole
-    annotation file, or an entry that names no image of the dataset.
+    annotation file, an image entry of one (a COCO ``images[i]``) that a fault may
+    keep from becoming an image, or an entry that names no image of the dataset.
 
     With ``problems="record"`` and a ``found`` list, a malformed file or entry
     (:class:`~cv.errors.DataFormatError`) or an image that does not exist
@@ -184,7 +189,8 @@ def read_size(record: ImageRecord, image: Path, problems: Problems) -> None:
     not an image, missing) keeps the size 0 x 0 and the reason is listed in
     ``record.meta["unreadable"]``; its annotation entries are still read for
     their class names and format, but their boxes cannot be placed in an image of
-    unknown size and :func:`add_object` leaves them out.
+    unknown size and :func:`add_object` leaves them out, listing each by name in
+    ``record.meta["unplaced"]``.
 
     Raises:
         NotFoundError: If the image does not exist (with ``raise``).
@@ -248,7 +254,10 @@ def add_object(
         record.meta.setdefault("dropped", []).append(original_name)
         return None
     if "unreadable" in record.meta:
-        return None  # no size to place the box in: the image is reported instead (read_size)
+        # No size to place the box in: the image is reported instead (read_size),
+        # and the object listed so that counts of what was left out include it.
+        record.meta.setdefault("unplaced", []).append(original_name)
+        return None
     x1, y1, x2, y2 = box
     w, h = record.width, record.height
     problem = None
@@ -397,9 +406,10 @@ def make_dataset(
     if stats.unreadable:
         log.warning(
             "%s: %d images whose header cannot be read, kept without a size or boxes "
-            "(see record.meta['unreadable'])",
+            "(%d objects left out; see record.meta['unreadable'] and ['unplaced'])",
             name,
             stats.unreadable,
+            stats.unplaced,
         )
     return dataset
 
@@ -451,7 +461,7 @@ class Summary:
 
     Attributes:
         images: Number of images.
-        clean_images: Images with no annotation and no image-level label.
+        clean_images: Clean bags (:func:`is_clean`).
         boxes: Number of annotations.
         per_class: Annotations per taxonomy class.
         per_split: Images per split (``none`` when unassigned).
@@ -460,9 +470,12 @@ class Summary:
         invalid: Boxes dropped as empty or outside the image.
         unknown: Objects left out for a class the map does not know, per original
             name (only when read with ``problems="record"``).
-        malformed: Annotation entries left out as unparsable (likewise).
+        malformed: Annotation entries left out as unparsable (likewise); an
+            entry shared by several images (a DvXray file, read for both views)
+            counts once.
         unreadable: Images whose header could not be read, kept without a size
             (likewise).
+        unplaced: Objects of known classes left out of those images.
         unboxed: Images with image-level labels but no boxes (DvXray without boxes).
     """
 
@@ -477,12 +490,49 @@ class Summary:
     unknown: Counter[str] = field(default_factory=Counter)
     malformed: int = 0
     unreadable: int = 0
+    unplaced: int = 0
     unboxed: int = 0
+
+
+NOT_CLEAN_TRACES: tuple[str, ...] = (
+    "image_labels",
+    "dropped",
+    "invalid",
+    "unknown",
+    "malformed",
+    "unreadable",
+    "unplaced",
+    "missing_boxes",
+)
+"""``ImageRecord.meta`` keys whose presence says the image holds an object (or may:
+a fault hid it) although it has no annotation."""
+
+
+def is_clean(record: ImageRecord) -> bool:
+    """Whether ``record`` is a clean bag: no annotation, and no trace of an object
+    the reader left out (an image-level label, a class dropped or unknown, an
+    invalid or malformed entry, an unreadable header, missing boxes).
+    """
+    if record.annotations:
+        return False
+    meta = record.meta
+    return not meta or not any(meta.get(k) for k in NOT_CLEAN_TRACES)
+
+
+def trace_key(item: object) -> object:
+    """What identifies a ``malformed`` trace: its place and reason. One entry read
+    for several images (both views of a DvXray scan) leaves equal traces on each,
+    which counts of entries count once.
+    """
+    if isinstance(item, Mapping):
+        return (item.get("path"), item.get("line"), item.get("field"), item.get("reason"))
+    return repr(item)
 
 
 def summarize(dataset: Dataset) -> Summary:
     """Counts images, boxes per class, and the traces left by :func:`add_object`."""
     s = Summary()
+    malformed: set[object] = set()
     for rec in dataset.images:
         s.images += 1
         s.per_split[rec.split or "none"] += 1
@@ -496,12 +546,11 @@ def summarize(dataset: Dataset) -> Summary:
             s.invalid += len(meta.get("invalid", ()))  # type: ignore[arg-type]
             unknown = meta.get("unknown", ())
             s.unknown.update(u["name"] for u in unknown)  # type: ignore[union-attr, index]
-            s.malformed += len(meta.get("malformed", ()))  # type: ignore[arg-type]
+            malformed.update(map(trace_key, meta.get("malformed", ())))  # type: ignore[arg-type]
             s.unreadable += bool(meta.get("unreadable"))
+            s.unplaced += len(meta.get("unplaced", ()))  # type: ignore[arg-type]
             if meta.get("image_labels") and not rec.annotations:
                 s.unboxed += 1
-        if not rec.annotations and not any(
-            meta.get(k) for k in ("image_labels", "dropped", "unknown", "malformed", "unreadable")
-        ):
-            s.clean_images += 1
+        s.clean_images += is_clean(rec)
+    s.malformed = len(malformed)
     return s

@@ -8,7 +8,9 @@ from an object's ``OL`` / ``SD`` key (``{"polygon": ...}`` or ``{"bbox": [x1, y1
 x2, y2]}``, 0-based), else from the object itself. Objects with only a label are
 kept as ``meta["image_labels"]``, so such an image is never taken for a clean bag.
 Splits are the ``train`` / ``test`` folders when present (the authors split 80/20
-at random; ``data convert --split-ratios`` makes such a split).
+at random; ``data convert --split-ratios`` makes such a split). A JSON file beside
+only one of its views is a scan with the other view missing; one beside neither
+is not a scan and is not read.
 """
 
 from __future__ import annotations
@@ -36,7 +38,16 @@ VIEWS = ("OL", "SD")
 
 
 def _pairs(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.json") if p.with_name(f"{p.stem}_OL.png").is_file())
+    """The scans' JSON files: those beside either view of their scan.
+
+    A scan with one view missing is still a scan (the reader reports the missing
+    view); a JSON file beside neither view is no scan's (a report, a manifest).
+    """
+    return sorted(
+        p
+        for p in root.rglob("*.json")
+        if any(p.with_name(f"{p.stem}_{view}.png").is_file() for view in VIEWS)
+    )
 
 
 def _detect(path: Path) -> bool:
@@ -61,9 +72,13 @@ def read_dvxray(
             missing or unreadable view image, or ``record`` it with a trace on
             each view's image and read on.
 
+    A fault of the JSON file itself is recorded on both views (both are
+    unlabelled by it); counts of entries count it once
+    (:func:`~cv.datasets.formats.common.trace_key`).
+
     Raises:
-        NotFoundError: If a view image of a scan is missing (unless ``problems``
-            is ``record``).
+        NotFoundError: If a view image (``OL`` or ``SD``) of a scan is missing
+            (unless ``problems`` is ``record``).
         DataFormatError: If a JSON file is malformed (unless ``problems`` is ``record``).
         UnknownClassError: If a label is not in the class map (likewise).
     """
