@@ -483,6 +483,11 @@ def test_a_test_only_source_converts_for_evaluation_only(
     # ... train xray refuses it, naming why ...
     with pytest.raises(ConfigError, match="the dataset has no train split"):
         resolve_data(XrayTrainConfig(data=data_yaml), tmp_path / "run")
+    # The folder itself is read as COCO and converted into the run; the error still
+    # names the user's folder, not the run's copy.
+    with pytest.raises(ConfigError, match="the dataset has no train split") as refused:
+        resolve_data(XrayTrainConfig(data=out), tmp_path / "run2")
+    assert refused.value.path == str(out) or Path(str(refused.value.path)) == out
     # ... and eval xray evaluates it, from its COCO files or from data.yaml.
     assert [r.split for r in read_yolo(data_yaml).images] == ["test", "test"]
     box = Detection((10.0, 20.0, 30.0, 40.0), "scissors", 1, 0.9)

@@ -313,6 +313,7 @@ def resolve_data(config: XrayTrainConfig, run_dir: Path) -> tuple[Path, list[str
 
     if config.synth is not None:
         data_yaml = _synth_dataset(config)
+        where = data_yaml  # what errors about the dataset name
         desc = f"synthetic {config.synth.key()} {config.synth.model_dump_json()}"
     else:
         assert config.data is not None
@@ -322,6 +323,7 @@ def resolve_data(config: XrayTrainConfig, run_dir: Path) -> tuple[Path, list[str
         fmt = detect_format(path)
         if fmt == "yolo":
             data_yaml = path if path.is_file() else path / "data.yaml"
+            where = data_yaml
         else:
             log.info("converting the %s dataset at %s to YOLO in %s", fmt, path, run_dir / "data")
             ds = load_dataset(path, fmt=fmt)
@@ -334,6 +336,7 @@ def resolve_data(config: XrayTrainConfig, run_dir: Path) -> tuple[Path, list[str
                     assigned, "/".join(f"{r:g}" for r in DEFAULT_SPLIT_RATIOS), config.seed,
                 )  # fmt: skip
             data_yaml = write_yolo(ds, run_dir / "data", images="symlink")
+            where = path  # the user's folder, not the run's converted copy
         desc = str(path.absolute())
     doc = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
     if not isinstance(doc, dict) or "names" not in doc:
@@ -341,19 +344,19 @@ def resolve_data(config: XrayTrainConfig, run_dir: Path) -> tuple[Path, list[str
     names = doc["names"]
     classes = [str(names[k]) for k in sorted(names)] if isinstance(names, dict) else list(names)
     if not doc.get("train"):
-        raise ConfigError("the dataset has no train split", path=data_yaml, field="train")
+        raise ConfigError("the dataset has no train split", path=where, field="train")
     if doc.get("val") and doc.get("val") == doc.get("train"):
         raise ConfigError(
             "the dataset's val split is its train split: validation would measure the "
             "training images; give it a val or test split (data convert --split-ratios)",
-            path=data_yaml,
+            path=where,
             field="val",
         )
     if not doc.get("val"):
         if not doc.get("test"):
             raise ConfigError(
                 "the dataset has neither a val nor a test split to validate on",
-                path=data_yaml,
+                path=where,
                 field="val",
             )
         log.warning("%s has no val split: validating on its test split", data_yaml)
