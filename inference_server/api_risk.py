@@ -118,7 +118,8 @@ async def post_batch(
     (each with its ``row``) and ``errors`` (``row``, ``id``, ``field``, ``value``,
     ``message``; row 0 is about the whole file, such as an unknown column).
     Errors: 422 for an unknown file type or an unreadable file, 413 beyond
-    :data:`~cv.inference_server.risk.MAX_BATCH_ROWS` rows.
+    :data:`~cv.inference_server.risk.MAX_BATCH_ROWS` rows, 503 when the database
+    refused to store the file's declarations and decisions (none of them is stored).
     """
     from cv.models.risk.batch import FORMATS
 
@@ -136,6 +137,8 @@ async def post_batch(
             outcome = await asyncio.to_thread(services.risk.decide_batch, path)
         except risk.TooManyRows as exc:
             raise HTTPException(413, detail=str(exc)) from None
+        except risk.BatchNotStored as exc:
+            raise HTTPException(503, detail=str(exc)) from None
         except CustomsVisionError as exc:
             line = f":{exc.line}" if exc.line else ""
             raise HTTPException(422, detail=f"file {name}{line}: {exc.reason}") from None

@@ -220,15 +220,16 @@ class RiskService:
         to it, outcomes can be recorded against it and later declarations'
         aggregations count it.
 
-        The lock is held from reading the history to storing the declarations,
-        then their decisions (each lot in one bulk transaction), so a declaration
-        posted meanwhile counts the whole file or none of it, and no decision of
-        the file replaces one made after it. A failure to store the decisions
-        stores none of them and leaves every decision stored before as it was.
+        The lock is held from reading the history to storing the declarations
+        and their decisions, so a declaration posted meanwhile counts the whole
+        file or none of it, and no decision of the file replaces one made after
+        it. Both are written in one transaction: a failure stores neither, and
+        leaves every declaration and decision stored before as it was.
 
         Raises:
             DataFormatError: If the file type is unknown or the file has no header.
             TooManyRows: Beyond :data:`MAX_BATCH_ROWS`.
+            BatchNotStored: If the database refused the write (nothing of the file is stored).
         """
         import polars as pl
 
@@ -251,9 +252,8 @@ class RiskService:
         if frame.height > MAX_BATCH_ROWS:
             raise TooManyRows(frame.height)
         pack = self.pack  # one pack for the whole file, even if swapped meanwhile
-        valid, errors = validate_frame(pack, frame, row_column="__row")
-        problems = [Problem(**r) for r in read_problems.iter_rows(named=True)]
-        problems += [Problem(**r) for r in errors.iter_rows(named=True)]
+        valid, errors = validate_frame(pack, frame, row_column="__row", read_problems=read_problems)
+        problems = [Problem(**r) for r in errors.iter_rows(named=True)]
         decisions: list[tuple[int, Decision]] = []
         with self._lock:
             history = self.engine.history
@@ -265,8 +265,11 @@ class RiskService:
                 number = row.pop("__row")
                 decisions.append((number, decide_row(pack, row, history=history)))
                 rows.append(row)
-            history.add_many(rows)  # type: ignore[attr-defined]
-            history.record_decisions(d for _, d in decisions)
+            try:
+                history.store(rows, [d for _, d in decisions])
+            except Exception as exc:
+                log.exception("a batch of %d declarations could not be stored", len(rows))
+                raise BatchNotStored(len(rows), exc) from exc
         problems.sort(key=lambda p: p.row)
         return BatchOutcome(decisions, problems, pack.label)
 
@@ -448,6 +451,18 @@ class TooManyRows(Exception):
         super().__init__(
             f"file: {rows} declarations; one upload takes at most {MAX_BATCH_ROWS}. Split "
             "the file, or score it offline with `customs-vision risk score`"
+        )
+
+
+class BatchNotStored(Exception):
+    """The database refused a batch upload's write: none of its declarations or decisions
+    is stored, and what was stored before is unchanged (HTTP 503; the file may be sent again)."""
+
+    def __init__(self, rows: int, cause: Exception) -> None:
+        super().__init__(
+            f"file: nothing stored: the database refused the write of its {rows} declarations "
+            f"and their decisions ({type(cause).__name__}; see the server log), so none of "
+            "them is stored and what was stored before is unchanged. Send the file again"
         )
 
 

@@ -4,11 +4,15 @@ A property test (hypothesis) draws batches of declarations with nulls, edge
 values, mixed currencies, shared AWBs / buyers / suppliers and bad values,
 scores them in batch and one by one online (the history holding the batch),
 and requires the same rejected rows and fields, and for every other row the
-same fired rules, selections, score, lane and random flag.
+same fired rules, selections, score, lane and random flag. The same records
+written as JSON lines, some values of a type their field refuses (a number for
+an HS code, true / false, an array, an object, a fraction for an id), go through
+the batch file reader and must be refused, field by field, as online.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cv.datasets.declarations import VIOLATIONS, clean_declaration, generate_declarations
-from cv.models.risk.batch import expand, score_frame
+from cv.models.risk.batch import expand, score_file, score_frame
 from cv.models.risk.declaration import FIELD_NAMES, DeclarationError, normalize
 from cv.models.risk.engine import decide_row
 from cv.models.risk.history import MemoryHistory
@@ -81,6 +85,9 @@ money = st.one_of(
 day = st.sampled_from(
     ["2026-03-01", "2026-03-02", "2026-03-05", "2026-03-12", "2026-03-20", "2025-12-01"]
 )
+PHONES = ["010-1", "010-2", "+82 10-1", "0082 10 2", "+82 (0)10-2", "+8210 1", "+1 010 1"]
+"""Domestic and international forms of two Korean numbers (and a foreign one), for both
+phones: the pack's owner-phone rule compares them after normalising."""
 record = st.fixed_dictionaries(
     {
         "kind": st.sampled_from(["list", "list", "express", "general", "traveller"]),
@@ -112,10 +119,10 @@ record = st.fixed_dictionaries(
             )
         ),
         "consignee_name": maybe(st.sampled_from(["KIM MINJI", "kim minji", "LEE SORA", ""])),
-        "consignee_phone": maybe(st.sampled_from(["010-1", "010-2", "+82 10-1", "0082 10 2"])),
+        "consignee_phone": maybe(st.sampled_from(PHONES)),
         "consignee_postal": maybe(st.sampled_from(["06236", "99999"])),
         "pccc_owner_name": maybe(st.sampled_from(["KIM MINJI", "LEE SORA"])),
-        "pccc_owner_phone": maybe(st.sampled_from(["010-1", "010-2"])),
+        "pccc_owner_phone": maybe(st.sampled_from(PHONES)),
         "pccc_owner_postal": maybe(st.sampled_from(["06236", ""])),
         "pccc_valid_to": maybe(day),
         "awb": maybe(st.sampled_from(["AWB-1", "AWB-2"])),
@@ -144,19 +151,32 @@ bad_value = st.sampled_from(
     ]
 )
 batches = st.lists(st.tuples(record, maybe(bad_value)), min_size=1, max_size=25)
+bad_type = st.tuples(
+    st.sampled_from(FIELD_NAMES),
+    st.sampled_from([True, False, 901, 6.5, 0, [4524], {"n": "010"}, [], {}]),
+)
+"""A JSON value of a type its field may refuse online (ints stand for ids and numbers)."""
+json_batches = st.lists(
+    st.tuples(record, maybe(bad_value), maybe(bad_type)), min_size=1, max_size=20
+)
 
 
 def _text(value):
     return None if value is None else (repr(value) if isinstance(value, float) else str(value))
 
 
-def compare(pack, records: list[dict]) -> None:
-    """Scores ``records`` both ways and asserts identical results."""
-    frame = pl.DataFrame(
-        {name: [_text(r.get(name)) for r in records] for name in FIELD_NAMES},
-        schema=dict.fromkeys(FIELD_NAMES, pl.String),
-    )
-    result = score_frame(pack, frame, quotas=False)
+def compare(pack, records: list[dict], *, jsonl: Path | None = None) -> None:
+    """Scores ``records`` both ways and asserts identical results (in batch from a frame of
+    text, or written to the JSON-lines file ``jsonl`` as they are and read back)."""
+    if jsonl is None:
+        frame = pl.DataFrame(
+            {name: [_text(r.get(name)) for r in records] for name in FIELD_NAMES},
+            schema=dict.fromkeys(FIELD_NAMES, pl.String),
+        )
+        result = score_frame(pack, frame, quotas=False)
+    else:
+        jsonl.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        result = score_file(pack, jsonl, quotas=False)
     batch = expand(result).rows_by_key("id", named=True, unique=True)
     batch_problems: dict[int, set[str]] = {}
     for row, field in result.errors.select("row", "field").iter_rows():
@@ -184,10 +204,14 @@ def compare(pack, records: list[dict]) -> None:
 
 def _records(drawn) -> list[dict]:
     records = []
-    for i, (rec, bad) in enumerate(drawn):
+    for i, (rec, *bad_ones) in enumerate(drawn):
         rec = dict(rec, id=f"H{i:03d}")
-        if bad is not None:
-            rec[bad[0]] = bad[1]
+        for bad in bad_ones:
+            if bad is not None:
+                field, value = bad
+                if field == "id" and type(value) in (int, float):
+                    value += 1000 + i  # unique: a number may stand for an id, a fraction not
+                rec[field] = value
         records.append(rec)
     return records
 
@@ -209,6 +233,17 @@ def test_online_and_batch_agree_on_the_default_pack(drawn):
 @given(batches)
 def test_online_and_batch_agree_on_every_operator(sink, drawn):
     compare(sink, _records(drawn))
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(json_batches)
+def test_json_lines_are_refused_field_by_field_as_online(tmp_path, drawn):
+    compare(DEFAULT, _records(drawn), jsonl=tmp_path / "drawn.jsonl")
 
 
 def test_generated_declarations_planted_violations_are_found():

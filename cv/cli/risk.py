@@ -61,13 +61,9 @@ def score(
         bar.update(task, advance=1, description="reading declarations")
         frame, read_problems = read_declarations(file)
         bar.update(task, advance=1, description=f"scoring {frame.height} declarations")
-        result = score_frame(rules, frame, quotas=quotas, row_column="__row")
-        if read_problems.height:
-            import polars as pl
-
-            result.errors = pl.concat([read_problems, result.errors], how="vertical_relaxed").sort(
-                "row", maintain_order=True
-            )
+        result = score_frame(
+            rules, frame, quotas=quotas, row_column="__row", read_problems=read_problems
+        )
         bar.update(task, advance=1, description="writing decisions")
         write_frame(expand(result), out)
         errors = errors_path(out)
@@ -177,7 +173,7 @@ def _read_argument(declaration: str) -> str:
     if not source.is_file():
         raise NotFoundError("declaration file not found", path=source)
     try:
-        return source.read_text(encoding="utf-8")
+        return source.read_text(encoding="utf-8-sig")  # a byte-order mark is not JSON
     except UnicodeDecodeError as exc:
         raise DataFormatError(
             f"not UTF-8 text (byte 0x{exc.object[exc.start]:02X} at offset {exc.start})",

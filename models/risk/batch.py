@@ -26,16 +26,18 @@ from cv.errors import DataFormatError, NotFoundError
 from .declaration import (
     CENTS,
     FIELD_NAMES,
-    NOT_TEXT,
+    FIELD_TYPES,
     SCHEMA,
+    STRIP,
     TEXT_ONLY,
     Problem,
     errors_frame,
     normalize_frame,
     suggest,
     to_date,
+    type_problem,
 )
-from .expr import TEXT, Field, walk
+from .expr import DATE, NUMBER, TEXT, Field, walk
 from .lanes import (
     LANE_MEANING,
     LANES,
@@ -261,6 +263,7 @@ def score_frame(
     quotas: bool = True,
     streaks: dict[str, int] | None = None,
     row_column: str | None = None,
+    read_problems: pl.DataFrame | None = None,
 ) -> BatchResult:
     """Validates and scores a batch of declarations.
 
@@ -271,9 +274,14 @@ def score_frame(
         quotas: Top lanes up to their expected rates (:func:`.lanes.apply_quotas`).
         streaks: Each sampling rule's unselected streak before the batch.
         row_column: Column with each row's number in its file.
+        read_problems: The problems :func:`read_declarations` found (see :func:`validate_frame`).
     """
     valid, errors = validate_frame(
-        pack, frame, row_column=row_column, text_fields=fields_read(pack)
+        pack,
+        frame,
+        row_column=row_column,
+        text_fields=fields_read(pack),
+        read_problems=read_problems,
     )
     result = score_normalized(pack, valid, prior=prior, quotas=quotas, streaks=streaks)
     result.errors = errors
@@ -286,6 +294,7 @@ def validate_frame(
     *,
     row_column: str | None = None,
     text_fields: set[str] | None = None,
+    read_problems: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Validates a batch for ``pack``: :func:`.declaration.normalize_frame`, then the
     pack's validity window (:func:`.engine.check_in_window`, the online check).
@@ -298,6 +307,10 @@ def validate_frame(
         frame: Declarations, one per row.
         row_column: Column with each row's number in its file.
         text_fields: The text fields to return (None: all).
+        read_problems: The problems :func:`read_declarations` found: they join the
+            errors, and a row they name is not valid, though the rest of it is
+            validated (a field that could not be read is null in ``frame``), so
+            that every problem of the row is reported, as online.
 
     Returns:
         ``(valid, errors)`` as :func:`.declaration.normalize_frame` returns them.
@@ -305,6 +318,13 @@ def validate_frame(
     valid, errors = normalize_frame(
         frame, rates=pack.rates, row_column=row_column, text_fields=text_fields
     )
+    if read_problems is not None and read_problems.height:
+        unread = read_problems.filter(pl.col("row") > 0).get_column("row").unique()
+        if unread.len():
+            valid = valid.filter(~pl.col("__row").is_in(unread.implode()))
+        errors = pl.concat([read_problems, errors], how="vertical_relaxed").sort(
+            "row", maintain_order=True
+        )
     first, last = pack.validity_days()
     if (first is None and last is None) or not valid.height:
         return valid, errors
@@ -501,15 +521,28 @@ def file_format(path: Path) -> str:
 def read_declarations(path: str | Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Reads a CSV, Parquet or JSON-lines file of declarations.
 
-    Rows that cannot be parsed at all (a CSV row with the wrong number of
-    fields, a line that is not a JSON object) become problems with their row
-    number; so does a JSON line giving a code that must be text as a number
-    (:data:`.declaration.TEXT_ONLY`: ``"hs_code": 901`` has lost the leading zero
-    of ``0901``), as online. The other rows are returned with their row numbers
-    in ``__row``: every field as text, which validation reads as it reads a CSV.
+    Every field comes back as text, which validation reads as it reads a CSV,
+    with each row's number in ``__row``: row N is the file's Nth declaration
+    (a CSV's header and blank lines are not rows). A UTF-8 byte-order mark is
+    skipped. Problems found reading carry the row and, in their message, the
+    file's line:
+
+    * a row that cannot be parsed at all (a CSV row with the wrong number of
+      fields, a line that is not a JSON object) is left out;
+    * a field that cannot be read is null in the frame, and the row is still
+      returned, so that validation reports its other problems as online: text
+      that is not UTF-8, and in JSON lines a value whose type the field refuses
+      online (:func:`.declaration.type_problem`: ``"hs_code": 901`` has lost the
+      leading zero of ``0901``; true/false, arrays and objects are not text).
+      Pass the problems to :func:`validate_frame` (or :func:`score_frame`), which
+      does not score a row they name.
 
     Returns:
         ``(frame, problems)``: the readable rows and the errors table.
+
+    Raises:
+        NotFoundError: If the file does not exist.
+        DataFormatError: If the file type is unknown, or a CSV has no header.
     """
     path = Path(path)
     if not path.is_file():
@@ -525,26 +558,40 @@ def read_declarations(path: str | Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     return _read_jsonl(path)
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def _lines(source: Path | bytes) -> pl.LazyFrame:
+    """The lines of a text file as polars splits them, column ``line`` (no quoting; a blank
+    line is null)."""
+    return pl.scan_csv(
+        source,
+        has_header=False,
+        separator="\x1f",
+        quote_char=None,
+        new_columns=["line"],
+        infer_schema=False,
+    )
+
+
 def _read_csv(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    # polars reads a clean file; anything it would read differently from the csv module
+    # (quoted line breaks, short or long rows, CR-only line ends) goes to the exact reader.
     try:
         frame = pl.read_csv(path, infer_schema=False)
-        lines = pl.read_csv(
-            path,
-            has_header=False,
-            separator="\x1f",
-            quote_char=None,
-            new_columns=["line"],
-            infer_schema=False,
-        )
+        lines = _lines(path).collect().get_column("line")
     except pl.exceptions.PolarsError:
         return _read_csv_python(path)
-    if lines.height != frame.height + 1:
-        return _read_csv_python(path)
-    body = lines.get_column("line").slice(1)
+    if lines.len() != frame.height + 1 or "\r" in (lines[0] or "").rstrip("\r"):
+        return _read_csv_python(path)  # a line break in a quoted field, or CR-only line ends
+    body = lines.slice(1)
     # polars fills a short row with nulls; count separators to catch it (quoted lines exactly, in Python).
     ragged = body.str.count_matches(",", literal=True) != len(frame.columns) - 1
     if ragged.any():
         return _read_csv_python(path)
+    blank = body.is_null()  # a row of nulls in the frame; the csv module skips the line
+    if blank.any():
+        frame = frame.filter(~blank)
     return frame.with_columns(
         pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("__row")
     ), errors_frame([])
@@ -552,10 +599,11 @@ def _read_csv(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def _read_csv_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     problems: list[Problem] = []
-    rows: list[list[str]] = []
+    rows: list[list[str | None]] = []
     numbers: list[int] = []
+    # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
     # Bytes that are not UTF-8 come through as lone surrogates, found per field below.
-    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as fh:
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
         reader = csv.reader(fh)
         try:
             header = next(reader)
@@ -571,7 +619,7 @@ def _read_csv_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
         try:
             for fields in reader:
                 if not fields:
-                    continue
+                    continue  # a blank line
                 row += 1
                 if len(fields) != len(header):
                     problems.append(
@@ -584,26 +632,24 @@ def _read_csv_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
                         )
                     )
                     continue
-                undecodable = [
-                    (name, value, detail)
-                    for name, value in zip(header, fields, strict=True)
-                    if (detail := _not_unicode(value)) is not None
-                ]
-                if undecodable:
-                    ident = fields[id_at] if id_at is not None else None
-                    ident = None if ident is None or _not_unicode(ident) else ident
-                    problems += [
-                        Problem(
-                            row,
-                            ident,
-                            name,
-                            _shown(value)[:200],
-                            f"line {reader.line_num}: not UTF-8 text ({detail})",
+                ident = (fields[id_at].strip(STRIP) or None) if id_at is not None else None
+                ident = None if ident is None or _not_unicode(ident) else ident
+                values: list[str | None] = []
+                for name, value in zip(header, fields, strict=True):
+                    if (detail := _not_unicode(value)) is not None:
+                        problems.append(
+                            Problem(
+                                row,
+                                ident,
+                                name,
+                                _shown(value)[:200],
+                                f"line {reader.line_num}: not UTF-8 text ({detail})",
+                            )
                         )
-                        for name, value, detail in undecodable
-                    ]
-                    continue
-                rows.append(fields)
+                        values.append(None)
+                    else:
+                        values.append(value or None)
+                rows.append(values)
                 numbers.append(row)
         except csv.Error as exc:
             problems.append(
@@ -615,7 +661,7 @@ def _read_csv_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
                     f"line {reader.line_num}: unreadable CSV: {exc}; the rest of the file was not read",
                 )
             )
-    data = {name: [r[j] or None for r in rows] for j, name in enumerate(header)}
+    data = {name: [r[j] for r in rows] for j, name in enumerate(header)}
     frame = pl.DataFrame(data, schema={name: pl.String for name in header})
     return frame.with_columns(pl.Series("__row", numbers, dtype=pl.Int64)), errors_frame(problems)
 
@@ -639,30 +685,84 @@ def _shown(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text)
 
 
+def _json_patterns() -> tuple[str, str]:
+    """The regexes of :func:`_read_jsonl`'s fast path: ``(exact, check)``.
+
+    ``exact`` matches what only the exact reader reads as online does: a value of a
+    type its field refuses (:func:`.declaration.type_problem`: in a field that must be
+    text, anything but a string or null; elsewhere true / false, and a fraction where
+    only an integer may stand, as in ``id``), any array or object, and a backslash
+    before a key's closing quote (an escaped key, or an escaped quote before a colon,
+    which could hide one). ``check`` matches those or a key that is not a field, the
+    ``exact`` alternatives first, so that :meth:`polars.Expr.str.extract_all` gives
+    every match of both in one pass. A key's closing quote is the only unescaped quote
+    followed by a colon, so text inside a string cannot pass for a key.
+    """
+    ws = "[ \\t\\r]*"
+
+    def one_of(names: list[str]) -> str:
+        return "(?:" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + ")"
+
+    def other_than(words: list[str]) -> str:
+        # A trie of the words, each node also matching every way out of it: the strings
+        # without a quote that are none of the words.
+        children: dict[str, list[str]] = {}
+        for word in words:
+            if word:
+                children.setdefault(word[0], []).append(word[1:])
+        ways = [] if "" in words else [""]
+        ways.append(f'[^"{re.escape("".join(sorted(children)))}][^"]*')
+        ways += [re.escape(c) + other_than(rest) for c, rest in sorted(children.items())]
+        return "(?:" + "|".join(ways) + ")"
+
+    text_only = [n for n in FIELD_NAMES if FIELD_TYPES[n] == DATE or n in TEXT_ONLY]
+    integer_text = [n for n in FIELD_NAMES if FIELD_TYPES[n] == TEXT and n not in TEXT_ONLY]
+    numbers = [n for n in FIELD_NAMES if FIELD_TYPES[n] == NUMBER]
+    exact = "|".join(
+        [
+            f'"{one_of(text_only)}"{ws}:{ws}[^"n \\t\\r]',
+            f'"{one_of(integer_text)}"{ws}:{ws}(?:[^"n \\t\\r0-9-]|-?[0-9]+[.eE])',
+            f'"{one_of(numbers)}"{ws}:{ws}[^"n \\t\\r0-9-]',
+            f'"[^"]*"{ws}:{ws}[\\[{{]',
+            f'\\\\"?[^"]*"{ws}:',
+        ]
+    )
+    return exact, f'{exact}|"{other_than(list(FIELD_NAMES))}"{ws}:'
+
+
+_JSON_EXACT, _JSON_CHECK = _json_patterns()
+_JSON_EXACT_TOKEN = re.compile(_JSON_EXACT)
+
+
 def _read_jsonl(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     schema = {name: pl.String for name in FIELD_NAMES}
-    problems: list[Problem] = []
+    source: Path | bytes = path
+    with path.open("rb") as fh:
+        if fh.read(len(_BOM)) == _BOM:
+            source = path.read_bytes()[len(_BOM) :]  # polars refuses a byte-order mark
+    # One regex pass over the lines decides the path: polars' text schema would write a
+    # number, true/false or an array as text, and it drops the keys that are not fields.
     try:
-        keys = pl.scan_ndjson(path, infer_schema_length=1000).collect_schema().names()
-        frame = pl.read_ndjson(path, schema=schema)
-        frame = frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("__row"))
-        # The text schema writes a JSON number as text ("hs_code": 901 reads "901"): the codes
-        # that must be text are read again as numbers, strings giving null, to find any.
-        numbers = pl.read_ndjson(
-            path, schema=dict.fromkeys(TEXT_ONLY, pl.Float64), ignore_errors=True
+        found = (
+            _lines(source)
+            .select(pl.col("line").str.extract_all(_JSON_CHECK).explode().drop_nulls().unique())
+            .collect(engine="streaming")  # in parallel, without holding every line
+            .to_series()
+            .to_list()
         )
+        if any(_JSON_EXACT_TOKEN.match(t) or "\\" in t for t in found):
+            return _read_jsonl_python(path)  # it reports each by line, as online
+        frame = pl.read_ndjson(source, schema=schema)
     except pl.exceptions.PolarsError:
         return _read_jsonl_python(path)
-    if numbers.select(pl.any_horizontal(pl.all().is_not_null()).any()).item():
-        return _read_jsonl_python(path)  # it reports them by line
-    for key in keys:
-        if key not in schema:
-            problems.append(
-                Problem(
-                    0, None, key, "", f"unknown field '{key}'{suggest(key, FIELD_NAMES)}: ignored"
-                )
-            )
-    return frame, errors_frame(problems)
+    unknown = sorted({key[1 : key.rindex('"')] for key in found})  # each '"KEY":'
+    return frame.with_columns(
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("__row")
+    ), errors_frame([_unknown_key(k) for k in unknown])
+
+
+def _unknown_key(key: str) -> Problem:
+    return Problem(0, None, key, "", f"unknown field '{key}'{suggest(key, FIELD_NAMES)}: ignored")
 
 
 def _read_jsonl_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -673,6 +773,8 @@ def _read_jsonl_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     row = 0
     with path.open("rb") as fh:
         for line_number, raw in enumerate(fh, 1):
+            if line_number == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM) :]
             line = raw.decode("utf-8", errors="surrogateescape")
             if not line.strip():
                 continue
@@ -682,15 +784,16 @@ def _read_jsonl_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
                 obj = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
                 detail = _not_unicode(line)
+                message = f"{where}: not valid JSON: {exc.msg} at column {exc.colno}"
+                if "\r" in line.rstrip("\r\n"):  # JSON text holds no raw CR
+                    message += " (a CR inside the line: JSON lines end with LF or CRLF)"
                 problems.append(
                     Problem(
                         row,
                         None,
                         "(row)",
                         _shown(line.strip())[:200],
-                        f"{where}: not UTF-8 text ({detail})"
-                        if detail
-                        else f"{where}: not valid JSON: {exc.msg} at column {exc.colno}",
+                        f"{where}: not UTF-8 text ({detail})" if detail else message,
                     )
                 )
                 continue
@@ -705,52 +808,47 @@ def _read_jsonl_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
                     )
                 )
                 continue
-            record = {str(k): _json_text(v) for k, v in obj.items()}
-            undecodable = [
-                (key, value or "", detail)
-                for key, value in record.items()
-                if (detail := _not_unicode(key) or _not_unicode(value or "")) is not None
-            ]
-            if undecodable:
-                ident = record.get("id")
-                ident = None if ident is None or _not_unicode(ident) else ident
-                problems += [
-                    Problem(
-                        row,
-                        ident,
-                        _shown(key),
-                        _shown(value)[:200],
-                        f"{where}: not UTF-8 text ({d})",
-                    )
-                    for key, value, d in undecodable
-                ]
-                continue
-            not_text = [
-                name
-                for name in FIELD_NAMES
-                if name in TEXT_ONLY
-                and isinstance(obj.get(name), int | float)
-                and not isinstance(obj[name], bool)
-            ]
-            if not_text:
-                problems += [
-                    Problem(row, record.get("id"), name, record[name] or "", f"{where}: {NOT_TEXT}")
-                    for name in not_text
-                ]
-                continue
-            unknown.update(k for k in record if k not in FIELD_NAMES)
-            records.append({k: record.get(k) for k in FIELD_NAMES})
+            record, found = _json_record(obj, row, where)
+            problems += found
+            unknown.update(k for k in obj if k not in FIELD_TYPES and _not_unicode(k) is None)
+            records.append(record)
             numbers.append(row)
-    for key in sorted(unknown):
-        problems.append(
-            Problem(0, None, key, "", f"unknown field '{key}'{suggest(key, FIELD_NAMES)}: ignored")
-        )
+    problems += [_unknown_key(k) for k in sorted(unknown)]
     frame = (
         pl.DataFrame(records, schema={name: pl.String for name in FIELD_NAMES})
         if records
         else pl.DataFrame(schema={name: pl.String for name in FIELD_NAMES})
     )
     return frame.with_columns(pl.Series("__row", numbers, dtype=pl.Int64)), errors_frame(problems)
+
+
+def _json_record(
+    obj: dict[str, Any], row: int, where: str
+) -> tuple[dict[str, str | None], list[Problem]]:
+    """One JSON object's fields as text, and the problems of the fields that cannot be read
+    (null in the text): a value of a type the field refuses online, a key or text that is
+    not UTF-8."""
+    values: dict[str, str | None] = dict.fromkeys(FIELD_NAMES)
+    found: list[tuple[str, str, str]] = []  # field, value shown, message
+    for key, value in obj.items():
+        if (detail := _not_unicode(key)) is not None:
+            found.append(
+                (_shown(key), _shown(_json_text(value) or ""), f"not UTF-8 text ({detail})")
+            )
+        elif key not in FIELD_TYPES or value is None:
+            continue
+        elif isinstance(value, str):
+            if (detail := _not_unicode(value)) is not None:
+                found.append((key, _shown(value), f"not UTF-8 text ({detail})"))
+            else:
+                values[key] = value
+        elif (problem := type_problem(key, value)) is not None:
+            found.append((key, _json_text(value) or "", problem))
+        else:
+            values[key] = _json_text(value)
+    ident = (values["id"] or "").strip(STRIP) or None
+    problems = [Problem(row, ident, f, v[:200], f"{where}: {m}") for f, v, m in found]
+    return values, problems
 
 
 def _json_text(value: Any) -> str | None:
@@ -769,14 +867,9 @@ def score_file(
     *,
     quotas: bool = True,
 ) -> BatchResult:
-    """Reads and scores a file; unreadable rows join the validation problems."""
+    """Reads and scores a file; the problems found reading join the validation problems."""
     frame, read_problems = read_declarations(path)
-    result = score_frame(pack, frame, quotas=quotas, row_column="__row")
-    if read_problems.height:
-        result.errors = pl.concat([read_problems, result.errors], how="vertical_relaxed").sort(
-            "row", maintain_order=True
-        )
-    return result
+    return score_frame(pack, frame, quotas=quotas, row_column="__row", read_problems=read_problems)
 
 
 TEXT_COLUMNS = frozenset(

@@ -54,7 +54,7 @@ list clearance for personal use; ``general``: a general import declaration;
 
 MAX_NUMBER = 1e12
 MIN_YEAR, MAX_YEAR = 1900, 2100
-_STRIP = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+STRIP = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 """Unicode White_Space: what polars' default strip removes (Python's own default adds \x1c-\x1f)."""
 _NUMBER_RE = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _DATE_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
@@ -227,14 +227,47 @@ def to_date(days: float | None) -> date | None:
 # --------------------------------------------------------------------------- one record
 
 
+def type_problem(name: str, raw: Any) -> str | None:
+    """Why field ``name`` refuses a value of ``raw``'s type, as :func:`normalize` says it;
+    None when the type is accepted: text and null always, a number where a number may
+    stand (a number field, or text that is not :data:`TEXT_ONLY`, as an integer: an id),
+    a ``date`` for a date. The JSON-lines reader asks the same of every value."""
+    if raw is None or isinstance(raw, str):
+        return None
+    kind = FIELD_TYPES[name]
+    if kind == TEXT:
+        if name in TEXT_ONLY:
+            if isinstance(raw, int | float) and not isinstance(raw, bool):
+                return NOT_TEXT
+            return f"must be text (a quoted string), not {_json_kind(raw)}"
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            return f"expected text, got {type(raw).__name__}"
+        return None
+    if kind == NUMBER:
+        if isinstance(raw, bool):
+            return "expected a number, got true/false"
+        if isinstance(raw, int | float):
+            return None
+        return f"expected a number, got {type(raw).__name__}"
+    return None if isinstance(raw, date) else f"expected a date, got {type(raw).__name__}"
+
+
+def _json_kind(raw: Any) -> str:
+    if isinstance(raw, bool):
+        return "true/false"
+    if isinstance(raw, list | tuple):
+        return "an array"
+    if isinstance(raw, Mapping):
+        return "an object"
+    return type(raw).__name__
+
+
 def _text(name: str, raw: Any) -> tuple[str | None, str | None]:
     if raw is None:
         return None, None
-    if name in TEXT_ONLY and not isinstance(raw, str):
-        return None, NOT_TEXT
-    if isinstance(raw, bool) or not isinstance(raw, str | int):
-        return None, f"expected text, got {type(raw).__name__}"
-    text = str(raw).strip(_STRIP)
+    if (problem := type_problem(name, raw)) is not None:
+        return None, problem
+    text = str(raw).strip(STRIP)
     if name in _UPPER:
         text = text.upper()
     elif name in _DIGITS:
@@ -253,19 +286,17 @@ def _phone(text: str) -> str:
 def _number(name: str, raw: Any) -> tuple[float | None, str | None]:
     if raw is None:
         return None, None
-    if isinstance(raw, bool):
-        return None, "expected a number, got true/false"
-    if isinstance(raw, int | float):
-        value = float(raw)
-    elif isinstance(raw, str):
-        text = raw.strip(_STRIP)
+    if (problem := type_problem(name, raw)) is not None:
+        return None, problem
+    if isinstance(raw, str):
+        text = raw.strip(STRIP)
         if not text:
             return None, None
         if not _NUMBER.fullmatch(text):
             return None, f"not a number: {raw!r}"
         value = float(text)
     else:
-        return None, f"expected a number, got {type(raw).__name__}"
+        value = float(raw)
     if not math.isfinite(value) or abs(value) > MAX_NUMBER:
         return None, f"out of range (at most {MAX_NUMBER:g}): {raw!r}"
     if value < 0:
@@ -276,10 +307,12 @@ def _number(name: str, raw: Any) -> tuple[float | None, str | None]:
 def _date(name: str, raw: Any) -> tuple[float | None, str | None]:
     if raw is None:
         return None, None
+    if (problem := type_problem(name, raw)) is not None:
+        return None, problem
     if isinstance(raw, date):
         day = raw if type(raw) is date else raw.date()  # type: ignore[attr-defined]
-    elif isinstance(raw, str):
-        text = raw.strip(_STRIP)
+    else:
+        text = raw.strip(STRIP)
         if not text:
             return None, None
         if not _DATE.fullmatch(text):
@@ -288,8 +321,6 @@ def _date(name: str, raw: Any) -> tuple[float | None, str | None]:
             day = date.fromisoformat(text)
         except ValueError:
             return None, f"malformed date {raw!r}: no such day"
-    else:
-        return None, f"expected a date, got {type(raw).__name__}"
     if not MIN_YEAR <= day.year <= MAX_YEAR:
         return None, f"date out of range ({MIN_YEAR}-{MAX_YEAR}): {raw!r}"
     return epoch_days(day), None
@@ -317,7 +348,7 @@ def normalize(
             unknown currency, negative value, malformed date, ...).
     """
     raw_id = record.get("id")
-    ident = str(raw_id).strip(_STRIP) if isinstance(raw_id, str | int) else None
+    ident = str(raw_id).strip(STRIP) if isinstance(raw_id, str | int) else None
     problems: list[Problem] = []
 
     def bad(name: str, message: str) -> None:

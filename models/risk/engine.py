@@ -176,8 +176,7 @@ class Engine:
             row.update(self.history.aggregates(row, pack.aggregates))
         decision = decide_row(pack, row, history=self.history)
         if remember:
-            self.history.add(row)
-            self.history.record_decision(decision)
+            self.history.store([row], [decision])
         return decision
 
     def record_outcome(self, decision_id: str, *, found: bool, what: str | None = None) -> None:

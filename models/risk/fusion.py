@@ -67,6 +67,10 @@ class FusionConfig:
     other_lane: str = "yellow"
 
 
+FUSION_KEYS = ("explains", "personal_effects", "min_detection_score", "threat_lane", "other_lane")
+"""The keys of a pack's ``fusion`` section."""
+
+
 def parse_fusion(
     data: Any, *, default: FusionConfig, error: Callable[[str, str], Exception]
 ) -> FusionConfig:
@@ -82,10 +86,9 @@ def parse_fusion(
         return default
     if not isinstance(data, dict):
         raise error("expected a mapping", "")
-    allowed = ("explains", "personal_effects", "min_detection_score", "threat_lane", "other_lane")
     for key in data:
-        if key not in allowed:
-            raise error(f"unknown key '{key}'; allowed: {', '.join(allowed)}", f".{key}")
+        if key not in FUSION_KEYS:
+            raise error(f"unknown key '{key}'; allowed: {', '.join(FUSION_KEYS)}", f".{key}")
 
     def classes(values: Any, where: str) -> tuple[str, ...]:
         if not isinstance(values, list):

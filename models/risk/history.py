@@ -80,6 +80,9 @@ class History(Protocol):
     def record_decisions(self, decisions: Iterable[Decision]) -> None:
         """Stores many decisions at once, as :meth:`record_decision` would one by one."""
 
+    def store(self, rows: Iterable[Mapping[str, Any]], decisions: Iterable[Decision]) -> None:
+        """Remembers declarations and stores their decisions together: all or nothing."""
+
     def decision(self, declaration_id: str) -> Decision | None:
         """The stored decision of a declaration."""
 
@@ -215,6 +218,10 @@ class MemoryHistory(_StreakMixin):
         for decision in decisions:
             self.record_decision(decision)
 
+    def store(self, rows: Iterable[Mapping[str, Any]], decisions: Iterable[Decision]) -> None:
+        self.add_many(rows)
+        self.record_decisions(decisions)
+
     def decision(self, declaration_id: str) -> Decision | None:
         return self._decisions.get(declaration_id)
 
@@ -277,6 +284,11 @@ class SqlHistory(_StreakMixin):
 
     Sampling streaks are kept per process (as in :class:`MemoryHistory`) and
     written to the ``risk_streaks`` table so that a restarted server resumes them.
+
+    A row written again replaces the stored one by an upsert (``INSERT ... ON
+    CONFLICT (id) DO UPDATE`` on PostgreSQL and SQLite), so that processes sharing
+    the database may write the same declaration at once: the later write wins,
+    neither fails.
     """
 
     def __init__(self, url: str = "sqlite://") -> None:
@@ -338,30 +350,70 @@ class SqlHistory(_StreakMixin):
 
     def add_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Remembers many normalised declarations in one transaction."""
-        sa, t = self._sa, self.declarations
-        values = []
+        values = self._declaration_values(rows)
+        if values:
+            with self.engine.begin() as conn:
+                self._upsert(conn, self.declarations, values)
+
+    def store(self, rows: Iterable[Mapping[str, Any]], decisions: Iterable[Decision]) -> None:
+        """Remembers declarations and stores their decisions in one transaction: if any
+        write fails, none is kept, and what was stored before is unchanged."""
+        declarations = self._declaration_values(rows)
+        decided = self._decision_values(decisions)
+        with self.engine.begin() as conn:
+            self._upsert(conn, self.declarations, declarations)
+            self._upsert(conn, self.decisions, decided)
+
+    def _declaration_values(self, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        values: dict[str, dict[str, Any]] = {}  # of two rows for one id, the later
         for row in rows:
             self._seq += 1
-            values.append(
-                {
-                    "id": row["id"],
-                    "awb": row.get("awb"),
-                    "bag_tag": row.get("bag_tag"),
-                    "supplier": row.get("supplier"),
-                    "consignee_key": row.get("consignee_key"),
-                    "purchase_day": _int(row.get("purchase_date")),
-                    "arrival_day": _int(row.get("arrival_date")),
-                    "cents": row.get(CENTS),
-                    "seq": self._seq,
-                    "data": json.dumps(dict(row), default=str),
-                }
+            values[row["id"]] = {
+                "id": row["id"],
+                "awb": row.get("awb"),
+                "bag_tag": row.get("bag_tag"),
+                "supplier": row.get("supplier"),
+                "consignee_key": row.get("consignee_key"),
+                "purchase_day": _int(row.get("purchase_date")),
+                "arrival_day": _int(row.get("arrival_date")),
+                "cents": row.get(CENTS),
+                "seq": self._seq,
+                "data": json.dumps(dict(row), default=str),
+            }
+        return list(values.values())
+
+    def _upsert(self, conn: Any, table: Any, values: list[dict[str, Any]]) -> None:
+        """Inserts rows, replacing any stored with the same key, :data:`IN_CHUNK` a statement.
+
+        An upsert, not delete-then-insert: a row another process inserts meanwhile
+        (uncommitted) makes this write wait for it, then replace it, where an insert
+        after a delete would fail on the duplicate key and lose the whole transaction.
+        """
+        sa = self._sa
+        key = [c.name for c in table.primary_key]
+        dialect = conn.dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            if dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            statement = insert(table)
+            statement = statement.on_conflict_do_update(
+                index_elements=key,
+                set_={
+                    c.name: statement.excluded[c.name] for c in table.columns if c.name not in key
+                },
             )
-        if not values:
-            return
-        with self.engine.begin() as conn:
-            # Delete-then-insert is the upsert every SQL dialect spells the same way.
-            conn.execute(t.delete().where(t.c.id.in_([v["id"] for v in values])))
-            conn.execute(sa.insert(t), values)
+        else:  # no portable upsert: replace within the transaction
+            statement = None
+        for start in range(0, len(values), IN_CHUNK):
+            chunk = values[start : start + IN_CHUNK]
+            if statement is not None:
+                conn.execute(statement, chunk)
+                continue
+            [column] = table.primary_key
+            conn.execute(table.delete().where(column.in_([v[column.name] for v in chunk])))
+            conn.execute(sa.insert(table), chunk)
 
     def aggregates(
         self, row: Mapping[str, Any], wanted: Mapping[str, tuple[str, int]]
@@ -450,10 +502,10 @@ class SqlHistory(_StreakMixin):
 
     def hit(self, rule_id: str, *, drawn: bool, max_hits: int | None) -> bool:
         selected = super().hit(rule_id, drawn=drawn, max_hits=max_hits)
-        sa, t = self._sa, self.streaks
         with self.engine.begin() as conn:
-            conn.execute(t.delete().where(t.c.rule_id == rule_id))
-            conn.execute(sa.insert(t).values(rule_id=rule_id, streak=self._streaks[rule_id]))
+            self._upsert(
+                conn, self.streaks, [{"rule_id": rule_id, "streak": self._streaks[rule_id]}]
+            )
         return selected
 
     def find(self, *, awb: str | None = None, bag_tag: str | None = None) -> str | None:
@@ -486,7 +538,13 @@ class SqlHistory(_StreakMixin):
         Each replaces the stored decision of its declaration (of two for one declaration,
         the later). A failure writes none of them: the decisions stored before stay whole.
         """
-        sa, t = self._sa, self.decisions
+        values = self._decision_values(decisions)
+        if values:
+            with self.engine.begin() as conn:
+                self._upsert(conn, self.decisions, values)
+
+    @staticmethod
+    def _decision_values(decisions: Iterable[Decision]) -> list[dict[str, Any]]:
         values = {
             d.declaration_id: {
                 "id": d.declaration_id,
@@ -499,15 +557,7 @@ class SqlHistory(_StreakMixin):
             }
             for d in decisions
         }
-        if not values:
-            return
-        ids = list(values)
-        with self.engine.begin() as conn:
-            for start in range(0, len(ids), IN_CHUNK):
-                chunk = ids[start : start + IN_CHUNK]
-                # Delete-then-insert is the upsert every SQL dialect spells the same way.
-                conn.execute(t.delete().where(t.c.id.in_(chunk)))
-                conn.execute(sa.insert(t), [values[i] for i in chunk])
+        return list(values.values())
 
     def decision(self, declaration_id: str) -> Decision | None:
         sa, t = self._sa, self.decisions

@@ -74,7 +74,7 @@ from .expr import (
     text_pattern,
     walk,
 )
-from .fusion import FusionConfig, parse_fusion
+from .fusion import FUSION_KEYS, FusionConfig, parse_fusion
 from .lanes import LANES, LaneConfig
 from .online import compile_online
 
@@ -505,7 +505,7 @@ def load_pack_text(text: str, *, path: str | PathLike[str]) -> RulePack:
     lists, list_types = _load_lists(src, top.get("lists"), base, digest)
     tables = _load_tables(src, top.get("tables"), base, digest)
     lanes = _load_lanes(src, top.get("lanes"))
-    fusion = _load_fusion(src, top, default=default_fusion())
+    fusion = _load_fusion(src, top, default=_default_fusion_or_error)
     scope = Scope(fields=dict(SCHEMA), lists=list_types, tables=set(tables))
     rules = _load_rules(src, top["rules"], scope, lists, tables, lanes)
     aggregates: dict[str, tuple[str, int]] = {}
@@ -533,20 +533,43 @@ def load_pack_text(text: str, *, path: str | PathLike[str]) -> RulePack:
     )
 
 
-def _load_fusion(src: _Source, top: dict[str, _Y], *, default: FusionConfig) -> FusionConfig:
+def _load_fusion(
+    src: _Source, top: dict[str, _Y], *, default: Callable[[], FusionConfig]
+) -> FusionConfig:
+    """The pack's ``fusion`` section; ``default`` is called only for keys it leaves out."""
+    section = _plain(top["fusion"]) if "fusion" in top else None
+    complete = isinstance(section, dict) and all(key in section for key in FUSION_KEYS)
     return parse_fusion(
-        _plain(top["fusion"]) if "fusion" in top else None,
-        default=default,
+        section,
+        default=FusionConfig() if complete else default(),
         error=lambda m, w: src.error(top.get("fusion"), f"fusion{w}", m),
     )
+
+
+def _default_fusion_or_error() -> FusionConfig:
+    """:func:`default_fusion`, its failures as a :class:`RulePackError` naming the default pack."""
+    try:
+        return default_fusion()
+    except (OSError, UnicodeDecodeError, RulePackError) as exc:
+        raise RulePackError(
+            f"the fusion keys this pack leaves out come from the default pack, which cannot "
+            f"be read: {exc}",
+            path=DEFAULT_PACK,
+            field="fusion",
+        ) from exc
 
 
 @functools.cache
 def default_fusion() -> FusionConfig:
     """The default pack's ``fusion`` section, which a pack takes for the section, or any key of
-    it, that it leaves out: the goods-to-classes table lives in one place, as data."""
+    it, that it leaves out: the goods-to-classes table lives in one place, as data.
+
+    Raises:
+        OSError: If the default pack cannot be read.
+        RulePackError: If its fusion section is invalid.
+    """
     src = _Source(DEFAULT_PACK, DEFAULT_PACK.read_text(encoding="utf-8"))
-    return _load_fusion(src, _keys(src, src.load(), "", _TOP_KEYS), default=FusionConfig())
+    return _load_fusion(src, _keys(src, src.load(), "", _TOP_KEYS), default=FusionConfig)
 
 
 def _file(src: _Source, y: _Y, where: str, base: Path, digest: Any) -> Path:
