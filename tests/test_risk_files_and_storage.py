@@ -394,13 +394,17 @@ def test_an_upload_the_database_refuses_is_a_503_saying_nothing_was_stored(tmp_p
 
 
 @pytest.mark.parametrize("write", ["record_decisions", "store"])
-def test_a_bulk_write_waits_for_a_concurrent_writer_of_the_same_declaration(database_url, write):
+def test_a_bulk_write_waits_for_a_concurrent_writer_of_the_same_declaration(write):
     """Another process writing one of the upload's ids (uncommitted) makes the upload's
-    upsert wait, then replace it: delete-then-insert failed the whole upload there."""
+    upsert wait, then replace it: delete-then-insert failed the whole upload there.
+    PostgreSQL only: SQLite lets one writer at a time, so the race cannot happen there."""
+    with pg_helpers.postgres_schema() as database_url:
+        _concurrent_writer(database_url, write)
+
+
+def _concurrent_writer(database_url: str, write: str) -> None:
     import sqlalchemy as sa
 
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite lets one writer at a time: the race needs PostgreSQL")
     upload, other = SqlHistory(database_url), SqlHistory(database_url)
     red = Engine(PACK).decide(clean("express", id="X", pccc="P100000000001"), remember=False)
     decisions = [replace(red, declaration_id=f"U{i}") for i in range(2 * IN_CHUNK + 7)]
