@@ -111,6 +111,8 @@ def start_server(
     max_wait_ms: float | None = None,
     runtime: str | None = None,
     precision: str | None = None,
+    instances: int | None = None,
+    threads: int | None = None,
     startup_timeout_s: float = 300.0,
 ) -> Server:
     """Starts ``customs-vision serve run`` on a free loopback port with a fresh SQLite database.
@@ -126,6 +128,8 @@ def start_server(
         max_wait_ms: The batcher's longest wait; the server's default if ``None``.
         runtime: ``onnx``, ``openvino`` or ``torch``; the server's default if ``None``.
         precision: For ``openvino``: ``f32``, ``bf16`` or ``auto``.
+        instances: Batches computing at once; the server's default if ``None``.
+        threads: The runtime's threads per batch; the server's default if ``None``.
         startup_timeout_s: How long model load and warm-up may take.
 
     Raises:
@@ -145,6 +149,10 @@ def start_server(
         env["CV_SERVER_RUNTIME"] = runtime
     if precision is not None:
         env["CV_SERVER_PRECISION"] = precision
+    if instances is not None:
+        env["CV_SERVER_MODEL_INSTANCES"] = str(instances)
+    if threads is not None:
+        env["CV_SERVER_INFERENCE_THREADS"] = str(threads)
     cmd = [sys.executable, "-m", "cv.cli", "serve", "run", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--model", str(Path(model_dir).resolve())]
     cmd += ["--db", f"sqlite:///{(work_dir / 'bench.db').resolve()}"]
@@ -559,6 +567,8 @@ def bench_server(
     max_wait_ms: float | None = None,
     runtime: str = "onnx",
     precision: str = "f32",
+    instances: int | None = None,
+    threads: int | None = None,
     bare_seconds: float = 5.0,
     work_dir: Path | None = None,
 ) -> dict[str, Any]:
@@ -584,6 +594,8 @@ def bench_server(
         runtime: The started server's runtime, ``onnx`` or ``openvino`` (with
             ``url``: what the running server uses).
         precision: With ``openvino``: ``f32``, ``bf16`` or ``auto``.
+        instances: The started server's model instances (its default if ``None``).
+        threads: The started server's runtime threads per batch (its default if ``None``).
         bare_seconds: Least time each bare-session measurement runs.
         work_dir: Where the started server keeps its files; a temporary folder
             (removed afterwards) by default.
@@ -640,6 +652,8 @@ def bench_server(
                 max_wait_ms=max_wait_ms,
                 runtime=runtime,
                 precision=precision,
+                instances=instances,
+                threads=threads,
             )
         else:
             if not tokens or not {"scanner", "inspector"} <= tokens.keys():

@@ -143,6 +143,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_batch=settings.max_batch,
         max_wait_ms=settings.max_wait_ms,
         queue_size=settings.queue_size,
+        instances=settings.model_instances,
+        threads=settings.inference_threads,
     )
     services.extra["models"] = models
     await load_initial_model(models, settings.model_dir)

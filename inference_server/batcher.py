@@ -1,12 +1,19 @@
 """The micro-batcher in front of a model: bounded queue, batches, deadlines.
 
-Requests wait in a bounded :class:`asyncio.Queue`. One task per model takes the
-first waiting request, then collects more until it has ``max_batch`` or
-``max_wait_ms`` has passed since the first (``max_wait_ms = 0`` takes only what
-is already waiting, like Triton's default), drops the requests whose deadline has
-passed, and runs the rest as one batch in the model's own worker thread (ONNX
-Runtime and PyTorch release the GIL, so the event loop keeps serving). While a
-batch computes, the next one fills.
+Requests wait in a bounded :class:`asyncio.Queue`. One task per model waits for
+a free instance, takes the first waiting request, then collects more until it has
+``max_batch`` or ``max_wait_ms`` has passed since the first (``max_wait_ms = 0``
+takes only what is already waiting, like Triton's default), drops the requests
+whose deadline has passed, and runs the rest as one batch in one of the model's
+worker threads (ONNX Runtime, OpenVINO and PyTorch release the GIL, so the event
+loop keeps serving). While a batch computes, the next one fills.
+
+``instances`` batches may compute at once, each in its own worker thread on the
+one loaded model (Triton's instance count): while one batch is in letterboxing or
+decoding, where a runtime's thread pool is idle, another keeps the cores busy.
+On a 2-core machine two instances of one thread each kept 1.71 cores busy where one
+of two threads kept 1.60, and served about 6 % more scans per second (six
+alternating runs; the README has the figures).
 
 Admission: a full queue refuses at once (:class:`QueueFull`, answered 429 with
 ``Retry-After``) rather than growing a backlog that would miss every deadline.
@@ -90,6 +97,9 @@ class Batcher:
             :class:`QueueFull`.
         conf: Score floor passed to the detector (the lowest alert threshold
             or lower, so no alert-worthy detection is cut).
+        instances: Batches that may compute at once (the detector's runtime must
+            allow concurrent calls: ONNX Runtime's session does, OpenVINO's
+            request takes them in turn).
     """
 
     def __init__(
@@ -101,22 +111,30 @@ class Batcher:
         max_wait_ms: float,
         queue_size: int,
         conf: float,
+        instances: int = 1,
     ) -> None:
         self.detector = detector
         self.label = label
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000
         self.conf = conf
+        if instances < 1:
+            raise ValueError(f"instances must be at least 1, got {instances}")
+        self.instances = instances
         self._queue: asyncio.Queue[_Request | object] = asyncio.Queue(maxsize=queue_size)
-        # One thread: batches of one model run one at a time; the runtime itself
-        # uses all cores inside a batch.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{label}")
+        # A thread per instance; the runtime's own pool works inside each batch.
+        self._executor = ThreadPoolExecutor(
+            max_workers=instances, thread_name_prefix=f"infer-{label}"
+        )
+        self._free: asyncio.Semaphore | None = None  # made on the loop, in start()
+        self._computing: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._batch_seconds = 0.05  # running mean of a batch's compute time, for Retry-After
 
     def start(self) -> None:
         """Starts the batching task on the running event loop."""
+        self._free = asyncio.Semaphore(self.instances)
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"batcher-{self.label}"
         )
@@ -158,7 +176,7 @@ class Batcher:
     def retry_after_s(self) -> int:
         """Whole seconds until the queue has likely drained (at least 1)."""
         batches = math.ceil(max(1, self._queue.qsize()) / self.max_batch)
-        return max(1, math.ceil(batches * self._batch_seconds))
+        return max(1, math.ceil(batches * self._batch_seconds / self.instances))
 
     async def drain(self) -> None:
         """Stops taking requests, finishes every queued one, then stops the worker."""
@@ -172,10 +190,16 @@ class Batcher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        free = self._free
+        assert free is not None
         stopping = False
         while not stopping:
+            # A batch is collected only once an instance can run it: what arrives
+            # meanwhile joins it, as it did while the single instance computed.
+            await free.acquire()
             first = await self._queue.get()
             if first is _STOP:
+                free.release()
                 break
             batch: list[_Request] = [first]  # type: ignore[list-item]
             until = loop.time() + self.max_wait_s
@@ -194,7 +218,18 @@ class Batcher:
                     break
                 batch.append(item)  # type: ignore[arg-type]
             metrics.QUEUE_DEPTH.labels(self.label).set(self._queue.qsize())
-            await self._run_batch(batch, loop)
+            task = loop.create_task(self._run_batch(batch, loop))
+            self._computing.add(task)
+            task.add_done_callback(self._computed)
+        if self._computing:  # draining: the batches still computing finish first
+            await asyncio.gather(*self._computing)
+
+    def _computed(self, task: asyncio.Task[None]) -> None:
+        self._computing.discard(task)
+        assert self._free is not None
+        self._free.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a batch of %s ended in an error", self.label, exc_info=task.exception())
 
     async def _run_batch(self, batch: list[_Request], loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()

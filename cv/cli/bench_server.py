@@ -46,6 +46,12 @@ def server(
         "onnx", help="The started server's runtime: onnx or openvino (or torch)."
     ),
     precision: str = typer.Option("f32", help="With --runtime openvino: f32, bf16 or auto."),
+    instances: int | None = typer.Option(
+        None, min=1, max=16, help="The started server's model instances (its default: 2)."
+    ),
+    threads: int | None = typer.Option(
+        None, min=1, help="Its runtime threads per batch (default: cores / instances)."
+    ),
     out: Path | None = typer.Option(None, help="Write the figures as JSON here."),
 ) -> None:
     """Server vs the bare ONNX Runtime session (and its own runtime's bare run), and
@@ -83,6 +89,8 @@ def server(
         max_wait_ms=max_wait_ms,
         runtime=runtime,
         precision=precision,
+        instances=instances,
+        threads=threads,
     )
     tp, bare, one, lat = (
         result["throughput"],
