@@ -146,8 +146,11 @@ class ModelHost:
         queue_size: Requests that may wait before new ones get 429.
         precision: For ``openvino``: ``f32``, ``bf16`` or ``auto``.
         instances: Batches that compute at once (see :class:`Batcher`).
-        threads: The runtime's threads per batch (ONNX Runtime, OpenVINO); by
-            default the physical cores shared out among the instances.
+        threads: The runtime's threads per batch (ONNX Runtime, OpenVINO). By
+            default ONNX Runtime gets the physical cores shared out among the
+            instances (its session runs them at once) and OpenVINO all of them (its
+            one infer request takes the instances' batches in turn, so only their
+            letterboxing and decoding overlap).
     """
 
     def __init__(
@@ -166,7 +169,8 @@ class ModelHost:
         self.runtime = runtime
         self.precision = precision
         self.instances = instances
-        self.threads = threads or max(1, physical_cores() // instances)
+        shared = 1 if runtime == "openvino" else instances
+        self.threads = threads or max(1, physical_cores() // shared)
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
         self.queue_size = queue_size

@@ -37,7 +37,8 @@ class ServerSettings(BaseSettings):
             decoding overlap another's network. Two served about 6 % more scans
             per second than one on a 2-core machine; on a GPU one is enough.
         inference_threads: The runtime's threads per batch (ONNX Runtime, OpenVINO);
-            by default the physical cores divided among the instances.
+            by default the physical cores divided among the instances (OpenVINO,
+            whose one infer request takes batches in turn: all of them).
         max_wait_ms: Longest a request waits for a batch to fill.
         queue_size: Requests that may wait; beyond it uploads get 429.
         request_timeout_s: Per-request deadline for inference.

@@ -324,3 +324,18 @@ def test_the_server_runs_its_instances_with_the_cores_shared_out(tmp_path, model
             assert [r.status_code for r in answers] == [201] * 6
 
     asyncio.run(main())
+
+
+def test_openvino_keeps_every_core_for_its_one_request():
+    # Its infer request takes the instances' batches in turn: sharing the cores out
+    # would only slow each batch down.
+    from cv.inference_server.modelhost import ModelHost
+    from cv.models.runtime import physical_cores
+
+    host = ModelHost(runtime="openvino", max_batch=2, max_wait_ms=0, queue_size=2, instances=2)
+    assert host.threads == physical_cores()
+    onnx = ModelHost(runtime="onnx", max_batch=2, max_wait_ms=0, queue_size=2, instances=2)
+    assert onnx.threads == max(1, physical_cores() // 2)
+    assert (
+        ModelHost(runtime="onnx", max_batch=2, max_wait_ms=0, queue_size=2, threads=3).threads == 3
+    )
