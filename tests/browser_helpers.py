@@ -53,3 +53,19 @@ def launch() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+
+
+_READ_PIXEL = (
+    "([x, y]) => Array.from(document.getElementById('scan').getContext('2d')"
+    ".getImageData(x, y, 1, 1).data.slice(0, 3))"
+)
+
+
+def scan_pixel(page: Any, x: float, y: float) -> tuple[int, ...]:
+    """The RGB of the page's ``#scan`` canvas at ``(x, y)`` (canvas pixels)."""
+    return tuple(page.evaluate(_READ_PIXEL, [round(x), round(y)]))
+
+
+def is_box(rgb: tuple[int, ...]) -> bool:
+    """Whether a pixel is the handheld's box colour (give or take anti-aliasing)."""
+    return all(abs(a - b) <= 8 for a, b in zip(rgb, BOX_RGB, strict=True))

@@ -26,3 +26,16 @@ def browser() -> Iterator[Any]:
     import browser_helpers
 
     yield from browser_helpers.launch()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database for a test run twice: a SQLite file, then a throwaway PostgreSQL
+    schema (:mod:`pg_helpers`; skipped, or failed under ``CI=true``, without one)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    import pg_helpers
+
+    with pg_helpers.postgres_schema() as url:
+        yield url

@@ -25,7 +25,10 @@ import polars as pl
 import pytest
 import server_helpers as h
 from fastapi.testclient import TestClient
-from risk_helpers import PACK, clean
+from risk_helpers import (
+    PACK,
+    clean,
+)
 
 import cv.models.risk.batch as batch
 import cv.models.risk.pack as pack_module
@@ -308,15 +311,6 @@ def test_a_complete_fusion_section_does_not_read_the_default_pack(tmp_path):
 
 
 # --------------------------------------------------------------------------- D: storing
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'risk.db'}"
-        return
-    with pg_helpers.postgres_schema() as url:
-        yield url
 
 
 def refuse_decisions(engine):

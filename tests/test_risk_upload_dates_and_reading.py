@@ -17,7 +17,6 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import pg_helpers
 import polars as pl
 import pytest
 import server_helpers as h
@@ -169,15 +168,6 @@ def test_an_upload_stores_its_decisions_in_bulk_not_row_by_row(server, tmp_path)
     last = body["decisions"][-1]
     stored = client.get(f"/v1/risk/declarations/{last['declaration_id']}", headers=tokens["reader"])
     assert stored.json()["lane"] == last["lane"]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'risk.db'}"
-        return
-    with pg_helpers.postgres_schema() as url:
-        yield url
 
 
 def test_a_bulk_write_of_decisions_that_fails_stores_none_and_loses_none(database_url):

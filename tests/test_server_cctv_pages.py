@@ -18,7 +18,7 @@ import httpx
 import pytest
 import server_cctv_helpers as ch
 import server_helpers as h
-from browser_helpers import BOX_RGB, PHONE
+from browser_helpers import PHONE, is_box, scan_pixel
 
 pytestmark = pytest.mark.slow
 
@@ -93,14 +93,9 @@ def test_handheld_shows_a_reid_alert_and_confirms_the_same_person(
         "() => { const c = document.getElementById('scan'); return [c.width, c.height]; }"
     )
     assert abs(width / height - 160 / 240) < 0.01
-    read = "([x, y]) => Array.from(document.getElementById('scan').getContext('2d')"
-    read += ".getImageData(x, y, 1, 1).data.slice(0, 3))"
 
     def pixel(x: float, y: float) -> tuple[int, ...]:
-        return tuple(page.evaluate(read, [round(x), round(y)]))
-
-    def is_box(rgb: tuple[int, ...]) -> bool:
-        return all(abs(a - b) <= 8 for a, b in zip(rgb, BOX_RGB, strict=True))
+        return scan_pixel(page, x, y)
 
     assert is_box(pixel(3, height / 2)) and is_box(pixel(width - 4, height / 2))
     assert not is_box(pixel(width / 2, height / 2))

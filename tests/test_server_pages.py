@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 import pytest
 import server_helpers as helpers
-from browser_helpers import BOX_RGB, PHONE
+from browser_helpers import PHONE, is_box, scan_pixel
 
 from cv.inference_server import alerts, db
 from cv.inference_server.auth import create_token
@@ -406,14 +406,9 @@ def test_handheld_draws_the_box_to_scale_and_sends_verdicts(browser: Any, world:
     )
     assert size == [1098, 824, 366, 274.5]
     s = 1098 / 320
-    read = "([x, y]) => Array.from(document.getElementById('scan').getContext('2d')"
-    read += ".getImageData(x, y, 1, 1).data.slice(0, 3))"
 
     def pixel(x: float, y: float) -> tuple[int, ...]:
-        return tuple(page.evaluate(read, [round(x), round(y)]))
-
-    def is_box(rgb: tuple[int, ...]) -> bool:
-        return all(abs(a - b) <= 8 for a, b in zip(rgb, BOX_RGB, strict=True))
+        return scan_pixel(page, x, y)
 
     x1, y1, x2, y2 = (v * s for v in box)  # 411.75, 205.875, 686.25, 480.375
     mid_x, mid_y = (x1 + x2) / 2, (y1 + y2) / 2
