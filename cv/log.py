@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -34,6 +37,33 @@ def setup_logging(level: str = "INFO") -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
+
+
+@contextmanager
+def run_log(path: Path, *also: logging.Logger) -> Iterator[None]:
+    """Writes the records of a run (training) to ``path`` while the block runs.
+
+    The file gets the root logger's records and those of ``also`` (a library's own
+    logger that does not propagate), and our ``cv`` loggers pass ``INFO`` to it even
+    when nothing configured logging (a run started from Python, not the CLI);
+    everything is as before afterwards.
+    """
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    loggers = (logging.getLogger(), *also)
+    ours = logging.getLogger("cv")
+    level = ours.level
+    if ours.getEffectiveLevel() > logging.INFO:
+        ours.setLevel(logging.INFO)
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+        handler.close()
+        ours.setLevel(level)
 
 
 def progress(*, disable: bool | None = None) -> Progress:

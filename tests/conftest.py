@@ -42,15 +42,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture(autouse=True)
-def _root_logging_restored() -> Iterator[None]:
-    """Gives the root logger back its handlers and level after each test: a CLI run
-    in a test installs its console handler, which would print later tests' lines."""
+def _no_console_log_handler_left() -> Iterator[None]:
+    """Takes off the root logger, after each test, the console handler a CLI run installs
+    (``cv.log.setup_logging``), also one a module's fixture installed: left there, it would
+    print every later test's log lines (the server's access log) into the test output."""
     import logging
 
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    from rich.logging import RichHandler
+
     yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, RichHandler)]:
+        root.removeHandler(handler)

@@ -154,7 +154,12 @@ def test_cli_errors_have_their_exit_codes(tmp_path: Path, capsys: pytest.Capture
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[XrayTrainConfig, TrainResult]:
     from cv.datasets.tip import make_threat_library
 
+    import logging
+
     root = tmp_path_factory.mktemp("train")
+    # As when train_xray is called from Python, not the CLI: nothing has set the root
+    # logger to INFO, and train.log must still hold the run's INFO lines.
+    logging.getLogger().setLevel(logging.WARNING)
     lib = root / "tiplib"
     make_threat_library(lib, n=3, classes=["knife", "gun"], profiles=["saturated"], seed=0)
     cfg = tiny_xray_config(

@@ -52,6 +52,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cv.errors import ConfigError, DataValidationError, NotFoundError
+from cv.log import run_log
 
 if TYPE_CHECKING:
     import albumentations as A
@@ -1089,10 +1090,7 @@ def train_reid(
     if config.threads:
         torch.set_num_threads(config.threads)
     run_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    logging.getLogger().addHandler(handler)
-    try:
+    with run_log(run_dir / "train.log"):
         data = resolve_reid_data(config)
         if resume:
             _check_resume_classes(run_dir, data.classes)
@@ -1231,9 +1229,6 @@ def train_reid(
             export_reid_onnx(run_dir / "best")
         for h in all_hooks:
             h.on_train_end(run)
-    finally:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
     return ReidTrainResult(
         run_dir=run_dir,
         best_dir=run_dir / "best",

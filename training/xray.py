@@ -61,6 +61,7 @@ import numpy as np
 import yaml
 
 from cv.errors import ConfigError, DataFormatError, NotFoundError
+from cv.log import run_log
 from cv.training.config import XrayTrainConfig, dump_config
 
 if TYPE_CHECKING:
@@ -856,13 +857,8 @@ def train_xray(
     check_model_name(config.model)
     device = resolve_device(config.device)
     run_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     ultralytics()
-    ul_log = logging.getLogger("ultralytics")
-    for lg in (logging.getLogger(), ul_log):
-        lg.addHandler(handler)
-    try:
+    with run_log(run_dir / "train.log", logging.getLogger("ultralytics")):
         data_yaml, classes, dataset = resolve_data(config, run_dir)
         prior_s = _check_resume(run_dir, classes, config.epochs) if resume else 0.0
         dump_config(config, run_dir / "config.yaml")
@@ -903,10 +899,6 @@ def train_xray(
             trainer.add_callback(event, getattr(bridge, event))
         log.info("training %s on %s (%s) into %s", config.model, dataset, device, run_dir)
         trainer.train()
-    finally:
-        for lg in (logging.getLogger(), ul_log):
-            lg.removeHandler(handler)
-        handler.close()
     return TrainResult(
         run_dir=run_dir,
         best_dir=run_dir / "best",
