@@ -152,9 +152,9 @@ def test_cli_errors_have_their_exit_codes(tmp_path: Path, capsys: pytest.Capture
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[XrayTrainConfig, TrainResult]:
-    from cv.datasets.tip import make_threat_library
-
     import logging
+
+    from cv.datasets.tip import make_threat_library
 
     root = tmp_path_factory.mktemp("train")
     # As when train_xray is called from Python, not the CLI: nothing has set the root
