@@ -127,7 +127,7 @@ class Batcher:
             max_workers=instances, thread_name_prefix=f"infer-{label}"
         )
         self._free: asyncio.Semaphore | None = None  # made on the loop, in start()
-        self._computing: set[asyncio.Task[None]] = set()
+        self._computing: dict[asyncio.Task[None], list[_Request]] = {}
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._batch_seconds = 0.05  # running mean of a batch's compute time, for Retry-After
@@ -219,17 +219,26 @@ class Batcher:
                 batch.append(item)  # type: ignore[arg-type]
             metrics.QUEUE_DEPTH.labels(self.label).set(self._queue.qsize())
             task = loop.create_task(self._run_batch(batch, loop))
-            self._computing.add(task)
+            self._computing[task] = batch
             task.add_done_callback(self._computed)
-        if self._computing:  # draining: the batches still computing finish first
-            await asyncio.gather(*self._computing)
+        if self._computing:  # draining: every batch still computing finishes first
+            await asyncio.gather(*self._computing, return_exceptions=True)
 
     def _computed(self, task: asyncio.Task[None]) -> None:
-        self._computing.discard(task)
+        batch = self._computing.pop(task)
         assert self._free is not None
         self._free.release()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a batch of %s ended in an error", self.label, exc_info=task.exception())
+        error = None if task.cancelled() else task.exception()
+        if task.cancelled() or error is not None:
+            # Whatever ended the batch, no request of it is left waiting for an answer.
+            if error is not None:
+                log.error("a batch of %s ended in an error", self.label, exc_info=error)
+            for r in batch:
+                if not r.future.done():
+                    if error is None:
+                        r.future.cancel()
+                    else:
+                        r.future.set_exception(error)
 
     async def _run_batch(self, batch: list[_Request], loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
@@ -251,6 +260,10 @@ class Batcher:
             results = await loop.run_in_executor(
                 self._executor, self._predict, [r.image for r in live]
             )
+            if len(results) != len(live):
+                raise RuntimeError(
+                    f"the runtime answered {len(results)} results for a batch of {len(live)}"
+                )
         except Exception as exc:  # the model's own error, handed to every request of the batch
             metrics.INFERENCE_FAILURES.labels(self.label).inc()
             log.error("inference of a batch of %d failed: %s", len(live), exc)

@@ -306,6 +306,14 @@ def redact_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
+    slash = rest.find("/")
+    head, after = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
+    userinfo, at, host = head.rpartition("@")
+    if at and ":" in re.split(r"[?#]", userinfo, maxsplit=1)[0]:
+        # A password holding an unencoded "#" or "?" (admin:Admin#123@cam): the user
+        # information runs to the last "@" before the path. FFmpeg cannot open such a
+        # URL, but its error names it, so it is masked all the same.
+        rest = f"{userinfo.split(':', 1)[0]}:***@{host}{after}"
     # The authority ends at the first "/", "?" or "#" (RFC 3986, as FFmpeg reads it).
     end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
     netloc, tail = rest[:end], rest[end:]

@@ -339,3 +339,50 @@ def test_openvino_keeps_every_core_for_its_one_request():
     assert (
         ModelHost(runtime="onnx", max_batch=2, max_wait_ms=0, queue_size=2, threads=3).threads == 3
     )
+
+
+def test_a_batch_that_breaks_unexpectedly_answers_its_requests_and_drain_waits_for_the_rest():
+    # A runtime answering too few results, or anything failing after the network ran:
+    # each request of that batch gets the error, and a drain still waits for the other
+    # instance's batch (it returned early with the error, leaving futures unanswered).
+    import threading
+    import time
+
+    from cv.inference_server.batcher import Batcher
+    from cv.records import Detection
+
+    release = threading.Event()
+
+    class Breaking:
+        def predict(self, images, *, conf, multi_label):
+            if images[0][0, 0, 0] == 1:  # the slow, good batch
+                release.wait(5)
+                return [[Detection((0, 0, 1, 1), "gun", 0, 0.5)] for _ in images]
+            return []  # one result too few
+
+    async def main():
+        batcher = Batcher(
+            Breaking(),  # type: ignore[arg-type]
+            label="test",
+            max_batch=1,
+            max_wait_ms=0,
+            queue_size=4,
+            conf=0.1,
+            instances=2,
+        )
+        deadline = asyncio.get_running_loop().time() + 30
+        good = batcher.submit(np.full((4, 4, 3), 1, np.uint8), deadline=deadline)
+        bad = batcher.submit(np.full((4, 4, 3), 2, np.uint8), deadline=deadline)
+        batcher.start()
+        await asyncio.sleep(0.2)
+        assert bad.done() and "answered 0 results for a batch of 1" in str(bad.exception())
+        draining = asyncio.create_task(batcher.drain())
+        await asyncio.sleep(0.2)
+        assert not draining.done()  # the good batch is still computing
+        release.set()
+        started = time.monotonic()
+        await asyncio.wait_for(draining, 10)
+        assert time.monotonic() - started < 5
+        assert good.result().detections[0].score == 0.5
+
+    asyncio.run(main())

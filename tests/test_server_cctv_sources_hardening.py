@@ -226,6 +226,10 @@ QUERY_SHOWN = QUERY_URL.replace(SECRET, "***")
         (f"http://10.0.0.9?Passphrase={SECRET}", "http://10.0.0.9?Passphrase=***"),
         # An "@" or ":" in the query is no user information.
         ("http://10.0.0.9?mail=a:b@c&token=", "http://10.0.0.9?mail=a:b@c&token="),
+        # A password holding an unencoded "#" or "?" is masked whole.
+        ("rtsp://admin:Admin#123@cam/live", "rtsp://admin:***@cam/live"),
+        ("rtsp://admin:pa?ss@cam/live?pwd=x", "rtsp://admin:***@cam/live?pwd=***"),
+        ("rtsp://admin:pa@ss@cam", "rtsp://admin:***@cam"),
         ("/videos/hall.mp4?password=x", "/videos/hall.mp4?password=x"),  # a file, as named
     ],
 )
