@@ -467,18 +467,20 @@ def _image_findings(
             add("unknown_class_in_source", f"{trace_place(item, root)}: {what}")
         else:
             add("unknown_class_in_source", f"unknown class {item!r}")
-    for item in _trace(record, "malformed"):
-        if isinstance(item, dict):
-            reason = item.get("reason", "cannot be parsed")
-            add("malformed_in_source", f"{trace_place(item, root)}: {reason}")
-        else:
-            add("malformed_in_source", f"malformed entry {item!r}")
-    for item in _trace(record, "missing_boxes"):
-        if isinstance(item, dict):
-            reason = item.get("reason", "positive, but no boxes")
-            add("boxes_missing_in_source", f"{trace_place(item, root)}: {reason}")
-        else:
-            add("boxes_missing_in_source", f"positive, but no boxes: {item!r}")
+    for trace, code, default, bare in (
+        ("malformed", "malformed_in_source", "cannot be parsed", "malformed entry {!r}"),
+        (
+            "missing_boxes",
+            "boxes_missing_in_source",
+            "positive, but no boxes",
+            "positive, but no boxes: {!r}",
+        ),
+    ):
+        for item in _trace(record, trace):
+            if isinstance(item, dict):
+                add(code, f"{trace_place(item, root)}: {item.get('reason', default)}")
+            else:  # a trace that names no place
+                add(code, bare.format(item))
     for name in _trace(record, "dropped"):
         add("class_dropped", f"class {name!r} is mapped to nothing")
     return out
