@@ -296,3 +296,29 @@ def next_event(events: Iterator[dict[str, Any]], kind: str, timeout: float = 30)
             return event
         assert time.monotonic() < deadline, f"no {kind!r} event within {timeout:g} s"
     raise AssertionError("the stream ended")
+
+
+def kept_source(settings: Any, camera_id: str, source_url: str, *, active: bool) -> None:
+    """Writes, before any server starts, what a server leaves behind: a camera with a
+    kept video source (its database migrated first)."""
+    from cv.inference_server import db
+
+    engine = db.make_engine(settings.database_url)
+    db.migrate(engine)
+    with db.session_factory(engine)() as session:
+        now = db.utcnow()
+        session.add(
+            db.Camera(
+                id=camera_id,
+                site="ICN-T1",
+                location="hall",
+                purpose=CONTROL,
+                watchlist_allowed=True,
+                active=active,
+                source_url=source_url,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        session.commit()
+    engine.dispose()

@@ -131,26 +131,8 @@ def test_video_sources_start_again_after_a_restart(tmp_path: Path, models: Path)
 def test_a_source_of_a_camera_deactivated_meanwhile_shows_why(tmp_path: Path, models: Path) -> None:
     video = ch.write_video(tmp_path / "hall.mp4", ch.person("a", 144, 240))
     settings = ch.cctv_settings(tmp_path, models)
-    engine = db.make_engine(settings.database_url)
-    db.migrate(engine)
-    with db.session_factory(engine)() as session:
-        # What a server leaves behind: a camera with a source, deactivated by hand.
-        now = db.utcnow()
-        session.add(
-            db.Camera(
-                id="off-1",
-                site="ICN-T1",
-                location="hall",
-                purpose=CONTROL,
-                watchlist_allowed=True,
-                active=False,
-                source_url=str(video),
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        session.commit()
-    engine.dispose()
+    # A camera with a source, deactivated by hand.
+    ch.kept_source(settings, "off-1", str(video), active=False)
     with ch.ThreadServer(settings) as server:
         client = Client(server, h.make_tokens(server.app))
         status = client.source("off-1").json()

@@ -382,25 +382,7 @@ def test_a_kept_stream_that_does_not_answer_at_start_up_is_tried_again(
     port = h.free_port()
     url = f"http://127.0.0.1:{port}/live.mp4"
     settings = ch.cctv_settings(tmp_path, models)
-    engine = db.make_engine(settings.database_url)
-    db.migrate(engine)
-    with db.session_factory(engine)() as session:
-        now = db.utcnow()
-        session.add(
-            db.Camera(
-                id="kept-live-1",
-                site="ICN-T1",
-                location="hall",
-                purpose=CONTROL,
-                watchlist_allowed=True,
-                active=True,
-                source_url=url,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        session.commit()
-    engine.dispose()
+    ch.kept_source(settings, "kept-live-1", url, active=True)
     with ch.ThreadServer(settings) as server:
         client = Client(server, h.make_tokens(server.app))
         status = client.source("kept-live-1").json()
