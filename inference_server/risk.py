@@ -53,7 +53,7 @@ from cv.models.risk.engine import decide_row
 from cv.models.risk.fusion import PRIORITIES, FusedResult, FusionConfig, explained_classes
 from cv.models.risk.history import Outcome
 from cv.models.risk.lanes import LANES, Decision
-from cv.models.risk.pack import PackNotInForce, RulePack, load_pack_text
+from cv.models.risk.pack import RulePack, load_pack_text
 from cv.records import Detection
 
 log = logging.getLogger(__name__)
@@ -170,8 +170,7 @@ class RiskService:
         if stored is not None:
             try:
                 last = load_pack_text(stored["text"], path=stored["path"])
-                if last.valid_to and today > last.valid_to:
-                    raise PackNotInForce(last.in_force_problem(today) or "expired")
+                last.require_in_force(today, future=True)  # an expired one no longer serves
                 pack, text = last, stored["text"]
             except Exception as exc:  # a stored pack is only a preference; the file pack serves
                 log.error(

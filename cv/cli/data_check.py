@@ -12,6 +12,7 @@ reporting it instead of stopping at the first.
 from __future__ import annotations
 
 import inspect
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -193,7 +194,6 @@ def stats(
     ),
 ) -> None:
     """Describe a dataset: counts per class and split, box sizes, occlusion, image sizes."""
-    from cv.datasets.formats import summarize
     from cv.datasets.stats import dataset_stats, render_tables
 
     # Lenient like `check`: what the reader leaves out (invalid boxes, unknown
@@ -210,7 +210,7 @@ def stats(
     for table in render_tables(result):
         _out.print(table)
     console.print("wrote " + ", ".join(str(p) for p in written))
-    _tell_unknown(summarize(dataset).unknown)
+    _tell_unknown(Counter({n: int(u["objects"]) for n, u in result.unknown_classes.items()}))
     # Objects in images whose header cannot be read were read but cannot be
     # placed without a size: they are as missing from the counts as the rest.
     unplaced = result.reader_traces["objects_in_unreadable_images"]
