@@ -52,6 +52,8 @@ class LoadedModel:
         batcher: The batcher in front of it.
         model_dir: Where it was loaded from.
         loaded_at: When it started serving (UTC).
+        shown_floor: Scores a scan shows: above the lowest alert threshold
+            (:func:`score_floor` at factor 1), computed once for the model.
     """
 
     detector: Detector
@@ -59,6 +61,10 @@ class LoadedModel:
     batcher: Batcher
     model_dir: Path
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    shown_floor: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.shown_floor = score_floor(self.record.thresholds, factor=1.0)
 
     @property
     def thresholds(self) -> dict[str, float]:

@@ -52,7 +52,7 @@ from cv.inference_server import alerts, metrics, uploads
 from cv.inference_server.batcher import DeadlineExceeded, Inference, QueueFull
 from cv.inference_server.db import Alert, Scan, as_utc, utcnow
 from cv.inference_server.db import Detection as DetectionRow
-from cv.inference_server.modelhost import LoadedModel, ModelHost, ModelNotReady, score_floor
+from cv.inference_server.modelhost import LoadedModel, ModelHost, ModelNotReady
 from cv.inference_server.risk import RiskService, ScanFusion
 from cv.inference_server.storage import ImageStore
 from cv.records import Detection
@@ -337,7 +337,7 @@ class ScanService:
                 scan.declaration_ref = fused.declaration_id  # the link, found by AWB / bag tag
             # The batcher's floor is low enough for fusion's near misses (half a threshold);
             # the scan shows what reaches the lowest threshold, and what fusion counted.
-            shown = score_floor(model.thresholds, factor=1.0)
+            shown = model.shown_floor
             counted = () if fused is None else fused.counted
             rows = [
                 detection_row(scan_id, d)
