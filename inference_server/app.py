@@ -64,6 +64,7 @@ from cv.inference_server.db import Token, make_engine, migrate, session_factory
 from cv.inference_server.deps import Services
 from cv.inference_server.logs import (
     REQUEST_ID_HEADER,
+    error_body,
     log_request,
     redact_uvicorn_logs,
     request_context,
@@ -295,10 +296,7 @@ def _request_id(request: Request) -> str | None:
 def _json(request: Request, code: int, detail: Any, **extra: Any) -> JSONResponse:
     """An error answer: ``detail``, the request's id, and ``extra`` fields."""
     headers = extra.pop("headers", None)
-    body = {"detail": detail, **extra}
-    request_id = _request_id(request)
-    if request_id is not None:
-        body["request_id"] = request_id
+    body = error_body(detail, _request_id(request), **extra)
     return JSONResponse(body, status_code=code, headers=headers)
 
 

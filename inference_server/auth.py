@@ -84,7 +84,13 @@ class Principal:
 
     def expired(self) -> bool:
         """Whether the token has expired by now."""
-        return self.expires_at is not None and self.expires_at <= utcnow()
+        return is_expired(self.expires_at)
+
+
+def is_expired(expires_at: datetime | None) -> bool:
+    """Whether a token expiring at ``expires_at`` (``None``: never; naive means UTC, as
+    SQLite gives it back) has expired by now."""
+    return expires_at is not None and as_utc(expires_at) <= utcnow()
 
 
 class TokenRefused(Exception):

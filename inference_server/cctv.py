@@ -198,9 +198,6 @@ SOURCE_STOP_S = 30.0
 """How long stopping a source waits for its worker; a read that blocks longer (a
 stalled stream) is left to end by itself, fenced off from the camera."""
 
-WEIGHTS_ROLE = "state_dict"
-"""The weights file's role in a model record (:data:`cv.models.reid.STATE_DICT_ROLE`)."""
-
 
 class CctvNotReady(Exception):
     """The re-ID models are not loaded (HTTP 503): the CCTV routes cannot work."""
@@ -1630,7 +1627,9 @@ def embedder_id_of(embedder: Embedder) -> str:
     file is known by its smallest file hash, as before (:func:`legacy_embedder_id_of`).
     """
     record = embedder.record
-    weights = record.files.get(WEIGHTS_ROLE)
+    from cv.models.load import STATE_DICT_ROLE
+
+    weights = record.files.get(STATE_DICT_ROLE)
     digest = record.sha256.get(weights, "") if weights else ""
     if not digest:
         return legacy_embedder_id_of(embedder)

@@ -81,6 +81,15 @@ def current_request_id() -> str | None:
     return None if current is None else current.id
 
 
+def error_body(detail: Any, request_id: str | None, **extra: Any) -> dict[str, Any]:
+    """Every error answer's body: ``detail``, ``extra`` fields and the request's id, which
+    finds the request's log lines."""
+    body = {"detail": detail, **extra}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
+
+
 def request_id_from(header: str | None) -> str:
     """The client's request id when it is 1-64 letters, digits or ``._:-``; else a new one.
 

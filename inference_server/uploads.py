@@ -205,11 +205,9 @@ async def _send_json(scope: dict[str, Any], send: Any, code: int, detail: str) -
     request-observing middleware keeps in the request's state)."""
     import json
 
-    answer = {"detail": detail}
-    request_id = scope.get("state", {}).get("request_id")
-    if request_id is not None:
-        answer["request_id"] = request_id
-    body = json.dumps(answer).encode()
+    from cv.inference_server.logs import error_body
+
+    body = json.dumps(error_body(detail, scope.get("state", {}).get("request_id"))).encode()
     await send(
         {
             "type": "http.response.start",

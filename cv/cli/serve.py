@@ -146,8 +146,7 @@ def loopback_base(host: str, port: int) -> str:
     a wildcard host becomes loopback (:func:`~cv.inference_server.demo.local_url`)."""
     from cv.inference_server.demo import local_url
 
-    base = http_base(host, port)
-    return local_url(base) if host in WILDCARD_HOSTS else base
+    return local_url(http_base(host, port))
 
 
 def lan_address() -> str | None:
@@ -434,8 +433,7 @@ def token_create(
 @token_app.command("list")
 def token_list(db: str | None = typer.Option(None, "--db", help=_DB_HELP)) -> None:
     """List tokens: name, role, created, revoked, expires (secrets are not stored)."""
-    from cv.inference_server.auth import expiry_text, list_tokens
-    from cv.inference_server.db import as_utc, utcnow
+    from cv.inference_server.auth import expiry_text, is_expired, list_tokens
 
     with _sessions(db)() as session:
         tokens = list_tokens(session)
@@ -447,7 +445,7 @@ def token_list(db: str | None = typer.Option(None, "--db", help=_DB_HELP)) -> No
         for t in tokens:
             revoked = t.revoked_at.isoformat(timespec="seconds") if t.revoked_at else "-"
             created = t.created_at.isoformat(timespec="seconds")
-            past = t.expires_at is not None and as_utc(t.expires_at) <= utcnow()
+            past = is_expired(t.expires_at)
             expiry = f"{'expired' if past else 'expires'}: {expiry_text(t.expires_at)}"
             typer.echo(f"{t.name}\t{t.role}\t{created}\trevoked: {revoked}\t{expiry}")
 
