@@ -85,7 +85,6 @@ from cv.inference_server.deps import (
     Services,
     SessionDep,
     get_principal,
-    principal_from,
 )
 
 log = logging.getLogger(__name__)
@@ -235,16 +234,16 @@ class StreamAccess:
         else:
             services: Services = self.connection.app.state.services
             try:
-                now = await asyncio.to_thread(principal_from, self.connection, services)
+                now = await asyncio.to_thread(get_principal, self.connection, services)
+            except HTTPException as exc:  # refused now: auth says why (revoked, and when)
+                reason = f"the {exc.detail}"
             except Exception as exc:
                 log.warning("could not check the token of an open stream again: %r", exc)
                 return
-            if now is None:
-                reason = "the API token was revoked"
-            elif now.name != self.principal.name or not now.may(self.permission):
-                reason = f"role {now.role!r} may no longer do this (needs {self.permission!r})"
             else:
-                return
+                if now.name == self.principal.name and now.may(self.permission):
+                    return
+                reason = f"role {now.role!r} may no longer do this (needs {self.permission!r})"
         log.warning(
             "closed the stream of token %r: %s",
             self.principal.name,

@@ -17,7 +17,7 @@ from fastapi.requests import HTTPConnection
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from cv.inference_server.auth import Principal, TokenRefused, authenticate, identify
+from cv.inference_server.auth import Principal, TokenRefused, identify
 from cv.inference_server.settings import ServerSettings
 
 
@@ -70,20 +70,6 @@ def _secret_from(request: HTTPConnection) -> str | None:
         return header[7:].strip()
     # EventSource and WebSocket clients in browsers cannot set headers.
     return request.query_params.get("token") or request.cookies.get("cv_token")
-
-
-def principal_from(connection: HTTPConnection, services: Services) -> Principal | None:
-    """The caller behind a request or a WebSocket, or ``None`` without a valid token
-    (missing, unknown, revoked or expired).
-
-    For open streams checking their token again. It reads the database: async code
-    calls it off the event loop (``asyncio.to_thread``).
-    """
-    secret = _secret_from(connection)
-    if not secret:
-        return None
-    with services.sessions() as session:
-        return authenticate(session, secret)
 
 
 def get_principal(request: HTTPConnection, services: ServicesDep) -> Principal:

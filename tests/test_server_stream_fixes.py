@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 import server_helpers as h
+from fastapi import HTTPException
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 from test_server_alerts import live_server, raise_for, sse_events
@@ -122,7 +123,13 @@ def test_a_busy_stream_checks_its_token_between_alerts_too(monkeypatch):
     # Alerts back to back: no keep-alive ever comes, the check falls due all the same.
     inspector = Principal("handheld-1", "inspector")
     holder = {"principal": inspector}
-    monkeypatch.setattr(api_alerts, "principal_from", lambda conn, services: holder["principal"])
+
+    def get_principal(connection, services):
+        if holder["principal"] is None:
+            raise HTTPException(401, detail="API token revoked at 2026-11-22T10:00:00+00:00")
+        return holder["principal"]
+
+    monkeypatch.setattr(api_alerts, "get_principal", get_principal)
     closed = []
 
     class Service:
